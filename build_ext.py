@@ -1,0 +1,46 @@
+"""cffi builder for squidguard_bloom._bloom (out-of-line API mode).
+
+setup.py names ``build_ext.py:ffibuilder`` in ``cffi_modules``, so
+``pip install .`` compiles csrc/ into the private extension
+``squidguard_bloom._bloom``.  ``python build_ext.py`` compiles it in place
+for a quick local build.  This file must stay importable on its own: it
+never imports the package.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+CSRC = HERE / "csrc"
+SOURCES = ["bloom.c", "murmur3.c"]
+
+
+def _cdef() -> str:
+    """The part of bloom.h between the cdef markers: the whole C API."""
+    header = (CSRC / "bloom.h").read_text(encoding="utf-8")
+    match = re.search(r"/\* cdef-begin.*?\*/(.*)/\* cdef-end \*/", header, re.S)
+    if match is None:
+        msg = "csrc/bloom.h lost its cdef-begin / cdef-end markers"
+        raise RuntimeError(msg)
+    return match.group(1)
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(_cdef())
+ffibuilder.set_source(
+    "squidguard_bloom._bloom",
+    '#include "bloom.h"',
+    # Relative paths: setuptools refuses absolute ones in an sdist build.
+    sources=[os.path.relpath(CSRC / name) for name in SOURCES],
+    include_dirs=[os.path.relpath(CSRC)],
+    extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"],
+    libraries=["m"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(tmpdir=str(HERE), verbose=True)
