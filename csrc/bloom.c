@@ -482,24 +482,26 @@ int sgb_bloom_add(sgb_bloom *b, const void *key, size_t len)
     return fresh;
 }
 
-uint64_t sgb_bloom_check_many(const sgb_bloom *b, const uint8_t *buf, const uint64_t *offsets,
+uint64_t sgb_bloom_check_many(const sgb_bloom *b, const uint8_t *buf, const uint32_t *lengths,
                               size_t count, uint8_t *results)
 {
     uint64_t hits = 0;
     for (size_t i = 0; i < count; i++) {
-        results[i] = (uint8_t)sgb_bloom_check(b, buf + offsets[i], offsets[i + 1] - offsets[i]);
+        results[i] = (uint8_t)sgb_bloom_check(b, buf, lengths[i]);
         hits += results[i];
+        buf += lengths[i];
     }
     return hits;
 }
 
-uint64_t sgb_bloom_add_many(sgb_bloom *b, const uint8_t *buf, const uint64_t *offsets,
+uint64_t sgb_bloom_add_many(sgb_bloom *b, const uint8_t *buf, const uint32_t *lengths,
                             size_t count, uint8_t *results)
 {
     uint64_t fresh = 0;
     for (size_t i = 0; i < count; i++) {
-        results[i] = (uint8_t)sgb_bloom_add(b, buf + offsets[i], offsets[i + 1] - offsets[i]);
+        results[i] = (uint8_t)sgb_bloom_add(b, buf, lengths[i]);
         fresh += results[i];
+        buf += lengths[i];
     }
     return fresh;
 }

@@ -112,14 +112,14 @@ int sgb_bloom_check(const sgb_bloom *bloom, const void *key, size_t len);
 int sgb_bloom_add(sgb_bloom *bloom, const void *key, size_t len);
 
 /*
- * Batch forms: key i is buf[offsets[i] .. offsets[i+1]); offsets has
- * count + 1 entries.  results[i] gets what the single call would return.
- * The return value is how many results are 1.
+ * Batch forms: the count keys lie back to back in buf, key i being
+ * lengths[i] bytes long.  results[i] gets what the single call would
+ * return.  The return value is how many results are 1.
  */
 uint64_t sgb_bloom_check_many(const sgb_bloom *bloom, const uint8_t *buf,
-                              const uint64_t *offsets, size_t count, uint8_t *results);
+                              const uint32_t *lengths, size_t count, uint8_t *results);
 uint64_t sgb_bloom_add_many(sgb_bloom *bloom, const uint8_t *buf,
-                            const uint64_t *offsets, size_t count, uint8_t *results);
+                            const uint32_t *lengths, size_t count, uint8_t *results);
 
 /* Clear every bit and the entry count. */
 void sgb_bloom_reset(sgb_bloom *bloom);

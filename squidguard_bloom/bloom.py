@@ -16,8 +16,8 @@ import math
 import os
 from array import array
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
-from itertools import accumulate
 from types import TracebackType
 from typing import Any, Self
 
@@ -254,26 +254,30 @@ class BloomFilter:
         items = keys if isinstance(keys, list) else list(keys)
         if not items:
             return []
-        if all(k.__class__ is str for k in items):
+        try:  # all str: one join, and for ASCII the lengths carry over to bytes
             text = "".join(items)  # type: ignore[arg-type]
-            if text.isascii():  # one byte per character: lengths carry over
+        except TypeError:
+            text = None
+        buf = None
+        if text is not None:
+            if text.isascii():
                 buf = text.encode("ascii")
-                lengths: Iterable[int] = map(len, items)
-            else:
-                items = [k.encode() for k in items]  # type: ignore[union-attr]
-                buf = b"".join(items)  # type: ignore[arg-type]
-                lengths = map(len, items)
         else:
+            with suppress(TypeError):  # all bytes-like: join directly
+                buf = b"".join(items)  # type: ignore[arg-type]
+        lengths = array("I", map(len, items)) if buf is not None else array("I")
+        if buf is None or len(buf) != sum(lengths):  # mixed, non-ASCII, odd memoryviews
             items = [_as_bytes(k) for k in items]
             buf = b"".join(items)  # type: ignore[arg-type]
-            lengths = map(len, items)
-        offsets = array("Q", [0])
-        offsets.extend(accumulate(lengths))
+            lengths = array("I", map(len, items))
+        if len(buf) >= 2**32 and max(lengths) >= 2**32:  # pragma: no cover - 4 GiB keys
+            msg = "a Bloom filter key must be shorter than 4 GiB"
+            raise BloomError(msg)
         results = bytearray(len(items))
         fn(
             ptr,
             _ffi.from_buffer(buf),
-            _ffi.from_buffer("uint64_t[]", offsets),
+            _ffi.from_buffer("uint32_t[]", lengths),
             len(items),
             _ffi.from_buffer(results),
         )

@@ -10,9 +10,9 @@ address must give one key, or the client is welcomed twice.
   octal 8.0.0.1); short forms such as ``10.1`` are refused.
 - IPv6 → its 16 packed bytes; an IPv4-mapped address (``::ffff:a.b.c.d``)
   → the 4 bytes of its IPv4 address.  Brackets and a ``%zone`` are dropped.
-- A user name → ``b"\\xff"`` + UTF-8 of the lower-cased name.  A packed
-  address of length 4 or 16 starting with 0xff is 255.x.x.x or an IPv6
-  multicast address, neither of which is ever a client, so user keys can
+- A user name → ``b"\\xffuser:"`` + UTF-8 of the lower-cased name.  That is
+  never 4 bytes long, and a 16-byte key starting with 0xff would be an IPv6
+  multicast address, which is never a client's source address, so user keys
   never collide with address keys.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import socket
 
-_USER_TAG = b"\xff"
+_USER_TAG = b"\xffuser:"
 
 
 def address_key(text: str) -> bytes:
