@@ -1,0 +1,216 @@
+"""THE HOT PATH: read request lines, decide, welcome, reply, log, flush.
+
+:func:`serve` is the loop Squid talks to; :meth:`Helper.respond` is all the
+work one request costs.  Everything slow or fallible (parsing the config,
+loading lists, opening the filter) happened before, in
+:mod:`squidguard_bloom.runtime`, which hands over a ready :class:`Runtime`.
+
+Guarantees: exactly one reply line per request line, in order, with the
+channel-ID echoed byte for byte; replies are written as soon as everything
+read so far is answered (one write per batch Squid sent, so concurrency
+costs no extra system calls); no exception escapes the per-line ``except``;
+SIGHUP reloads between two batches, so no line is lost; EOF ends cleanly.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from squidguard_bloom.decision import PASS, REDIRECT, Decision
+from squidguard_bloom.protocol import (
+    Request,
+    parse_request,
+    reply_error,
+    reply_pass,
+    reply_redirect,
+    reply_rewrite,
+    reply_unparsable,
+)
+from squidguard_bloom.reqlog import LogSink, request_line
+from squidguard_bloom.template import TemplateValues, expand
+from squidguard_bloom.welcome import WELCOME_METHODS, Welcome
+
+#: Longest request line kept whole; longer ones are answered as unparsable
+#: (after reading through to their end, so the next reply stays in step).
+MAX_LINE = 4 << 20
+_CHUNK = 1 << 16
+
+
+class Policy:
+    """What the engine offers the helper (see policy.py for the real one)."""
+
+    def decide(self, req: Request, now: float) -> Decision:  # pragma: no cover - interface
+        """The verdict for req at time now."""
+        raise NotImplementedError
+
+
+@dataclass
+class Runtime:
+    """Everything a running helper needs, built once per (re)load."""
+
+    policy: Policy
+    sink: LogSink
+    welcome: Welcome | None = None
+    welcome_log: str | None = None  # where first-visit redirects are logged
+    style: str = "squid34"
+    emergency: Decision | None = None  # set: answer every request with this
+    clock_offset: float = 0.0  # squidGuard's -t
+    notes: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Release files and the filter mapping."""
+        if self.welcome is not None:
+            self.welcome.close()
+        self.sink.close()
+
+
+class Helper:
+    """Answers request lines with a Runtime; swaps Runtimes on reload."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        reload: Callable[[Runtime], Runtime] | None = None,
+        explain: IO[str] | None = None,
+    ) -> None:
+        self.rt = runtime
+        self._reload = reload
+        self._explain = explain
+        self.reload_requested = False
+        self.now = time.time()
+
+    def respond(self, line: bytes) -> bytes:
+        """The reply line (with its newline) for one request line."""
+        req = parse_request(line)
+        try:
+            if isinstance(line, LongLine):
+                return reply_unparsable(req.channel, "request line too long", self.rt.style)
+            if not req.url:
+                return reply_unparsable(req.channel, req.problem, self.rt.style)
+            rt = self.rt
+            decision = rt.emergency or rt.policy.decide(req, self.now)
+            for path, text in decision.log:
+                rt.sink.write(path, text)
+            if decision.action == PASS:
+                if rt.welcome is not None and rt.emergency is None:
+                    welcome = self._welcome(req, decision)
+                    if welcome is not None:
+                        return welcome
+                self._say(req, decision.explanation)
+                return reply_pass(req.channel, rt.style)
+            self._say(req, decision.explanation)
+            if decision.action == REDIRECT or req.method == "CONNECT" or "://" not in req.url:
+                # A blocked CONNECT must fail at once: a rewrite-url to an
+                # http URL would make Squid tunnel to a host named "http".
+                return reply_redirect(req.channel, decision.url, decision.status, rt.style)
+            return reply_rewrite(req.channel, decision.url, rt.style)
+        except Exception as exc:  # the one place nothing may escape
+            print(f"squidguard-bloom: internal error on {line[:200]!r}: {exc!r}",
+                  file=sys.stderr, flush=True)
+            traceback.print_exc(file=sys.stderr)
+            return reply_error(req.channel, f"internal error: {type(exc).__name__}", self.rt.style)
+
+    def _welcome(self, req: Request, decision: Decision) -> bytes | None:
+        welcome = self.rt.welcome
+        assert welcome is not None
+        if req.method.upper() not in WELCOME_METHODS:
+            return None
+        if decision.host in welcome.settings.exempt_hosts:
+            return None
+        if not welcome.first_visit(req.client, req.user, self.now):
+            return None
+        values = TemplateValues(req.client, req.fqdn, req.user, decision.source, "welcome",
+                                req.url)
+        status, url = expand(welcome.settings.redirect, values)
+        status = status or welcome.settings.status
+        if self.rt.welcome_log:
+            text = request_line(decision.source, "welcome", "-", req.url, req.client, req.fqdn,
+                                req.user, req.method, "WELCOME")
+            self.rt.sink.write(self.rt.welcome_log, text)
+        self._say(req, f"first visit of this client: welcome page {url}")
+        return reply_redirect(req.channel, url, status, self.rt.style)
+
+    def _say(self, req: Request, why: str) -> None:
+        if self._explain is not None:
+            self._explain.write(f"# {req.url} {req.client or '-'}: {why}\n")
+
+    def batch(self, lines: list[bytes]) -> bytes:
+        """Answer a batch of lines read together; reload first if asked to."""
+        if self.reload_requested and self._reload is not None:
+            self.reload_requested = False
+            self.rt = self._reload(self.rt)
+        self.now = time.time() + self.rt.clock_offset
+        out = b"".join([self.respond(line) for line in lines])
+        self.rt.sink.flush()
+        if self._explain is not None:
+            self._explain.flush()
+        return out
+
+
+class LongLine(bytes):
+    """The first bytes of a request line longer than MAX_LINE (rest dropped)."""
+
+
+def _strip(line: bytes) -> bytes:
+    return line[:-1] if line.endswith(b"\r") else line
+
+
+def _send(outstream: Any, data: bytes) -> bool:
+    try:
+        outstream.write(data)
+        outstream.flush()
+    except BrokenPipeError:
+        return False
+    return True
+
+
+def serve(helper: Helper, instream: Any = None, outstream: Any = None) -> int:
+    """Answer lines from instream (binary) on outstream until EOF; return 0.
+
+    Reads whatever is available (``read1``), answers every complete line in
+    it, writes all those replies at once and flushes.  A partial line waits
+    for its end; one longer than MAX_LINE is dropped through to its end and
+    answered once, as unparsable, with its channel-ID.
+    """
+    instream = sys.stdin.buffer if instream is None else instream
+    outstream = sys.stdout.buffer if outstream is None else outstream
+    read = getattr(instream, "read1", instream.read)
+    buf = b""  # the unfinished line so far
+    long_head: bytes | None = None  # set while dropping an over-long line
+    while chunk := read(_CHUNK):
+        parts = chunk.split(b"\n")
+        lines: list[bytes] = []
+        if len(parts) > 1:
+            first = buf + parts[0] if long_head is None else LongLine(long_head)
+            lines.append(first if len(first) <= MAX_LINE else LongLine(first[:64]))
+            lines.extend(parts[1:-1])
+            buf, long_head = b"", None
+        if long_head is None:
+            buf += parts[-1]
+            if len(buf) > MAX_LINE:
+                buf, long_head = b"", buf[:64]
+        if lines and not _send(outstream, helper.batch([_strip(x) for x in lines])):
+            return 0
+    if buf or long_head is not None:  # a last line without its newline is answered too
+        last = _strip(buf) if long_head is None else LongLine(long_head)
+        _send(outstream, helper.batch([last]))
+    return 0
+
+
+def install_signal_handlers(helper: Helper, sink_reopen: Callable[[], None]) -> None:
+    """SIGHUP: reload config and lists before the next batch; SIGUSR1: reopen logs."""
+
+    def on_hup(_sig: int, _frame: object) -> None:
+        helper.reload_requested = True
+
+    def on_usr1(_sig: int, _frame: object) -> None:
+        sink_reopen()
+
+    signal.signal(signal.SIGHUP, on_hup)
+    signal.signal(signal.SIGUSR1, on_usr1)
