@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Debian machine (run as root):
-#   ./setup.sh run   install, then run the helper on the bundled example config
-#   ./setup.sh test  install (system packages too), then run the whole test suite
-#   ./setup.sh install  just install
-# Everything lands in ./.venv; system packages come from apt when missing.
+#   ./setup.sh run      install, then run the helper on the bundled example config
+#   ./setup.sh test     install (system packages too), then run the whole test suite
+#   ./setup.sh install  just install the development environment (./.venv)
+#   ./setup.sh system-install
+#                       install for Squid: a venv under $PREFIX (default
+#                       /opt/squidguard-bloom) built on Debian's python3, which
+#                       Squid's "proxy" user can execute, and the commands
+#                       squidguard-bloom and squidguard-bloom-ship in $BINDIR
+#                       (default /usr/bin)
+# The development environment is ./.venv; system packages come from apt when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 # System packages the test suite drives for real (Squid, squidGuard, sshd).
-TEST_DEBS=(squid squidguard openssh-server openssh-client curl)
+TEST_DEBS=(squid squidguard openssh-server openssh-client curl python3 python3-venv)
 
 install_debs() {
     local missing=()
@@ -42,6 +48,28 @@ install_python() {
     "$VENV/bin/python" -m pip install -q -e ".$extra"
 }
 
+# Squid runs helpers as "proxy": a venv on a Python under /root (pyenv) is not
+# executable for it, and "venv/bin/python -m pkg" loses the venv under Squid,
+# so the helper gets its own venv on Debian's python3 and a shebang'd script.
+system_install() {
+    local prefix=${PREFIX:-/opt/squidguard-bloom} bindir=${BINDIR:-/usr/bin}
+    install_debs python3 python3-venv
+    install_python ""
+    local wheels
+    wheels=$(mktemp -d)
+    "$VENV/bin/python" -m pip wheel -q --no-deps -w "$wheels" . >/dev/null
+    [ -x "$prefix/venv/bin/python" ] || /usr/bin/python3 -m venv "$prefix/venv"
+    "$prefix/venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+    "$prefix/venv/bin/python" -m pip install -q --force-reinstall --no-deps "$wheels"/*.whl
+    "$prefix/venv/bin/python" -m pip install -q "$wheels"/*.whl
+    rm -rf "$wheels"
+    chmod -R a+rX "$prefix"
+    mkdir -p "$bindir"
+    ln -sf "$prefix/venv/bin/squidguard-bloom" "$bindir/squidguard-bloom"
+    ln -sf "$prefix/venv/bin/squidguard-bloom-ship" "$bindir/squidguard-bloom-ship"
+    echo "setup.sh: installed $bindir/squidguard-bloom (venv in $prefix/venv)" >&2
+}
+
 cmd=${1:-run}
 shift || true
 case "$cmd" in
@@ -58,8 +86,11 @@ case "$cmd" in
         "$VENV/bin/ruff" check .
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
+    system-install)
+        system_install
+        ;;
     *)
-        echo "usage: ./setup.sh run|test|install" >&2
+        echo "usage: ./setup.sh run|test|install|system-install" >&2
         exit 2
         ;;
 esac
