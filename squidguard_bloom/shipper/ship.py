@@ -1,0 +1,283 @@
+"""The shipping loop: follow -> batch -> positional write -> acknowledge -> checkpoint.
+
+One SSH link serves every configured file. Up to ``window`` writes are in
+flight; a file's acknowledged offset advances only over the contiguous prefix
+of writes the monitor answered OK. Any link failure drops the connection,
+forgets unacknowledged writes and reconnects after a capped, jittered
+exponential back-off; on every (re)connect the size of each open remote
+segment is checked and sending resumes from the acknowledged offset (or from
+the remote size when the monitor lost bytes). Errors that waiting cannot fix
+(host key, authentication, configuration) end the run with exit status 78.
+
+State changes of the link are logged once each; a status line (bytes and
+lines shipped, lag, link state) is logged every ``status_interval`` seconds
+and on SIGUSR1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from squidguard_bloom.shipper.checkpoint import CheckpointFile
+from squidguard_bloom.shipper.errors import CheckpointError, ShipError
+from squidguard_bloom.shipper.follow import Chunk, Follower
+from squidguard_bloom.shipper.transport import Link, LinkSettings
+
+log = logging.getLogger("squidguard_bloom.shipper")
+
+EXIT_OK = 0
+EXIT_TEMPFAIL = 75  # --once could not finish: the monitor stayed unreachable
+EXIT_IOERR = 74  # the checkpoint cannot be written
+EXIT_CONFIG = 78  # only an operator can fix it: host key, key, configuration
+
+
+@dataclass
+class ShipSettings:
+    """Everything the loop needs besides the link."""
+
+    link: LinkSettings
+    files: dict[str, Path]
+    state_dir: Path
+    batch_size: int = 256 * 1024
+    flush_interval: float = 0.2
+    window: int = 8
+    rotate_wait: float = 5.0
+    checkpoint_interval: float = 1.0
+    status_interval: float = 60.0
+    backoff_min: float = 1.0
+    backoff_max: float = 60.0
+    remote_fsync: bool = True
+    once: bool = False
+    once_attempts: int = 5
+
+
+@dataclass
+class _Stats:
+    bytes: int = 0
+    lines: int = 0
+
+
+@dataclass
+class _Stream:
+    follower: Follower
+    stats: _Stats = field(default_factory=_Stats)
+
+
+class Shipper:
+    """Runs the shipping loop until stopped (or, with ``once``, until caught up)."""
+
+    def __init__(self, settings: ShipSettings) -> None:
+        self.settings = settings
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.cpfile = CheckpointFile(settings.state_dir / "checkpoint.json")
+        self.cp = self.cpfile.load()
+        rotate_wait = 0.0 if settings.once else settings.rotate_wait
+        self.streams = [
+            _Stream(
+                Follower(
+                    name,
+                    path,
+                    self.cp.stream(name, str(path)),
+                    rotate_wait=rotate_wait,
+                    persist=self.save,
+                )
+            )
+            for name, path in settings.files.items()
+        ]
+        self.link_state = "starting"
+        self._fault: str | None = None
+        self._down_since: float | None = None
+        self._stop = asyncio.Event()
+        self._last_save = 0.0
+        self._last_status = time.monotonic()
+
+    # -- persistence and reporting -------------------------------------
+
+    def save(self) -> None:
+        """Persist the checkpoint now."""
+        self.cpfile.save(self.cp)
+        self._last_save = time.monotonic()
+
+    def status_line(self) -> str:
+        """One line: link state, then per file shipped lines/bytes, bytes behind and lag."""
+        now = time.monotonic()
+        parts = [f"link {self.link_state}"]
+        for st in self.streams:
+            f = st.follower
+            lag = 0.0 if f.behind_since is None else now - f.behind_since
+            parts.append(
+                f"{f.name}: {st.stats.lines} lines / {st.stats.bytes} bytes shipped, "
+                f"{f.lag_bytes()} bytes behind, lag {lag:.1f} s"
+            )
+        return "status: " + "; ".join(parts)
+
+    def log_status(self) -> None:
+        """Log the status line."""
+        self._last_status = time.monotonic()
+        log.info("%s", self.status_line())
+
+    def stop(self) -> None:
+        """Ask the loop to finish its in-flight writes, save and return."""
+        self._stop.set()
+
+    # -- the loop ------------------------------------------------------
+
+    async def run(self) -> int:
+        """Ship until stopped; return the process exit status."""
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGUSR1, self.log_status)
+            loop.add_signal_handler(signal.SIGTERM, self.stop)
+            loop.add_signal_handler(signal.SIGINT, self.stop)
+        try:
+            return await self._run()
+        except CheckpointError as exc:
+            log.error("giving up: %s", exc)
+            return EXIT_IOERR
+        finally:
+            for st in self.streams:
+                st.follower.close()
+
+    async def _run(self) -> int:
+        s = self.settings
+        failures = 0
+        while not self._stop.is_set():
+            link = Link(s.link)
+            try:
+                self.link_state = "connecting"
+                await link.connect()
+                self._link_up(failures)
+                failures = 0
+                if await self._session(link):
+                    self.log_status()
+                    return EXIT_OK
+            except ShipError as exc:
+                if not exc.retryable:
+                    self.link_state = "failed"
+                    log.error("giving up: %s", exc)
+                    return EXIT_CONFIG
+                failures += 1
+                if s.once and failures >= s.once_attempts:
+                    log.error("giving up after %d attempts (--once): %s", failures, exc)
+                    return EXIT_TEMPFAIL
+                delay = self._backoff(failures)
+                self._link_down(str(exc), delay)
+                await self._sleep(delay)
+            finally:
+                await link.close()
+                for st in self.streams:
+                    st.follower.rewind()
+                self.save()
+        self.log_status()
+        return EXIT_OK
+
+    def _backoff(self, failures: int) -> float:
+        s = self.settings
+        ceiling = min(s.backoff_max, s.backoff_min * 2 ** (failures - 1))
+        return ceiling * random.uniform(0.5, 1.0)
+
+    def _link_up(self, failures: int) -> None:
+        self.link_state = "up"
+        if self._fault is None and self._down_since is None:
+            log.info("link to %s up", self.settings.link.target)
+        else:
+            down = time.monotonic() - (self._down_since or time.monotonic())
+            log.info(
+                "link to %s restored after %.1f s and %d failed attempts",
+                self.settings.link.target, down, failures,
+            )
+        self._fault = None
+        self._down_since = None
+
+    def _link_down(self, reason: str, delay: float) -> None:
+        self.link_state = "down"
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        if reason != self._fault:  # one line per change of fault, not per attempt
+            self._fault = reason
+            log.warning(
+                "%s; retrying with back-off (next in %.1f s, at most every %g s)",
+                reason, delay, self.settings.backoff_max,
+            )
+
+    async def _sleep(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), delay)
+
+    async def _resume(self, link: Link) -> None:
+        """Reconcile each open segment with what the monitor actually holds."""
+        for st in self.streams:
+            seg = st.follower.current()
+            if seg is not None:
+                st.follower.rewind(await link.size(seg.remote), check=True)
+        self.save()
+
+    async def _session(self, link: Link) -> bool:
+        """Ship over one connection. True: finished (--once or stopped). Raises on failure."""
+        s = self.settings
+        await self._resume(link)
+        inflight: deque[tuple[_Stream, Chunk, asyncio.Task[None] | None]] = deque()
+        try:
+            while True:
+                for st in self.streams:
+                    while len(inflight) < s.window and not self._stop.is_set():
+                        chunk = st.follower.poll(s.batch_size)
+                        if chunk is None:
+                            break
+                        task = None
+                        if chunk.data:
+                            task = asyncio.ensure_future(
+                                link.write(chunk.segment.remote, chunk.offset, chunk.data)
+                            )
+                        inflight.append((st, chunk, task))
+                if inflight:
+                    st, chunk, task = inflight[0]
+                    if task is not None:
+                        await task
+                    inflight.popleft()
+                    st.follower.acknowledge(chunk)
+                    st.stats.bytes += len(chunk.data)
+                    st.stats.lines += chunk.data.count(b"\n")
+                    if chunk.closes:
+                        await link.release(chunk.segment.remote)
+                    await self._periodic(link)
+                    continue
+                await self._periodic(link, idle=True)
+                if s.once or self._stop.is_set():
+                    return True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), s.flush_interval)
+        finally:
+            for _, _, task in inflight:
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(*(t for _, _, t in inflight if t), return_exceptions=True)
+
+    async def _periodic(self, link: Link, *, idle: bool = False) -> None:
+        s = self.settings
+        now = time.monotonic()
+        if now - self._last_save >= s.checkpoint_interval or (idle and s.once):
+            if s.remote_fsync:
+                await link.sync()
+            self.save()
+        if now - self._last_status >= s.status_interval:
+            self.log_status()
+
+
+async def ship(settings: ShipSettings) -> int:
+    """Run a shipper with ``settings``; return the exit status."""
+    try:
+        shipper = Shipper(settings)
+    except CheckpointError as exc:
+        log.error("giving up: %s", exc)
+        return EXIT_IOERR
+    return await shipper.run()
+

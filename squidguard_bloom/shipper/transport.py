@@ -1,0 +1,232 @@
+"""The SSH link to the monitor: one asyncssh connection, one SFTP session, positional writes.
+
+Every remote file is opened WRITE|CREAT (never APPEND, never TRUNC) and every
+write names its offset, so writing the same bytes at the same offset again is
+harmless. A silent stall is caught by SSH keepalives (``keepalive_interval`` x
+``keepalive_count_max``) and a hung SFTP server, whose sshd still answers
+keepalives, by a deadline on every request (``write_timeout``). Every failure
+is turned into a ``ShipError`` subclass that says whether retrying can help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import posixpath
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import asyncssh
+
+from squidguard_bloom.shipper.errors import (
+    AuthError,
+    HostKeyError,
+    LinkError,
+    RemoteWriteError,
+    ShipConfigError,
+)
+
+log = logging.getLogger("squidguard_bloom.shipper")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """Where and how to reach the monitor."""
+
+    host: str
+    user: str
+    key: Path
+    known_hosts: Path
+    port: int = 22
+    remote_dir: str = "incoming"
+    keepalive_interval: float = 15.0
+    keepalive_count_max: int = 3
+    connect_timeout: float = 30.0
+    write_timeout: float = 60.0
+
+    @property
+    def target(self) -> str:
+        """``user@host:port`` for messages."""
+        return f"{self.user}@{self.host}:{self.port}"
+
+    def stall_bound(self) -> float:
+        """Longest time a silently stalled link goes unnoticed, in seconds (keepalives).
+
+        A request still waiting for its answer is abandoned sooner when
+        ``write_timeout`` is shorter; a hung SFTP server behind a live sshd is
+        caught by ``write_timeout`` alone.
+        """
+        return self.keepalive_interval * (self.keepalive_count_max + 1)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+class Link:
+    """One connection to the monitor; discard it after any error and make a new one."""
+
+    def __init__(self, settings: LinkSettings) -> None:
+        self.settings = settings
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._sftp: asyncssh.SFTPClient | None = None
+        self._files: dict[str, asyncssh.SFTPClientFile] = {}
+        self._dirs: set[str] = set()
+
+    def _load_credentials(self) -> tuple[asyncssh.SSHKey, asyncssh.SSHKnownHosts]:
+        s = self.settings
+        try:
+            key = asyncssh.read_private_key(s.key)
+        except (OSError, asyncssh.KeyImportError) as exc:
+            raise ShipConfigError(
+                f"cannot use the private key {s.key}: {_describe(exc)}; it must be a readable, "
+                "unencrypted OpenSSH key (no passphrase), mode 0600"
+            ) from exc
+        try:
+            known = asyncssh.read_known_hosts(str(s.known_hosts))
+        except (OSError, ValueError) as exc:
+            raise ShipConfigError(
+                f"cannot read known_hosts {s.known_hosts}: {_describe(exc)}; it must list the "
+                f"monitor's host key as '[{s.host}]:{s.port} <type> <key>'"
+            ) from exc
+        return key, known
+
+    async def connect(self) -> None:
+        """Connect, authenticate by key and start SFTP; raise a ``ShipError`` on failure."""
+        s = self.settings
+        key, known = self._load_credentials()
+        try:
+            self._conn = await asyncio.wait_for(
+                asyncssh.connect(
+                    s.host,
+                    port=s.port,
+                    username=s.user,
+                    client_keys=[key],
+                    known_hosts=known,
+                    agent_path=None,
+                    password=None,
+                    preferred_auth="publickey",
+                    config=None,
+                    keepalive_interval=s.keepalive_interval,
+                    keepalive_count_max=s.keepalive_count_max,
+                ),
+                s.connect_timeout,
+            )
+            self._sftp = await self._deadline(self._conn.start_sftp_client())
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise self._host_key_error(known) from exc
+        except asyncssh.PermissionDenied as exc:
+            raise AuthError(
+                f"{s.target} refused the key {s.key} ({exc.reason}); add its public key to the "
+                "monitor account's authorized_keys (see docs/shipper.md)"
+            ) from exc
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            await self.close()
+            raise LinkError(f"cannot connect to {s.target}: {_describe(exc)}") from exc
+
+    def _host_key_error(self, known: asyncssh.SSHKnownHosts) -> HostKeyError:
+        s = self.settings
+        trusted = known.match(s.host, s.host, s.port)[0]
+        if trusted:
+            what = (
+                f"the host key of {s.host}:{s.port} has CHANGED: it matches none of the keys "
+                f"{s.known_hosts} lists for it. This may be an attack; never accept it blindly: "
+                "verify the new key with the monitor's administrator, then replace the entry"
+            )
+        else:
+            what = (
+                f"the host key of {s.host}:{s.port} is unknown: {s.known_hosts} has no entry "
+                f"for it. Get the key from the monitor (ssh-keyscan -p {s.port} {s.host}, then "
+                f"verify its fingerprint out of band) and add it as '[{s.host}]:{s.port} ...'"
+            )
+        return HostKeyError(what)
+
+    async def _deadline(self, awaitable: Awaitable[T]) -> T:
+        timeout = self.settings.write_timeout or None
+        try:
+            return await asyncio.wait_for(awaitable, timeout)
+        except TimeoutError as exc:
+            raise LinkError(
+                f"{self.settings.target} did not answer an SFTP request within {timeout:g} s "
+                "(monitor's disk or SFTP server hung?)"
+            ) from exc
+
+    async def _file(self, remote: str) -> asyncssh.SFTPClientFile:
+        handle = self._files.get(remote)
+        if handle is None:
+            assert self._sftp is not None
+            path = posixpath.join(self.settings.remote_dir, remote)
+            parent = posixpath.dirname(path)
+            if parent not in self._dirs:
+                await self._deadline(self._sftp.makedirs(parent, exist_ok=True))
+                self._dirs.add(parent)
+            handle = await self._deadline(
+                self._sftp.open(path, asyncssh.FXF_WRITE | asyncssh.FXF_CREAT, encoding=None)
+            )
+            self._files[remote] = handle
+        return handle
+
+    async def size(self, remote: str) -> int | None:
+        """Size of the remote segment, or None when it does not exist."""
+        assert self._sftp is not None
+        path = posixpath.join(self.settings.remote_dir, remote)
+        try:
+            attrs = await self._deadline(self._sftp.stat(path))
+        except asyncssh.SFTPNoSuchFile:
+            return None
+        except (OSError, asyncssh.Error) as exc:
+            msg = f"cannot stat {path} on {self.settings.target}: {_describe(exc)}"
+            raise LinkError(msg) from exc
+        return attrs.size
+
+    async def write(self, remote: str, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset`` of the remote segment; return once the monitor said OK."""
+        try:
+            handle = await self._file(remote)
+            await self._deadline(handle.write(data, offset))
+        except LinkError:
+            raise
+        except asyncssh.SFTPError as exc:
+            if isinstance(exc, asyncssh.SFTPNoConnection | asyncssh.SFTPConnectionLost):
+                raise LinkError(f"link to {self.settings.target} lost: {_describe(exc)}") from exc
+            raise RemoteWriteError(
+                f"{self.settings.target} refused to write {len(data)} bytes at offset {offset} "
+                f"of {remote}: {_describe(exc)} (monitor disk full, quota, or permissions?)"
+            ) from exc
+        except (OSError, asyncssh.Error) as exc:
+            raise LinkError(f"link to {self.settings.target} lost: {_describe(exc)}") from exc
+
+    async def sync(self) -> None:
+        """Ask the monitor to fsync every open segment (``fsync@openssh.com``)."""
+        for remote, handle in list(self._files.items()):
+            try:
+                await self._deadline(handle.fsync())
+            except asyncssh.SFTPOpUnsupported:
+                return
+            except (OSError, asyncssh.Error) as exc:
+                raise LinkError(f"fsync of {remote} failed: {_describe(exc)}") from exc
+
+    async def release(self, remote: str) -> None:
+        """Close the handle of a finished segment."""
+        handle = self._files.pop(remote, None)
+        if handle is not None:
+            try:
+                await self._deadline(handle.close())
+            except (OSError, asyncssh.Error) as exc:
+                raise LinkError(f"closing {remote} failed: {_describe(exc)}") from exc
+
+    async def close(self) -> None:
+        """Drop the connection without waiting for the monitor."""
+        self._files.clear()
+        self._dirs.clear()
+        if self._sftp is not None:
+            self._sftp.exit()
+            self._sftp = None
+        if self._conn is not None:
+            self._conn.abort()
+            self._conn = None

@@ -1,0 +1,210 @@
+"""Small executors for the shipper tests: a private OpenSSH sshd and a fault-injecting TCP proxy.
+
+Both listen on 127.0.0.1 only, on free ports, and are stopped by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+SSHD = Path("/usr/sbin/sshd")
+SETUP_HINT = "run `./setup.sh test` (installs openssh-server and openssh-client)"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing accepts on 127.0.0.1:{port} after {timeout} s")
+
+
+def keygen(path: Path) -> str:
+    """Create an unencrypted ed25519 key at ``path``; return the public key line."""
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", str(path)],
+        check=True,
+    )
+    return path.with_name(path.name + ".pub").read_text().strip()
+
+
+def children_of(pid: int) -> list[int]:
+    """PIDs whose parent is ``pid`` (sshd's per-connection processes)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+    return found
+
+
+class Sshd:
+    """A private sshd: own host key, own authorized_keys, temp dir, free port."""
+
+    def __init__(self, root: Path, extra_config: str = "") -> None:
+        if not SSHD.exists() or shutil.which("ssh-keygen") is None:
+            pytest.fail(f"OpenSSH server not installed ({SSHD} missing): {SETUP_HINT}")
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.user = getpass.getuser()
+        self.host_key = root / "host_ed25519"
+        host_pub = keygen(self.host_key)
+        self.client_key = root / "client_ed25519"
+        client_pub = keygen(self.client_key)
+        self.authorized_keys = root / "authorized_keys"
+        self.authorized_keys.write_text(client_pub + "\n")
+        self.known_hosts = root / "known_hosts"
+        self.host_pub = host_pub.rsplit(" ", 1)[0]
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {self.host_pub}\n")
+        self.data = root / "data"
+        self.data.mkdir(exist_ok=True)
+        self.log = root / "sshd.log"
+        self.config = root / "sshd_config"
+        self.config.write_text(
+            f"Port {self.port}\n"
+            "ListenAddress 127.0.0.1\n"
+            f"HostKey {self.host_key}\n"
+            f"PidFile {root / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {self.authorized_keys}\n"
+            "StrictModes no\n"
+            "UsePAM no\n"
+            "PasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
+            "PubkeyAuthentication yes\n"
+            "PermitRootLogin prohibit-password\n"
+            "MaxStartups 100:30:200\n"
+            "LogLevel VERBOSE\n"
+            "Subsystem sftp internal-sftp\n" + extra_config
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def trust_port(self, port: int) -> None:
+        """Also trust this host key on ``port`` (a proxy in front of sshd)."""
+        with open(self.known_hosts, "a") as fh:
+            fh.write(f"[127.0.0.1]:{port} {self.host_pub}\n")
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(SSHD), "-D", "-e", "-f", str(self.config)],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        try:
+            wait_port(self.port)
+        except TimeoutError:
+            self.stop()
+            pytest.fail(f"sshd did not start; its log:\n{self.log.read_text()}")
+
+    def kill_sessions(self) -> None:
+        """Kill every per-connection sshd process (the link breaks at once)."""
+        if self.proc is not None:
+            for pid in children_of(self.proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def stop(self, *, sessions: bool = True) -> None:
+        if self.proc is None:
+            return
+        if sessions:
+            self.kill_sessions()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        self.proc = None
+
+
+class FaultProxy:
+    """A TCP proxy on 127.0.0.1 that can stall (stop forwarding) or cut (RST) its connections."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.forwarding = threading.Event()
+        self.forwarding.set()
+        self.closed = False
+        self.lock = threading.Lock()
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), 5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                self.forwarding.wait()
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    def stall(self) -> None:
+        """Stop forwarding in both directions; connections stay open, silent."""
+        self.forwarding.clear()
+
+    def resume(self) -> None:
+        self.forwarding.set()
+
+    def cut(self) -> None:
+        """Reset every connection (RST), as when a link drops."""
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            with contextlib.suppress(OSError):
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.close()
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
+        self.resume()
+        self.cut()
