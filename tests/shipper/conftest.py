@@ -55,7 +55,10 @@ class Harness:
         opts.update({k.replace("_", "-"): v for k, v in overrides.items()})
         argv = [sys.executable, "-m", "squidguard_bloom.shipper", "-v"]
         for k, v in opts.items():
-            argv += [f"--{k}", str(v)]
+            if isinstance(v, bool):
+                argv.append(f"--{k}" if v else f"--no-{k}")
+            else:
+                argv += [f"--{k}", str(v)]
         for f in files:
             argv += ["--file", f]
         return argv
@@ -103,6 +106,9 @@ class Harness:
         while time.monotonic() < deadline:
             if cond():
                 return
+            dead = [p for p in self.procs if p.poll() is not None and p.returncode != -9]
+            if dead:
+                raise AssertionError(f"shipper exited ({dead[0].returncode}); {self.postmortem()}")
             time.sleep(0.05)
         raise AssertionError(f"timed out after {timeout} s waiting for {what}; {self.postmortem()}")
 

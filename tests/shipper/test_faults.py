@@ -1,0 +1,227 @@
+"""Fault injection against a real sshd: every time, the remote bytes must equal the local ones.
+
+Faults: the connection cut mid-batch (RST), a silent stall, sshd restarted
+with its sessions killed, log rotation by rename and by copytruncate while
+shipping, ``kill -9`` of the shipper, the monitor's disk full, and the
+failures only an operator can fix (unknown or changed host key, refused key).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.shipper.conftest import Harness
+from tests.shipper.servers import FaultProxy, keygen
+from tests.shipper.test_ship_sshd import lines
+
+
+def append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as fh:
+        fh.write(data)
+
+
+def shipper_log(proc: subprocess.Popen[bytes]) -> str:
+    return proc.log_path.read_text()  # type: ignore[attr-defined]
+
+
+def test_cut_mid_batch_resumes_byte_exact(harness: Harness, proxy: FaultProxy) -> None:
+    """RSTs while a window of 256 KiB writes is in flight: nothing lost, nothing doubled."""
+    log = harness.logs / "squidGuard.log"
+    log.write_bytes(lines(0, 60_000))  # 9 MB
+    proc = harness.start(str(log), port=proxy.port, remote_fsync=False)
+    remote = harness.remote_root / "squidGuard"
+    for threshold in (1_000_000, 3_000_000, 6_000_000):
+        harness.wait_for(
+            lambda t=threshold: remote.exists()
+            and sum(p.stat().st_size for p in remote.iterdir()) > t,
+            30,
+            f"{threshold} bytes on the monitor",
+        )
+        proxy.cut()
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 60, "catch-up")
+    assert harness.stop(proc) == 0
+    text = shipper_log(proc)
+    assert text.count("link to") >= 3 and "restored" in text, text
+    assert harness.remote_bytes("squidGuard") == log.read_bytes()
+
+
+def test_stall_is_detected_within_the_bound(harness: Harness, proxy: FaultProxy) -> None:
+    """A silent stall (nothing forwarded) is noticed within keepalive 1 s x (2+1) = 3 s."""
+    log = harness.logs / "squidGuard.log"
+    log.write_bytes(lines(0, 100))
+    proc = harness.start(str(log), port=proxy.port, write_timeout=30)
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "start")
+    proxy.stall()
+    stalled_at = time.monotonic()
+    append(log, lines(100, 100))  # in flight when the link is silent
+    harness.wait_for(lambda: "lost" in shipper_log(proc), 10, "stall detection")
+    detected = time.monotonic() - stalled_at
+    assert detected <= 3.0 + 1.5, f"stall noticed after {detected:.1f} s"
+    time.sleep(1)
+    proxy.resume()
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 20, "resume")
+    assert harness.stop(proc) == 0
+    assert "restored" in shipper_log(proc)
+
+
+def test_sshd_restart_with_sessions_killed(harness: Harness) -> None:
+    """sshd and its sessions die for 1.5 s while lines are written; shipping recovers alone."""
+    log = harness.logs / "squidGuard.log"
+    log.write_bytes(lines(0, 1000))
+    proc = harness.start(str(log))
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "start")
+    harness.sshd.stop()
+    for i in range(10):
+        append(log, lines(1000 + i * 100, 100))
+        time.sleep(0.15)
+    harness.sshd.start()
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 20, "resume")
+    assert harness.stop(proc) == 0
+    text = shipper_log(proc)
+    assert "restored" in text
+    # One warning per change of fault, not one per attempt.
+    warnings = [ln for ln in text.splitlines() if " WARNING: " in ln]
+    assert 1 <= len(warnings) <= 3, text
+
+
+def test_rotation_rename_and_copytruncate_while_shipping(harness: Harness) -> None:
+    """Both logrotate styles while lines keep coming: each generation arrives whole."""
+    log = harness.logs / "squidGuard.log"
+    log.write_bytes(lines(0, 10))
+    proc = harness.start(str(log), rotate_wait=0.3)
+    # Files rotated before the shipper's first start are history it does not ship.
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "start")
+    generations: list[bytes] = []
+    current = log.read_bytes()
+    n = 10
+    for step in range(6):
+        for _ in range(5):
+            data = lines(n, 200)
+            n += 200
+            append(log, data)
+            current += data
+            time.sleep(0.03)
+        done = b"".join(generations) + current
+        harness.wait_for(lambda d=done: harness.remote_bytes("squidGuard") == d, 15, "catch-up")
+        append(log, b"no newline yet")  # the rotated file ends mid-line
+        current += b"no newline yet"
+        rotated = harness.logs / f"squidGuard.log.{step + 1}"
+        if step % 2 == 0:
+            os.rename(log, rotated)  # logrotate "create"
+            log.write_bytes(b"")
+        else:
+            shutil.copyfile(log, rotated)  # logrotate "copytruncate"
+            os.truncate(log, 0)
+        generations.append(current)
+        current = b""
+    append(log, lines(n, 10))
+    generations.append(lines(n, 10))
+
+    def shipped() -> list[bytes]:
+        return [p.read_bytes() for p in harness.remote_segments("squidGuard")]
+
+    harness.wait_for(lambda: shipped() == generations, 30, "all generations")
+    assert harness.stop(proc) == 0
+    assert "copytruncate" in shipper_log(proc)
+
+
+def test_kill_9_at_random_moments(harness: Harness) -> None:
+    """kill -9 of the shipper while it ships and rotates: after restarts, exact bytes."""
+    rng = random.Random(5)
+    log = harness.logs / "squidGuard.log"
+    n = 0
+    for round_ in range(5):
+        proc = harness.start(str(log), rotate_wait=0.2, checkpoint_interval=0.3)
+        deadline = time.monotonic() + rng.uniform(0.5, 1.5)
+        while time.monotonic() < deadline:
+            append(log, lines(n, 300))
+            n += 300
+            time.sleep(0.01)
+        if round_ == 2:
+            os.rename(log, harness.logs / "squidGuard.log.1")
+            append(log, lines(n, 300))
+            n += 300
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(5)
+    result = harness.run_once(str(log))
+    assert result.returncode == 0, result.stderr
+    expected = [harness.logs / "squidGuard.log.1", log]
+    assert [p.read_bytes() for p in harness.remote_segments("squidGuard")] == [
+        p.read_bytes() for p in expected
+    ]
+
+
+@pytest.fixture
+def tiny_tmpfs(harness: Harness) -> Path:
+    """The monitor's directory on a 512 KiB tmpfs (root only)."""
+    target = harness.remote_root
+    target.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(target)],
+        capture_output=True, text=True, check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs to fill the monitor's disk: {mounted.stderr}")
+    yield target
+    with contextlib.suppress(subprocess.CalledProcessError):
+        subprocess.run(["umount", "-l", str(target)], check=True)
+
+
+def test_monitor_disk_full(harness: Harness, tiny_tmpfs: Path) -> None:
+    """A full disk on the monitor is reported once, retried, and healed without loss."""
+    log = harness.logs / "squidGuard.log"
+    log.write_bytes(lines(0, 6000))  # 900 KB into 512 KiB
+    proc = harness.start(str(log))
+    harness.wait_for(lambda: "disk full" in shipper_log(proc), 20, "disk-full report")
+    subprocess.run(["mount", "-o", "remount,size=4m", str(tiny_tmpfs)], check=True)
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 30, "heal")
+    assert harness.stop(proc) == 0
+    assert shipper_log(proc).count("disk full") == 1
+
+
+def test_unknown_host_key_is_refused(harness: Harness) -> None:
+    """An empty known_hosts: exit 78, one clear message, nothing written."""
+    log = harness.logs / "squidGuard.log"
+    log.write_bytes(lines(0, 10))
+    empty = harness.root / "empty_known_hosts"
+    empty.write_text("")
+    result = harness.run_once(str(log), known_hosts=empty)
+    assert result.returncode == 78
+    unknown = r"ERROR: giving up: the host key of 127\.0\.0\.1:\d+ is unknown"
+    assert re.search(unknown, result.stderr), result.stderr
+    assert not harness.remote_root.exists()
+
+
+def test_changed_host_key_is_refused(harness: Harness) -> None:
+    """known_hosts lists another key for the monitor: never accepted, exit 78."""
+    log = harness.logs / "squidGuard.log"
+    log.write_bytes(lines(0, 10))
+    other = keygen(harness.root / "other_host_key").rsplit(" ", 1)[0]
+    changed = harness.root / "changed_known_hosts"
+    changed.write_text(f"[127.0.0.1]:{harness.port} {other}\n")
+    result = harness.run_once(str(log), known_hosts=changed)
+    assert result.returncode == 78
+    assert "has CHANGED" in result.stderr
+    assert not harness.remote_root.exists()
+
+
+def test_refused_key_gives_up(harness: Harness) -> None:
+    """A key the monitor does not know: exit 78 with a hint about authorized_keys."""
+    log = harness.logs / "squidGuard.log"
+    log.write_bytes(lines(0, 10))
+    stranger = harness.root / "stranger_key"
+    keygen(stranger)
+    result = harness.run_once(str(log), key=stranger)
+    assert result.returncode == 78
+    assert "refused the key" in result.stderr and "authorized_keys" in result.stderr
+    assert not harness.remote_root.exists()
