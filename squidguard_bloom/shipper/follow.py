@@ -264,14 +264,21 @@ class Follower:
         """True when the path no longer names this generation (renamed or deleted)."""
         try:
             st = os.stat(self.path)
-            gone = (st.st_dev, st.st_ino) != (cur.seg.dev, cur.seg.ino)
         except FileNotFoundError:
-            gone = True
+            if not cur.rotated_logged:
+                cur.rotated_logged = True
+                log.warning(
+                    "%s: %s disappeared; shipping what is still readable from the open file "
+                    "(%d more bytes) to %s, then waiting for the file to reappear",
+                    self.name, self.path, max(0, cur.last_size - cur.read_pos), cur.seg.remote,
+                )
+            return True
+        gone = (st.st_dev, st.st_ino) != (cur.seg.dev, cur.seg.ino)
         if gone and not cur.rotated_logged:
             cur.rotated_logged = True
             log.info(
-                "%s: %s was rotated or removed; shipping the rest of the old file to %s "
-                "before the new one", self.name, self.path, cur.seg.remote,
+                "%s: %s was rotated; shipping the rest of the old file to %s before the new one",
+                self.name, self.path, cur.seg.remote,
             )
         return gone
 

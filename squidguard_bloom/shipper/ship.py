@@ -159,6 +159,8 @@ class Shipper:
                 if await self._session(link):
                     self.log_status()
                     return EXIT_OK
+            except CheckpointError:
+                raise
             except ShipError as exc:
                 if not exc.retryable:
                     self.link_state = "failed"

@@ -58,3 +58,27 @@ def test_follows_several_files_and_reports_status(harness: Harness) -> None:
         "status line",
     )
     assert harness.stop(proc) == 0
+
+
+def test_deleted_file_is_shipped_to_its_end_then_awaited(harness: Harness) -> None:
+    """A log deleted while open: its readable rest is shipped, a warning says so, and the
+    file that appears later at the same path becomes the next segment."""
+    log = harness.logs / "squidGuard.log"
+    log.write_bytes(lines(0, 100))
+    proc = harness.start(str(log), rotate_wait=0.2)
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "start")
+    with open(log, "ab") as fh:
+        fh.write(lines(100, 50) + b"last words")
+        first = log.read_bytes()
+        log.unlink()
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == first, 15, "rest shipped")
+    log.write_bytes(lines(150, 20))
+    harness.wait_for(
+        lambda: [p.read_bytes() for p in harness.remote_segments("squidGuard")]
+        == [first, log.read_bytes()],
+        15,
+        "new file shipped",
+    )
+    assert harness.stop(proc) == 0
+    text = proc.log_path.read_text()  # type: ignore[attr-defined]
+    assert "disappeared; shipping what is still readable" in text
