@@ -252,6 +252,7 @@ class Shipper:
                         await link.release(chunk.segment.remote)
                     await self._periodic(link)
                     continue
+                link.check()
                 await self._periodic(link, idle=True)
                 if s.once or self._stop.is_set():
                     return True

@@ -68,6 +68,18 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
+class _Watcher(asyncssh.SSHClient):
+    """Remembers why the connection ended (keepalive timeout, reset, server shutdown)."""
+
+    def __init__(self) -> None:
+        self.lost: Exception | None = None
+        self.closed = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.lost = exc
+
+
 class Link:
     """One connection to the monitor; discard it after any error and make a new one."""
 
@@ -77,6 +89,7 @@ class Link:
         self._sftp: asyncssh.SFTPClient | None = None
         self._files: dict[str, asyncssh.SFTPClientFile] = {}
         self._dirs: set[str] = set()
+        self._watcher = _Watcher()
 
     def _load_credentials(self) -> tuple[asyncssh.SSHKey, asyncssh.SSHKnownHosts]:
         s = self.settings
@@ -114,6 +127,7 @@ class Link:
                     config=None,
                     keepalive_interval=s.keepalive_interval,
                     keepalive_count_max=s.keepalive_count_max,
+                    client_factory=lambda: self._watcher,
                 ),
                 s.connect_timeout,
             )
@@ -146,14 +160,21 @@ class Link:
             )
         return HostKeyError(what)
 
+    def check(self) -> None:
+        """Raise ``LinkError`` if the connection has ended (e.g. keepalive timeout while idle)."""
+        if self._watcher.closed:
+            lost = self._watcher.lost
+            reason = _describe(lost) if lost else "closed by the monitor"
+            raise LinkError(f"link to {self.settings.target} lost: {reason}")
+
     async def _deadline(self, awaitable: Awaitable[T]) -> T:
         timeout = self.settings.write_timeout or None
         try:
             return await asyncio.wait_for(awaitable, timeout)
         except TimeoutError as exc:
             raise LinkError(
-                f"{self.settings.target} did not answer an SFTP request within {timeout:g} s "
-                "(monitor's disk or SFTP server hung?)"
+                f"link to {self.settings.target} lost: no answer to an SFTP request within "
+                f"{timeout:g} s (monitor's disk or SFTP server hung?)"
             ) from exc
 
     async def _file(self, remote: str) -> asyncssh.SFTPClientFile:
@@ -180,7 +201,7 @@ class Link:
         except asyncssh.SFTPNoSuchFile:
             return None
         except (OSError, asyncssh.Error) as exc:
-            msg = f"cannot stat {path} on {self.settings.target}: {_describe(exc)}"
+            msg = f"link to {self.settings.target} lost (stat {path}): {_describe(exc)}"
             raise LinkError(msg) from exc
         return attrs.size
 
@@ -209,7 +230,9 @@ class Link:
             except asyncssh.SFTPOpUnsupported:
                 return
             except (OSError, asyncssh.Error) as exc:
-                raise LinkError(f"fsync of {remote} failed: {_describe(exc)}") from exc
+                raise LinkError(
+                    f"link to {self.settings.target} lost (fsync of {remote}): {_describe(exc)}"
+                ) from exc
 
     async def release(self, remote: str) -> None:
         """Close the handle of a finished segment."""
@@ -218,7 +241,9 @@ class Link:
             try:
                 await self._deadline(handle.close())
             except (OSError, asyncssh.Error) as exc:
-                raise LinkError(f"closing {remote} failed: {_describe(exc)}") from exc
+                raise LinkError(
+                    f"link to {self.settings.target} lost (closing {remote}): {_describe(exc)}"
+                ) from exc
 
     async def close(self) -> None:
         """Drop the connection without waiting for the monitor."""

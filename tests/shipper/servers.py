@@ -128,6 +128,22 @@ class Sshd:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
+    def freeze_sftp_servers(self) -> list[int]:
+        """SIGSTOP the SFTP server processes of open sessions; sshd keeps answering keepalives."""
+        frozen = []
+        if self.proc is not None:
+            for session in children_of(self.proc.pid):
+                for pid in children_of(session):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGSTOP)
+                        frozen.append(pid)
+        return frozen
+
+    def thaw(self, pids: list[int]) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     def stop(self, *, sessions: bool = True) -> None:
         if self.proc is None:
             return

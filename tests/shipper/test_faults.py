@@ -56,22 +56,47 @@ def test_cut_mid_batch_resumes_byte_exact(harness: Harness, proxy: FaultProxy) -
 
 
 def test_stall_is_detected_within_the_bound(harness: Harness, proxy: FaultProxy) -> None:
-    """A silent stall (nothing forwarded) is noticed within keepalive 1 s x (2+1) = 3 s."""
+    """A silent stall (nothing forwarded), idle or with writes in flight, is noticed within
+    keepalive 1 s x (2+1) = 3 s (+1.5 s slack for a loaded machine), then healed."""
     log = harness.logs / "squidGuard.log"
     log.write_bytes(lines(0, 100))
     proc = harness.start(str(log), port=proxy.port, write_timeout=30)
     harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "start")
-    proxy.stall()
-    stalled_at = time.monotonic()
-    append(log, lines(100, 100))  # in flight when the link is silent
-    harness.wait_for(lambda: "lost" in shipper_log(proc), 10, "stall detection")
-    detected = time.monotonic() - stalled_at
-    assert detected <= 3.0 + 1.5, f"stall noticed after {detected:.1f} s"
-    time.sleep(1)
-    proxy.resume()
+    for round_, busy in enumerate((False, True)):
+        proxy.stall()
+        stalled_at = time.monotonic()
+        if busy:
+            append(log, lines(100, 100))  # in flight when the link goes silent
+        harness.wait_for(lambda r=round_: shipper_log(proc).count("lost") > r, 10, "detection")
+        detected = time.monotonic() - stalled_at
+        assert detected <= 3.0 + 1.5, f"stall (busy={busy}) noticed after {detected:.1f} s"
+        time.sleep(0.5)
+        proxy.resume()
+        proxy.cut()  # the proxy's stale, half-forwarded connections
+        harness.wait_for(lambda r=round_: shipper_log(proc).count("restored") > r, 10, "heal")
     harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 20, "resume")
     assert harness.stop(proc) == 0
-    assert "restored" in shipper_log(proc)
+
+
+def test_hung_sftp_server_is_caught_by_the_write_deadline(harness: Harness) -> None:
+    """The SFTP server hangs while sshd still answers keepalives: only the per-request
+    deadline (write_timeout 2 s) can notice; the shipper reconnects and catches up."""
+    log = harness.logs / "squidGuard.log"
+    log.write_bytes(lines(0, 100))
+    proc = harness.start(str(log), write_timeout=2)
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "start")
+    frozen = harness.sshd.freeze_sftp_servers()
+    assert frozen, "no SFTP server process found to freeze"
+    try:
+        hung_at = time.monotonic()
+        append(log, lines(100, 100))
+        harness.wait_for(lambda: "no answer to an SFTP request" in shipper_log(proc), 10, "timeout")
+        assert time.monotonic() - hung_at <= 2.0 + 1.5
+        assert "keepalive" not in shipper_log(proc)
+        harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 20, "heal")
+    finally:
+        harness.sshd.thaw(frozen)
+    assert harness.stop(proc) == 0
 
 
 def test_sshd_restart_with_sessions_killed(harness: Harness) -> None:
