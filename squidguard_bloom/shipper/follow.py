@@ -191,6 +191,13 @@ class Follower:
         cur.read_pos = seg.acked
         cur.closing_sent = False
 
+    def rotation_pending(self) -> bool:
+        """True while a rotated-away generation waits out ``rotate_wait`` before it is finished."""
+        cur = self._cur
+        return cur is not None and cur.fd is not None and not cur.final and (
+            self._rotated_away(cur)
+        )
+
     def close(self) -> None:
         """Close the open descriptor (the checkpoint keeps the position)."""
         if self._cur is not None and self._cur.fd is not None:

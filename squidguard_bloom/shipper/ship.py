@@ -79,14 +79,13 @@ class Shipper:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.cpfile = CheckpointFile(settings.state_dir / "checkpoint.json")
         self.cp = self.cpfile.load()
-        rotate_wait = 0.0 if settings.once else settings.rotate_wait
         self.streams = [
             _Stream(
                 Follower(
                     name,
                     path,
                     self.cp.stream(name, str(path)),
-                    rotate_wait=rotate_wait,
+                    rotate_wait=settings.rotate_wait,
                     persist=self.save,
                 )
             )
@@ -254,7 +253,9 @@ class Shipper:
                     continue
                 link.check()
                 await self._periodic(link, idle=True)
-                if s.once or self._stop.is_set():
+                # --once still lets a rotated file settle: a writer may not have reopened yet.
+                settling = s.once and any(st.follower.rotation_pending() for st in self.streams)
+                if (s.once and not settling) or self._stop.is_set():
                     return True
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), s.flush_interval)
