@@ -38,11 +38,26 @@ LINE = 150
 
 def shipper_argv(sshd: Sshd, root: Path, name: str, log: Path, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "squidguard_bloom.shipper",
-        "--host", "127.0.0.1", "--port", str(sshd.port), "--user", sshd.user,
-        "--key", str(sshd.client_key), "--known-hosts", str(sshd.known_hosts),
-        "--remote-dir", str(sshd.data / "incoming"), "--state-dir", str(root / f"state-{name}"),
-        "--file", f"{name}={log}", *extra,
+        sys.executable,
+        "-m",
+        "squidguard_bloom.shipper",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(sshd.port),
+        "--user",
+        sshd.user,
+        "--key",
+        str(sshd.client_key),
+        "--known-hosts",
+        str(sshd.known_hosts),
+        "--remote-dir",
+        str(sshd.data / "incoming"),
+        "--state-dir",
+        str(root / f"state-{name}"),
+        "--file",
+        f"{name}={log}",
+        *extra,
     ]
 
 
@@ -65,7 +80,9 @@ def throughput(sshd: Sshd, root: Path, n: int, batch: int) -> None:
     t0 = time.perf_counter()
     proc = subprocess.run(
         shipper_argv(sshd, root, "bench", log, "--once", "--batch-size", str(batch)),
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     elapsed = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

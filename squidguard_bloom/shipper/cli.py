@@ -125,8 +125,11 @@ def settings_from(args: argparse.Namespace) -> tuple[ShipSettings, Path | None]:
     missing = [n for n in REQUIRED if values[n] is None]
     if missing:
         raise ShipConfigError(
-            "missing setting(s): " + ", ".join(missing) + " (config file or --"
-            + " --".join(m.replace("_", "-") for m in missing) + ")"
+            "missing setting(s): "
+            + ", ".join(missing)
+            + " (config file or --"
+            + " --".join(m.replace("_", "-") for m in missing)
+            + ")"
         )
     if args.file:
         files = dict(_parse_file(spec) for spec in args.file)

@@ -178,14 +178,19 @@ class Follower:
                 log.warning(
                     "%s: remote segment %s is missing on the monitor (deleted or renamed "
                     "there?); re-sending its %d bytes from offset 0",
-                    self.name, seg.remote, seg.acked,
+                    self.name,
+                    seg.remote,
+                    seg.acked,
                 )
                 seg.acked = 0
             elif remote_size < seg.acked:
                 log.warning(
                     "%s: remote segment %s holds %d bytes but %d were acknowledged "
                     "(monitor crash or truncation); re-sending the difference",
-                    self.name, seg.remote, remote_size, seg.acked,
+                    self.name,
+                    seg.remote,
+                    remote_size,
+                    seg.acked,
                 )
                 seg.acked = remote_size
         cur.read_pos = seg.acked
@@ -194,8 +199,8 @@ class Follower:
     def rotation_pending(self) -> bool:
         """True while a rotated-away generation waits out ``rotate_wait`` before it is finished."""
         cur = self._cur
-        return cur is not None and cur.fd is not None and not cur.final and (
-            self._rotated_away(cur)
+        return (
+            cur is not None and cur.fd is not None and not cur.final and (self._rotated_away(cur))
         )
 
     def close(self) -> None:
@@ -242,7 +247,10 @@ class Follower:
             fd, cst = copy
             log.warning(
                 "%s: %s was truncated in place (copytruncate); finishing segment %s from "
-                "the rotated copy", self.name, self.path, seg.remote,
+                "the rotated copy",
+                self.name,
+                self.path,
+                seg.remote,
             )
             cur.fd, cur.final = fd, True
             cur.last_size = cst.st_size
@@ -251,7 +259,12 @@ class Follower:
             log.warning(
                 "%s: %s shrank to %d bytes below the read position %d and no rotated copy "
                 "was found; %d unread bytes of the old content are lost; continuing with "
-                "the new content", self.name, self.path, st.st_size, cur.read_pos, lost,
+                "the new content",
+                self.name,
+                self.path,
+                st.st_size,
+                cur.read_pos,
+                lost,
             )
             cur.fd, cur.lost_after = None, cur.read_pos
         if old_fd is not None:
@@ -261,7 +274,10 @@ class Follower:
         if cur.read_pos < cur.lost_after:
             log.warning(
                 "%s: %d bytes of %s could not be re-read after the file was truncated; "
-                "they are lost", self.name, cur.lost_after - cur.read_pos, cur.seg.remote,
+                "they are lost",
+                self.name,
+                cur.lost_after - cur.read_pos,
+                cur.seg.remote,
             )
             cur.lost_after = cur.read_pos
         cur.closing_sent = True
@@ -277,7 +293,10 @@ class Follower:
                 log.warning(
                     "%s: %s disappeared; shipping what is still readable from the open file "
                     "(%d more bytes) to %s, then waiting for the file to reappear",
-                    self.name, self.path, max(0, cur.last_size - cur.read_pos), cur.seg.remote,
+                    self.name,
+                    self.path,
+                    max(0, cur.last_size - cur.read_pos),
+                    cur.seg.remote,
                 )
             return True
         gone = (st.st_dev, st.st_ino) != (cur.seg.dev, cur.seg.ino)
@@ -285,7 +304,9 @@ class Follower:
             cur.rotated_logged = True
             log.info(
                 "%s: %s was rotated; shipping the rest of the old file to %s before the new one",
-                self.name, self.path, cur.seg.remote,
+                self.name,
+                self.path,
+                cur.seg.remote,
             )
         return gone
 
@@ -312,7 +333,11 @@ class Follower:
                 log.warning(
                     "%s: the local file of segment %s (dev %d, inode %d) is gone; "
                     "anything it held past offset %d is lost",
-                    self.name, seg.remote, seg.dev, seg.ino, seg.acked,
+                    self.name,
+                    seg.remote,
+                    seg.dev,
+                    seg.ino,
+                    seg.acked,
                 )
                 seg.closed = True
                 self.persist()
@@ -321,7 +346,10 @@ class Follower:
             if st.st_size < seg.acked:
                 log.warning(
                     "%s: %s is shorter (%d) than the %d bytes already shipped; closing it",
-                    self.name, seg.remote, st.st_size, seg.acked,
+                    self.name,
+                    seg.remote,
+                    st.st_size,
+                    seg.acked,
                 )
                 os.close(fd)
                 seg.closed = True

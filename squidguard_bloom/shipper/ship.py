@@ -193,7 +193,9 @@ class Shipper:
             down = time.monotonic() - (self._down_since or time.monotonic())
             log.info(
                 "link to %s restored after %.1f s and %d failed attempts",
-                self.settings.link.target, down, failures,
+                self.settings.link.target,
+                down,
+                failures,
             )
         self._fault = None
         self._down_since = None
@@ -206,7 +208,9 @@ class Shipper:
             self._fault = reason
             log.warning(
                 "%s; retrying with back-off (next in %.1f s, at most every %g s)",
-                reason, delay, self.settings.backoff_max,
+                reason,
+                delay,
+                self.settings.backoff_max,
             )
 
     async def _sleep(self, delay: float) -> None:
@@ -284,4 +288,3 @@ async def ship(settings: ShipSettings) -> int:
         log.error("giving up: %s", exc)
         return EXIT_IOERR
     return await shipper.run()
-

@@ -2,128 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.shipper.servers import FaultProxy, Sshd
-
-
-class Harness:
-    """One test's world: an sshd, local log files, a state dir, the shipper's command line."""
-
-    def __init__(self, root: Path, sshd: Sshd) -> None:
-        self.root = root
-        self.sshd = sshd
-        self.logs = root / "logs"
-        self.logs.mkdir()
-        self.state = root / "state"
-        self.remote_dir = "incoming"
-        self.port = sshd.port
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.runs = 0
-
-    @property
-    def remote_root(self) -> Path:
-        return self.sshd.data / self.remote_dir
-
-    def args(self, *files: str, **overrides: object) -> list[str]:
-        opts: dict[str, object] = {
-            "host": "127.0.0.1",
-            "port": self.port,
-            "user": self.sshd.user,
-            "key": self.sshd.client_key,
-            "known-hosts": self.sshd.known_hosts,
-            "remote-dir": str(self.sshd.data / self.remote_dir),
-            "state-dir": self.state,
-            "flush-interval": 0.05,
-            "rotate-wait": 0.5,
-            "keepalive-interval": 1,
-            "keepalive-count-max": 2,
-            "connect-timeout": 3,
-            "write-timeout": 3,
-            "backoff-min": 0.1,
-            "backoff-max": 0.5,
-            "status-interval": 60,
-        }
-        opts.update({k.replace("_", "-"): v for k, v in overrides.items()})
-        argv = [sys.executable, "-m", "squidguard_bloom.shipper", "-v"]
-        for k, v in opts.items():
-            if isinstance(v, bool):
-                argv.append(f"--{k}" if v else f"--no-{k}")
-            else:
-                argv += [f"--{k}", str(v)]
-        for f in files:
-            argv += ["--file", f]
-        return argv
-
-    def run_once(
-        self, *files: str, timeout: float = 60, **overrides: object
-    ) -> subprocess.CompletedProcess[str]:
-        self.runs += 1
-        log = self.root / f"once-{self.runs}.log"
-        proc = subprocess.run(
-            [*self.args(*files, **overrides), "--once"],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        log.write_text(proc.stderr)
-        return proc
-
-    def start(self, *files: str, **overrides: object) -> subprocess.Popen[bytes]:
-        self.runs += 1
-        log = self.root / f"ship-{self.runs}.log"
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen(
-                self.args(*files, **overrides), stdout=fh, stderr=fh, start_new_session=True
-            )
-        proc.log_path = log  # type: ignore[attr-defined]
-        self.procs.append(proc)
-        return proc
-
-    def stop(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
-        if proc.poll() is None:
-            os.kill(proc.pid, sig)
-        return proc.wait(15)
-
-    def remote_segments(self, stream: str) -> list[Path]:
-        d = self.remote_root / stream
-        return sorted(d.iterdir()) if d.exists() else []
-
-    def remote_bytes(self, stream: str) -> bytes:
-        return b"".join(p.read_bytes() for p in self.remote_segments(stream))
-
-    def wait_for(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if cond():
-                return
-            dead = [p for p in self.procs if p.poll() is not None and p.returncode != -9]
-            if dead:
-                raise AssertionError(f"shipper exited ({dead[0].returncode}); {self.postmortem()}")
-            time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}; {self.postmortem()}")
-
-    def postmortem(self) -> str:
-        out = []
-        for p in sorted(self.root.glob("*.log")):
-            out.append(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}")
-        out.append(f"--- sshd.log\n{self.sshd.log.read_text(errors='replace')[-2000:]}")
-        return "\n".join(out)
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+from .harness import Harness
+from .servers import FaultProxy, Sshd
 
 
 @pytest.fixture

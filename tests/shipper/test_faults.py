@@ -20,9 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.shipper.conftest import Harness
-from tests.shipper.servers import FaultProxy, keygen
-from tests.shipper.test_ship_sshd import lines
+from .harness import Harness, lines
+from .servers import FaultProxy, keygen
 
 
 def append(path: Path, data: bytes) -> None:
@@ -42,8 +41,9 @@ def test_cut_mid_batch_resumes_byte_exact(harness: Harness, proxy: FaultProxy) -
     remote = harness.remote_root / "squidGuard"
     for threshold in (1_000_000, 3_000_000, 6_000_000):
         harness.wait_for(
-            lambda t=threshold: remote.exists()
-            and sum(p.stat().st_size for p in remote.iterdir()) > t,
+            lambda t=threshold: (
+                remote.exists() and sum(p.stat().st_size for p in remote.iterdir()) > t
+            ),
             30,
             f"{threshold} bytes on the monitor",
         )
@@ -193,7 +193,9 @@ def tiny_tmpfs(harness: Harness) -> Path:
     target.mkdir(parents=True)
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(target)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if mounted.returncode != 0:
         pytest.fail(f"cannot mount a tmpfs to fill the monitor's disk: {mounted.stderr}")

@@ -207,7 +207,5 @@ class FollowerModel(RuleBasedStateMachine):
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-FollowerModel.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=30, deadline=None
-)
+FollowerModel.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestFollowerModel = FollowerModel.TestCase

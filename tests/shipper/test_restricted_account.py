@@ -12,9 +12,8 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from tests.shipper.conftest import Harness
-from tests.shipper.servers import Sshd
-from tests.shipper.test_ship_sshd import lines
+from .harness import Harness, lines
+from .servers import Sshd
 
 DENIED = "remove,rmdir,rename,posix-rename,symlink,hardlink,setstat,fsetstat,lsetstat,copy-data"
 
@@ -64,15 +63,18 @@ def test_ships_into_chrooted_sftp_only_account(tmp_path: Path, chroot: Path) -> 
         assert segment.read_bytes() == log.read_bytes()
 
         async def try_remove() -> None:
-            async with asyncssh.connect(
-                "127.0.0.1",
-                port=server.port,
-                username=server.user,
-                client_keys=[str(server.client_key)],
-                known_hosts=str(server.known_hosts),
-                agent_path=None,
-                config=None,
-            ) as conn, conn.start_sftp_client() as sftp:
+            async with (
+                asyncssh.connect(
+                    "127.0.0.1",
+                    port=server.port,
+                    username=server.user,
+                    client_keys=[str(server.client_key)],
+                    known_hosts=str(server.known_hosts),
+                    agent_path=None,
+                    config=None,
+                ) as conn,
+                conn.start_sftp_client() as sftp,
+            ):
                 await sftp.remove(f"/incoming/squidGuard/{segment.name}")
 
         with pytest.raises(asyncssh.SFTPError):

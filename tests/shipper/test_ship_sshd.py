@@ -5,13 +5,7 @@ from __future__ import annotations
 import signal
 import time
 
-from tests.shipper.conftest import Harness
-
-
-def lines(start: int, count: int, width: int = 150) -> bytes:
-    """``count`` distinct lines of ``width`` bytes each (newline included)."""
-    pad = b"x" * (width - 14)
-    return b"".join(b"%012d %s\n" % (i, pad) for i in range(start, start + count))
+from .harness import Harness, lines
 
 
 def test_once_ships_complete_lines_byte_exact(harness: Harness) -> None:
@@ -45,15 +39,19 @@ def test_follows_several_files_and_reports_status(harness: Harness) -> None:
         written += chunk
         time.sleep(0.02)
     harness.wait_for(
-        lambda: harness.remote_bytes("squidGuard") == written
-        and harness.remote_bytes("squid") == b.read_bytes(),
+        lambda: (
+            harness.remote_bytes("squidGuard") == written
+            and harness.remote_bytes("squid") == b.read_bytes()
+        ),
         20,
         "both files shipped",
     )
     proc.send_signal(signal.SIGUSR1)
     harness.wait_for(
-        lambda: "status: link up; squidGuard: 1000 lines / 150000 bytes shipped"
-        in proc.log_path.read_text(),  # type: ignore[attr-defined]
+        lambda: (
+            "status: link up; squidGuard: 1000 lines / 150000 bytes shipped"
+            in proc.log_path.read_text()
+        ),  # type: ignore[attr-defined]
         5,
         "status line",
     )
@@ -74,8 +72,10 @@ def test_deleted_file_is_shipped_to_its_end_then_awaited(harness: Harness) -> No
     harness.wait_for(lambda: harness.remote_bytes("squidGuard") == first, 15, "rest shipped")
     log.write_bytes(lines(150, 20))
     harness.wait_for(
-        lambda: [p.read_bytes() for p in harness.remote_segments("squidGuard")]
-        == [first, log.read_bytes()],
+        lambda: (
+            [p.read_bytes() for p in harness.remote_segments("squidGuard")]
+            == [first, log.read_bytes()]
+        ),
         15,
         "new file shipped",
     )
