@@ -52,6 +52,7 @@ class ShipSettings:
     rotate_wait: float = 5.0
     checkpoint_interval: float = 1.0
     status_interval: float = 60.0
+    remote_check_interval: float = 60.0
     backoff_min: float = 1.0
     backoff_max: float = 60.0
     remote_fsync: bool = True
@@ -97,6 +98,7 @@ class Shipper:
         self._stop = asyncio.Event()
         self._last_save = 0.0
         self._last_status = time.monotonic()
+        self._last_remote_check = time.monotonic()
 
     # -- persistence and reporting -------------------------------------
 
@@ -256,6 +258,7 @@ class Shipper:
                     await self._periodic(link)
                     continue
                 link.check()
+                await self._check_remote(link)
                 await self._periodic(link, idle=True)
                 # --once still lets a rotated file settle: a writer may not have reopened yet.
                 settling = s.once and any(st.follower.rotation_pending() for st in self.streams)
@@ -268,6 +271,21 @@ class Shipper:
                 if task is not None:
                     task.cancel()
             await asyncio.gather(*(t for _, _, t in inflight if t), return_exceptions=True)
+
+    async def _check_remote(self, link: Link) -> None:
+        """Every ``remote_check_interval`` s (when idle), verify the monitor still holds what
+        was acknowledged; a segment deleted or shortened there is re-sent from the local file."""
+        now = time.monotonic()
+        if now - self._last_remote_check < self.settings.remote_check_interval:
+            return
+        self._last_remote_check = now
+        for st in self.streams:
+            seg = st.follower.current()
+            if seg is not None and seg.acked > 0:
+                size = await link.size(seg.remote)
+                if size is None or size < seg.acked:
+                    await link.release(seg.remote)  # its handle may name a deleted file
+                    st.follower.rewind(size, check=True)
 
     async def _periodic(self, link: Link, *, idle: bool = False) -> None:
         s = self.settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -82,3 +83,20 @@ def test_deleted_file_is_shipped_to_its_end_then_awaited(harness: Harness) -> No
     assert harness.stop(proc) == 0
     text = proc.log_path.read_text()  # type: ignore[attr-defined]
     assert "disappeared; shipping what is still readable" in text
+
+
+def test_segment_deleted_on_the_monitor_is_resent(harness: Harness) -> None:
+    """Someone deletes or shortens the live segment on the monitor: the periodic check
+    notices, warns, and the local bytes are written again."""
+    log = harness.logs / "squidGuard.log"
+    log.write_bytes(lines(0, 500))
+    proc = harness.start(str(log), remote_check_interval=0.3)
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "start")
+    [segment] = harness.remote_segments("squidGuard")
+    segment.unlink()
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "resend")
+    os.truncate(segment, 1000)
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "repair")
+    assert harness.stop(proc) == 0
+    text = proc.log_path.read_text()  # type: ignore[attr-defined]
+    assert "is missing on the monitor" in text and "re-sending the difference" in text
