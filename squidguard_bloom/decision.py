@@ -7,6 +7,7 @@ from dataclasses import dataclass
 PASS = "pass"
 REDIRECT = "redirect"  # answered OK status=NNN url="…"
 REWRITE = "rewrite"  # answered OK rewrite-url="…" (a 302 for CONNECT)
+UNPARSABLE = "unparsable"  # no host in the URL: answered ERR message="…" (url holds the text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from squidguard_bloom.decision import PASS, REDIRECT, Decision
+from squidguard_bloom.decision import PASS, REDIRECT, UNPARSABLE, Decision
 from squidguard_bloom.protocol import (
     Request,
     parse_request,
@@ -62,6 +62,7 @@ class Runtime:
     emergency: Decision | None = None  # set: answer every request with this
     clock_offset: float = 0.0  # squidGuard's -t
     notes: list[str] = field(default_factory=list)
+    main_log: str | None = None  # squidGuard.log in logdir: start/stop/reload messages
 
     def close(self) -> None:
         """Release files and the filter mapping."""
@@ -97,6 +98,9 @@ class Helper:
             decision = rt.emergency or rt.policy.decide(req, self.now)
             for path, text in decision.log:
                 rt.sink.write(path, text)
+            if decision.action == UNPARSABLE:
+                self._say(req, decision.explanation)
+                return reply_unparsable(req.channel, decision.url, rt.style)
             if decision.action == PASS:
                 if rt.welcome is not None and rt.emergency is None:
                     welcome = self._welcome(req, decision)

@@ -1,0 +1,358 @@
+"""THE DECISION ENGINE: squidGuard's per-request procedure over a loaded config.
+
+:meth:`Engine.decide` is the only code that runs per request; everything it
+needs (compiled lists, rewrite regexes, source lookups) is prepared in
+:meth:`Engine.__init__`, and what depends on the clock (which ``time``
+blocks are active) is recomputed at most once per minute.
+
+The procedure (see docs/differences.md for where we deliberately differ):
+
+1. the first active source (file order) matching the client address, FQDN
+   and user; none -> the ``default`` acl;
+2. that source's first active acl (or its ``else``), else ``default``;
+3. the pass list (inherited from ``default`` when absent), left to right:
+   each active dest is checked by domain list, url list, expressions; the
+   first hit decides (``name`` allows, ``!name`` blocks); ``all``/``none``
+   end the scan; ``in-addr`` decides for IP-address hosts; running out
+   allows;
+4. blocked: the first of per-entry redirect, dest redirect, dest rewrite,
+   acl redirect, default redirect, expanded as a template; none -> pass;
+5. allowed: the acl's (or default's) rewrite rules; no match -> pass;
+6. ``continue`` sources hand an unchanged request to the next matching
+   source, then to ``default``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+
+from squidguard_bloom.config.model import (
+    OUTSIDE,
+    Acl,
+    AclBranch,
+    Config,
+    Dest,
+    LogSpec,
+    PassItem,
+    Restriction,
+    Source,
+)
+from squidguard_bloom.decision import PASS, REDIRECT, REWRITE, UNPARSABLE, Decision
+from squidguard_bloom.helper import Policy
+from squidguard_bloom.lists import open_list
+from squidguard_bloom.protocol import Request
+from squidguard_bloom.reqlog import request_line
+from squidguard_bloom.rewrite import RewriteBlock
+from squidguard_bloom.template import TemplateValues, expand
+from squidguard_bloom.urlnorm import Target, parse_target
+
+_CACHE_LIMIT = 65536  # remembered (client, fqdn, user) -> source chains
+
+
+@dataclass(slots=True)
+class _Dest:
+    name: str
+    domains: object | None  # DomainList
+    urls: object | None  # UrlList
+    expressions: object | None  # ExpressionList
+    redirect: str | None
+    rewrite: RewriteBlock | None
+    log: LogSpec | None
+    restriction: Restriction | None
+    active_content: bool
+
+
+@dataclass(slots=True)
+class _Verdict:
+    allow: bool
+    target: str  # the pass-list word that decided
+    dest: _Dest | None = None
+    entry: str = ""
+    entry_redirect: str | None = None
+    how: str = ""  # "domainlist" / "urllist" / "expressionlist" / terminator
+
+
+def _client_address(text: str) -> tuple[int, int]:
+    """(version, integer) of a client address; unreadable -> 0.0.0.0 as squidGuard."""
+    try:
+        addr = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return 4, 0
+    if addr.version == 6 and addr.ipv4_mapped is not None:  # type: ignore[union-attr]
+        return 4, int(addr.ipv4_mapped)  # type: ignore[union-attr]
+    return addr.version, int(addr)
+
+
+class Engine(Policy):
+    """squidGuard's decision procedure over one loaded configuration."""
+
+    def __init__(self, config: Config, *, explain: bool = False) -> None:
+        self.config = config
+        self.explain = explain
+        lists: dict[tuple[str, str], object] = {}
+
+        def load(kind: str, path: str | None) -> object | None:
+            if path is None:
+                return None
+            key = (kind, path)
+            if key not in lists:
+                lists[key] = open_list(kind, path)
+            return lists[key]
+
+        self._rewrites = {name: RewriteBlock(name, rw.rules) for name, rw in config.rewrites.items()}
+        self._dests: dict[str, _Dest] = {}
+        for name, d in config.dests.items():
+            self._dests[name] = self._make_dest(d, load)
+        self.list_count = len(lists)
+        self._default = config.default_acl
+        self._minute = -1
+        self._active: dict[str, bool] = {}
+        self._cache: dict[tuple[str, str, str], list[Source]] = {}
+
+    def _make_dest(self, d: Dest, load: object) -> _Dest:
+        assert callable(load)
+        content = bool(d.domainlist or d.urllist or d.expressionlist or d.redirect or d.rewrite)
+        return _Dest(
+            name=d.name,
+            domains=load("domain", d.domainlist),
+            urls=load("url", d.urllist),
+            expressions=load("expression", d.expressionlist),
+            redirect=d.redirect,
+            rewrite=self._rewrites.get(d.rewrite) if d.rewrite else None,
+            log=d.log,
+            restriction=d.restriction,
+            active_content=content,
+        )
+
+    # -- time -------------------------------------------------------------
+
+    def _tick(self, now: float) -> None:
+        minute = int(now // 60)
+        if minute == self._minute:
+            return
+        self._minute = minute
+        when = time.localtime(now)
+        self._active = {name: spec.active(when) for name, spec in self.config.times.items()}
+        self._cache.clear()
+
+    def _on(self, restriction: Restriction | None) -> bool:
+        if restriction is None:
+            return True
+        active = self._active.get(restriction.time, False)
+        return not active if restriction.kind == OUTSIDE else active
+
+    # -- sources and acls -------------------------------------------------
+
+    def _sources(self, client: str, fqdn: str, user: str) -> list[Source]:
+        """Active sources matching this client, in file order."""
+        key = (client, fqdn, user)
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        version, addr = _client_address(client)
+        luser = user.lower()
+        found = []
+        for src in self.config.sources:
+            if not (src.has_ip or src.domains or src.has_user) or not self._on(src.restriction):
+                continue
+            if src.has_ip and not _ip_matches(src, version, addr):
+                continue
+            if src.domains and not (fqdn and any(fqdn.endswith(d) for d in src.domains)):
+                continue
+            if src.has_user and luser not in src.users:
+                continue
+            found.append(src)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[key] = found
+        return found
+
+    def _acl_for(self, source: Source) -> tuple[Acl, AclBranch, bool] | None:
+        for acl in self.config.acls:
+            if acl.source != source.name:
+                continue
+            if self._on(acl.restriction):
+                return acl, acl.branch, False
+            if acl.other is not None:
+                return acl, acl.other, True
+        return None
+
+    def _default_branch(self) -> tuple[AclBranch, bool]:
+        acl = self._default
+        if self._on(acl.restriction) or acl.other is None:
+            return acl.branch, False
+        return acl.other, True
+
+    # -- the pass list ----------------------------------------------------
+
+    def _scan(self, passes: list[PassItem] | None, target: Target) -> _Verdict:
+        if passes is None:
+            return _Verdict(False, "unknown", how="no pass list")
+        for item in passes:
+            word = item.word
+            if word == "all":
+                return _Verdict(not item.negate, "all", how="all")
+            if word == "none":
+                return _Verdict(item.negate, "none", how="none")
+            if word == "in-addr":
+                if target.dotted:
+                    return _Verdict(not item.negate, "in-addr", how="in-addr")
+                continue
+            d = self._dests.get(word)
+            if d is None or not d.active_content or not self._on(d.restriction):
+                continue
+            hit = None
+            how = ""
+            if d.domains is not None:
+                hit = d.domains.lookup(target.host)  # type: ignore[attr-defined]
+                how = "domainlist"
+            if hit is None and d.urls is not None:
+                hit = d.urls.lookup(target)  # type: ignore[attr-defined]
+                how = "urllist"
+            if hit is None and d.expressions is not None:
+                hit = d.expressions.lookup(target.furl)  # type: ignore[attr-defined]
+                how = "expressionlist"
+            if hit is not None:
+                return _Verdict(not item.negate, d.name, d, hit.entry, hit.redirect, how)
+        return _Verdict(True, "unknown", how="end of pass list")
+
+    # -- the whole procedure ----------------------------------------------
+
+    def decide(self, req: Request, now: float) -> Decision:
+        """The verdict on req at (emulated) time now."""
+        target = parse_target(req.url)
+        if target is None:
+            return Decision(UNPARSABLE, explanation="no host in the URL",
+                            url="squidGuard error parsing squid line")
+        self._tick(now)
+        chain = self._sources(req.client, req.fqdn, req.user)
+        why: list[str] = []
+        i = 0
+        while True:
+            src = chain[i] if i < len(chain) else None
+            found = self._acl_for(src) if src is not None else None
+            if found is None:
+                branch, in_else = self._default_branch()
+                acl_name = "default"
+            else:
+                acl, branch, in_else = found
+                acl_name = acl.source
+            decision = self._decide_branch(req, target, src, acl_name, branch, in_else, why)
+            if decision.action != PASS or src is None or not src.cont:
+                return decision
+            # "continue": an unchanged request goes on to the next matching source.
+            i += 1
+
+    def _decide_branch(self, req: Request, target: Target, src: Source | None, acl_name: str,
+                       branch: AclBranch, in_else: bool, why: list[str]) -> Decision:
+        default = self._default.branch
+        passes = branch.passes if branch.passes is not None else default.passes
+        verdict = self._scan(passes, target)
+        if self.explain:
+            who = f"source {src.name}" if src is not None else "no source matched"
+            why.append(f"{who}; acl {acl_name}{' (else)' if in_else else ''}")
+            if verdict.dest is not None:
+                why.append(f"dest {verdict.dest.name} {verdict.how} entry {verdict.entry!r}"
+                           f" -> {'pass' if verdict.allow else 'block'}")
+            else:
+                why.append(f"{verdict.how} -> {'pass' if verdict.allow else 'block'}")
+        values = TemplateValues(req.client, req.fqdn, req.user, acl_name, verdict.target,
+                                target.orig)
+        log_spec = self._log_spec(src, verdict)
+        if not verdict.allow:
+            text, how = self._block_redirect(verdict, branch, target)
+            if text is None:
+                why.append("blocked, but no redirect is configured: passes (as squidGuard)")
+                return self._finish(PASS, "", None, req, target, acl_name, verdict, "-",
+                                    log_spec, why)
+            status, url = expand(text, values)
+            why.append(f"redirect from {how}: {url}")
+            return self._finish(REDIRECT if status else REWRITE, url, status, req, target,
+                                acl_name, verdict, "-", log_spec, why)
+        rw_name = branch.rewrite if branch.rewrite not in (None, "none") else default.rewrite
+        block = self._rewrites.get(rw_name) if rw_name and rw_name != "none" else None
+        if block is not None:
+            result = block.apply(target.orig)
+            if result is not None:
+                status, url = _status_prefix(result)
+                why.append(f"rewrite {block.name}: {url}")
+                rw_log = self.config.rewrites[block.name].log
+                if rw_log is not None:
+                    log = ((rw_log.path, self._line(req, target, acl_name, verdict.target,
+                                                    block.name, "REWRITE", rw_log)),)
+                    return Decision(REDIRECT if status else REWRITE, url, status or 302,
+                                    target.host, "; ".join(why), log, acl_name, verdict.target)
+                return self._finish(REDIRECT if status else REWRITE, url, status, req, target,
+                                    acl_name, verdict, "-", log_spec, why)
+        return self._finish(PASS, "", None, req, target, acl_name, verdict, "-", log_spec, why)
+
+    def _finish(self, action: str, url: str, status: int | None, req: Request, target: Target,
+                acl_name: str, verdict: _Verdict, rewrite: str, log_spec: LogSpec | None,
+                why: list[str]) -> Decision:
+        log: tuple[tuple[str, str], ...] = ()
+        if log_spec is not None and (action != PASS or log_spec.verbose):
+            line = self._line(req, target, acl_name, verdict.target, rewrite,
+                              "PASS" if action == PASS else "REDIRECT", log_spec)
+            log = ((log_spec.path, line),)
+        return Decision(action, url, status or 302, target.host,
+                        "; ".join(why) if why else "", log, acl_name, verdict.target)
+
+    def _line(self, req: Request, target: Target, acl_name: str, word: str, rewrite: str,
+              action: str, spec: LogSpec) -> str:
+        user = "" if spec.anonymous else req.user.lower()
+        return request_line(acl_name, word, rewrite, target.orig, req.client, req.fqdn, user,
+                            req.method, action)
+
+    def _log_spec(self, src: Source | None, verdict: _Verdict) -> LogSpec | None:
+        spec = src.log if src is not None else None
+        if verdict.dest is None:
+            default_log = self._default.branch.log
+            if default_log is not None:
+                spec = default_log
+        elif verdict.dest.log is not None:
+            spec = verdict.dest.log
+        return spec
+
+    def _block_redirect(self, verdict: _Verdict, branch: AclBranch,
+                        target: Target) -> tuple[str | None, str]:
+        d = verdict.dest
+        if d is not None:
+            if verdict.entry_redirect:
+                return verdict.entry_redirect, f"list entry {verdict.entry!r}"
+            if d.redirect:
+                return d.redirect, f"dest {d.name}"
+            if d.rewrite is not None:
+                result = d.rewrite.apply(target.orig)
+                if result is not None:
+                    return result, f"dest {d.name} rewrite {d.rewrite.name}"
+        default_redirect = self._default.branch.redirect
+        if branch.redirect and branch.redirect != "default":
+            return branch.redirect, "the acl"
+        return default_redirect, "the default acl"
+
+
+def _status_prefix(text: str) -> tuple[int | None, str]:
+    if len(text) > 4 and text[3] == ":" and text[:3].isdigit():
+        return int(text[:3]), text[4:]
+    return None, text
+
+
+def _ip_matches(src: Source, version: int, addr: int) -> bool:
+    for e in src.ips:
+        if e.version != version:
+            # IPv6 clients also match IPv4 entries holding 0.0.0.0, which is
+            # what squidGuard turns every non-IPv4 client into.
+            if version == 6 and e.version == 4 and _entry_has(e.kind, e.a, e.b, 0):
+                return True
+            continue
+        if _entry_has(e.kind, e.a, e.b, addr):
+            return True
+    return False
+
+
+def _entry_has(kind: str, a: int, b: int, addr: int) -> bool:
+    if kind == "mask":
+        return addr & b == a
+    return a <= addr <= b
