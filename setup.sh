@@ -78,7 +78,21 @@ case "$cmd" in
         ;;
     run)
         install_python ""
-        exec "$VENV/bin/python" -m squidguard_bloom.demo "$@"
+        if [ $# -gt 0 ]; then  # ./setup.sh run -c /etc/squidguard/squidGuard.conf ...
+            exec "$VENV/bin/squidguard-bloom" "$@"
+        fi
+        # The helper on the bundled example config and lists, fed a few
+        # request lines as Squid would send them: a client's first visit
+        # (welcome page), its next request (pass), blacklisted pages
+        # (redirect to the block page, also for HTTPS CONNECT), a rewrite.
+        printf '%s\n' \
+            "http://www.example.com/ 192.168.5.20/- - GET myip=192.168.0.1 myport=3128" \
+            "http://www.example.com/news 192.168.5.20/- - GET myip=192.168.0.1 myport=3128" \
+            "http://ads.example.com/banner.gif 192.168.5.20/- - GET myip=192.168.0.1 myport=3128" \
+            "http://www.example.com/ 10.1.2.3/pc7.lan - GET" \
+            "porn.test:443 10.1.2.3/pc7.lan - CONNECT" \
+            "http://www.example.com/?utm_source=mail 10.1.2.3/pc7.lan - GET" \
+            | "$VENV/bin/squidguard-bloom" --example --explain
         ;;
     test)
         install_debs "${TEST_DEBS[@]}"
