@@ -525,7 +525,8 @@ def plot(result: FprResult, path: str) -> None:
         ]
         for name in dict.fromkeys(r["impl"] for r in mine):
             pts = [r for r in mine if r["impl"] == name]
-            ax.plot([r["fill"] for r in pts], [r["fpr"] for r in pts], marker="o", ms=3, label=name)
+            fprs = [r["fpr"] or math.nan for r in pts]  # 0 has no place on a log axis
+            ax.plot([r["fill"] for r in pts], fprs, marker="o", ms=3, label=name)
         ours = [r for r in mine if r["impl"] == "ours"] or mine
         ax.plot(
             [r["fill"] for r in ours],
