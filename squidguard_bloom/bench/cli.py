@@ -146,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="helper processes sharing the stream in the parallel run (1: skip it)",
     )
     h.add_argument("--startup-runs", type=_positive, default=d.startup_runs)
+    h.add_argument(
+        "--io",
+        choices=("pipe", "file"),
+        default="pipe",
+        help="feed requests and collect answers through pipes, as Squid does (default), "
+        "or read and write plain files",
+    )
     h.add_argument("--no-welcome", action="store_true", help="skip the run with a welcome block")
     h.add_argument(
         "--ours", help="command of our helper (default: squidguard-bloom beside this Python)"
@@ -257,6 +264,7 @@ def cmd_helper(args: argparse.Namespace) -> int:
         ours=shlex.split(args.ours) if args.ours else None,
         squidguard=squidguard,
         timeout=float(args.timeout),
+        pipes=args.io == "pipe",
     )
     info = machine.describe()
     setups = 1 + (squidguard != "") + (not args.no_welcome)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,62 @@ class _Sampler(threading.Thread):
         self.join()
 
 
+class _Launch:
+    """Processes and files of one run_group call, so they can all be released together."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.helpers: list[subprocess.Popen[bytes]] = []  # cat feeders and collectors
+        self.handles: list[Any] = []
+
+    def start(
+        self,
+        cmd: Sequence[str],
+        src: Path | None,
+        dst: Path | None,
+        err: Path,
+        pipes: bool,
+        env: dict[str, str] | None,
+    ) -> None:
+        """Start cmd with src on stdin and stdout into dst, through cat pipes if asked."""
+        ferr = open(err, "wb")  # noqa: SIM115 - closed in release()
+        self.handles.append(ferr)
+        feeder = None
+        fin: Any
+        if pipes and src is not None:
+            feeder = subprocess.Popen(["cat", str(src)], stdout=subprocess.PIPE)
+            self.helpers.append(feeder)
+            fin = feeder.stdout
+        else:
+            fin = open(src if src is not None else os.devnull, "rb")  # noqa: SIM115
+            self.handles.append(fin)
+        fout = open(dst if dst is not None else os.devnull, "wb")  # noqa: SIM115
+        self.handles.append(fout)
+        out: Any = subprocess.PIPE if pipes and dst is not None else fout
+        proc = subprocess.Popen(list(cmd), stdin=fin, stdout=out, stderr=ferr, env=env)
+        if proc.stdout is not None:
+            self.helpers.append(subprocess.Popen(["cat"], stdin=proc.stdout, stdout=fout))
+            proc.stdout.close()  # the collector holds the read end now
+        if feeder is not None and feeder.stdout is not None:
+            feeder.stdout.close()
+        self.procs.append(proc)
+
+    def kill(self) -> None:
+        """Kill every process still running (by its own pid)."""
+        for p in self.procs + self.helpers:
+            if p.returncode is None:
+                p.kill()
+
+    def release(self) -> None:
+        """Kill and reap what is left; close the files."""
+        for p in self.procs + self.helpers:
+            if p.returncode is None:
+                p.kill()
+                p.wait()
+        for h in self.handles:
+            h.close()
+
+
 def run_group(
     commands: Sequence[Sequence[str]],
     stdins: Sequence[Path | None],
@@ -128,6 +185,7 @@ def run_group(
     sample_interval: float = 0.02,
     env: dict[str, str] | None = None,
     measure_rss: bool = True,
+    pipes: bool = False,
 ) -> GroupResult:
     """Start every command at once (stdin/stdout from/to the files, None = /dev/null).
 
@@ -135,7 +193,10 @@ def run_group(
     TimeoutError naming the command.  stderr of process i goes to
     ``stderr_dir/stderr.<i>``.  With measure_rss false, nothing is put in
     front of the commands (the purest wall time) and RSS is what VmHWM
-    sampling caught.
+    sampling caught.  With pipes, each helper reads its file through a
+    pipe from ``cat`` and writes its answers into a pipe read by another
+    ``cat``, as it would talk to Squid; the wall time ends when the last
+    answer is out.
     """
     stderr_dir.mkdir(parents=True, exist_ok=True)
     wrapped = measure_rss and os.access(GNU_TIME, os.X_OK)
@@ -145,33 +206,28 @@ def run_group(
             [GNU_TIME, "-f", "%M", "-o", str(f), *cmd]
             for f, cmd in zip(rss_files, commands, strict=True)
         ]
-    handles = []
-    procs: list[subprocess.Popen[bytes]] = []
+    launch = _Launch()
     start = time.perf_counter()
     try:
         for i, (cmd, src, dst) in enumerate(zip(commands, stdins, stdouts, strict=True)):
-            fin = open(src, "rb") if src is not None else open(os.devnull, "rb")  # noqa: SIM115
-            fout = open(dst, "wb") if dst is not None else open(os.devnull, "wb")  # noqa: SIM115
-            ferr = open(stderr_dir / f"stderr.{i}", "wb")  # noqa: SIM115
-            handles += [fin, fout, ferr]
-            procs.append(subprocess.Popen(list(cmd), stdin=fin, stdout=fout, stderr=ferr, env=env))
-        sampler = _Sampler([p.pid for p in procs], sample_interval, wrapped)
+            launch.start(cmd, src, dst, stderr_dir / f"stderr.{i}", pipes, env)
+        sampler = _Sampler([p.pid for p in launch.procs], sample_interval, wrapped)
         sampler.start()
         timed_out = threading.Event()
 
-        def kill_all() -> None:
+        def on_timeout() -> None:
             timed_out.set()
-            for p in procs:
-                if p.returncode is None:
-                    p.kill()
+            launch.kill()
 
-        watchdog = threading.Timer(timeout, kill_all)
+        watchdog = threading.Timer(timeout, on_timeout)
         watchdog.start()
-        ordered: list[ProcResult] = []
-        for p in procs:  # blocking waits in turn: the last return is the last exit
+        codes: list[int] = []
+        for p in launch.procs:  # blocking waits in turn: the last return is the last exit
             _, status = os.waitpid(p.pid, 0)
             p.returncode = os.waitstatus_to_exitcode(status)
-            ordered.append(ProcResult(p.returncode, 0))
+            codes.append(p.returncode)
+        for h in launch.helpers:  # every answer delivered through its pipe
+            h.wait()
         wall = time.perf_counter() - start
         watchdog.cancel()
         sampler.stop()
@@ -179,16 +235,11 @@ def run_group(
             msg = f"{' '.join(commands[0])} still running after {timeout:g} s; killed"
             raise TimeoutError(msg)
     finally:
-        for p in procs:
-            if p.returncode is None:
-                p.kill()
-                p.wait()
-        for h in handles:
-            h.close()
+        launch.release()
     peaks = []
-    for i, (p, r) in enumerate(zip(procs, ordered, strict=True)):
+    for i, (p, code) in enumerate(zip(launch.procs, codes, strict=True)):
         kb = _read_kb(rss_files[i]) if wrapped else None
-        peaks.append(ProcResult(r.returncode, kb if kb is not None else sampler.hwm.get(p.pid, 0)))
+        peaks.append(ProcResult(code, kb if kb is not None else sampler.hwm.get(p.pid, 0)))
     return GroupResult(wall, peaks, sampler.peak, sum(r.max_rss_kb for r in peaks))
 
 

@@ -52,6 +52,7 @@ class HelperParams:
     ours: list[str] | None = None  # default: squidguard-bloom beside sys.executable
     squidguard: str | None = None  # default: squidGuard on PATH; "" = do not run it
     timeout: float = 1800.0
+    pipes: bool = True  # requests and answers through pipes, as with Squid (else plain files)
 
 
 @dataclass
@@ -315,6 +316,7 @@ def measure_stream(
     expected: bytes,
     startup: float | None,
     timeout: float,
+    pipes: bool = True,
 ) -> Row:
     """Run one process per part at once; the row with throughput, memory and the check."""
     _reset_welcome(setup)
@@ -326,6 +328,7 @@ def measure_stream(
         outs,
         stderr_dir=run_dir,
         timeout=timeout,
+        pipes=pipes,
     )
     answers: list[bytes] = []
     lines: list[bytes] = []
@@ -412,10 +415,14 @@ def run(
                 Row(setup.name, 1, 0, startup_s=startup, peak_rss_kb=rss0, note="empty stdin")
             )
             say(f"{setup.name}: {params.lines:,} lines, 1 process")
-            result.rows.append(measure_stream(setup, whole, expected, startup, params.timeout))
+            result.rows.append(
+                measure_stream(setup, whole, expected, startup, params.timeout, params.pipes)
+            )
             if parts:
                 say(f"{setup.name}: {params.lines:,} lines, {params.procs} processes")
-                result.rows.append(measure_stream(setup, parts, expected, startup, params.timeout))
+                result.rows.append(
+                    measure_stream(setup, parts, expected, startup, params.timeout, params.pipes)
+                )
         except (TimeoutError, OSError) as exc:
             result.skipped[setup.name] = str(exc)
     return result

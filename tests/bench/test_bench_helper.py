@@ -119,7 +119,8 @@ def test_config_text_is_squidguard_syntax(tmp_path: Path) -> None:
     assert f"state {tmp_path / 'w.bloom'}" in with_welcome
 
 
-def test_side_by_side_with_squidguard_and_a_broken_helper(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pipes", [True, False], ids=["pipes", "files"])
+def test_side_by_side_with_squidguard_and_a_broken_helper(tmp_path: Path, pipes: bool) -> None:
     """squidGuard blocks every generated hit; a helper that blocks nothing is caught."""
     sg = need_squidguard()
     fake = tmp_path / "fake_helper.py"
@@ -127,6 +128,7 @@ def test_side_by_side_with_squidguard_and_a_broken_helper(tmp_path: Path) -> Non
     params = sidebyside.HelperParams(
         domains=3000, urls=300, lines=3000, clients=100, procs=2, startup_runs=1,
         welcome=False, ours=[sys.executable, str(fake)], squidguard=sg, timeout=120,
+        pipes=pipes,
     )  # fmt: skip
     result = sidebyside.run(params, tmp_path / "work")
     assert result.stats is not None
