@@ -10,7 +10,8 @@
 
 Tables go to stdout, a progress bar to stderr (when it is a terminal, or
 with --progress).  Exit status: 0 done, 1 a measured helper answered
-wrongly, 2 bad usage or a missing program.
+wrongly or could not run (compile or start failure), 2 bad usage or a
+missing program.
 """
 
 from __future__ import annotations
@@ -297,7 +298,8 @@ def cmd_helper(args: argparse.Namespace) -> int:
             result.welcome_cost
         )
     _emit(args, sidebyside.to_json(result, info), table)
-    return 0 if all(r.ok for r in result.rows) else EXIT_WRONG
+    ours_failed = any(name.startswith("ours") for name in result.skipped)
+    return 0 if all(r.ok for r in result.rows) and not ours_failed else EXIT_WRONG
 
 
 def cmd_welcome(args: argparse.Namespace) -> int:

@@ -281,3 +281,18 @@ def test_our_helper_blocks_what_squidguard_blocks(tmp_path: Path) -> None:
         assert row.blocked_hits == result.stats.blocked
     welcomed = [r.welcomed for r in streams if r.setup == "ours+welcome"]
     assert all(0 < w <= params.clients for w in welcomed)
+
+
+def test_helper_exit_status_when_our_helper_cannot_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A helper whose -C fails is reported as skipped, with exit status 1."""
+    rc = cli.main([
+        "helper", "--ours", "/bin/false", "--squidguard", "none", "--domains", "50",
+        "--urls", "5", "--lines", "50", "--clients", "5", "--no-welcome",
+        "--welcome-calls", "0", "--workdir", str(tmp_path), "--quiet",
+    ])  # fmt: skip
+    assert rc == 1
+    out = capsys.readouterr().out
+    assert "skipped ours: -C all exited 1" in out
+    assert "skipped squidGuard: not requested" in out
