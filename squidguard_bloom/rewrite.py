@@ -61,7 +61,7 @@ def _replacement(text: str) -> tuple[str | int, ...]:
     return tuple(p for p in parts if p != "")
 
 
-def _translate(pattern: str) -> str:
+def ere_to_re2(pattern: str) -> str:
     """POSIX ERE to RE2: outside brackets they agree; inside, ``\\`` is literal."""
     out: list[str] = []
     i, n = 0, len(pattern)
@@ -102,7 +102,7 @@ class RewriteBlock:
             opts = re2.Options()
             opts.case_sensitive = "i" not in rule.flags
             try:
-                regex = re2.compile(_translate(rule.pattern), opts)
+                regex = re2.compile(ere_to_re2(rule.pattern), opts)
             except re2.error as exc:
                 msg = (f"{rule.pos}: rewrite rule s@{rule.pattern}@…: invalid regular expression"
                        f" ({exc}); fix or remove the rule")

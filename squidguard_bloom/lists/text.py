@@ -1,0 +1,73 @@
+"""Reading blacklist files exactly as squidGuard 1.6 reads them.
+
+Domain and url lists: a ``#`` in column 1 starts a comment line; blank and
+whitespace-only lines are skipped; ``\\r\\n`` is fine; leading blanks are
+skipped; a leading ``+`` or ``-`` is removed (the entry is added either
+way); the key is the first word, lower-cased, and the rest of the line
+after blanks is that entry's own redirect.  Later duplicates overwrite
+earlier ones.
+
+Expression lists: each line is one pattern; only the line end goes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+_WORD = re.compile(r"[ \t]+")
+
+
+def entries(text: str) -> Iterator[tuple[int, str, str | None]]:
+    """(line number, lower-cased key, per-entry redirect or None) of a list file."""
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if not line or line[0] == "#":
+            continue
+        line = line.lstrip(" \t")
+        if not line:
+            continue
+        if line[0] in "+-":
+            line = line[1:]
+        parts = _WORD.split(line, maxsplit=1)
+        key = parts[0].lower()
+        if not key:
+            continue
+        redirect = parts[1].strip(" \t") if len(parts) > 1 else ""
+        yield number, key, redirect or None
+
+
+def domain_key(key: str) -> str:
+    """A domain entry as we store it: no leading or trailing dots.
+
+    squidGuard stores ``.example.com`` as ``..example.com``, which never
+    matches anything; a Squid-style list must not silently block nothing,
+    so the dot goes.
+    """
+    return key.strip(".")
+
+
+def url_key(key: str) -> str:
+    """A url entry as we store it: no scheme, userinfo or port in its host part."""
+    if "://" in key:
+        key = key.split("://", 1)[1]
+    key = key.lstrip(".")
+    host, slash, path = key.partition("/")
+    if "@" in host:
+        host = host.rsplit("@", 1)[1]
+    host = host.partition(":")[0].rstrip(".")
+    return host + slash + path
+
+
+def expression_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, pattern) of an expression list; blank lines are not patterns.
+
+    squidGuard keeps a blank line as a pattern: harmless ("\\n") in a LF
+    file, but the empty pattern (matching every URL) in a CRLF file.
+    """
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if line.strip(" \t"):
+            yield number, line

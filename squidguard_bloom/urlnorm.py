@@ -1,0 +1,164 @@
+"""URL normalisation: one request URL -> the strings lists are looked up by.
+
+squidGuard 1.6 decodes the URL once, lower-cases it, splits host and path
+and derives three lookup strings (§6 of docs/squidguard.md).  We do the
+same, with every known evasion closed, so that no spelling of a blacklisted
+URL looks up anything but the canonical host and path:
+
+* the host comes after the *last* ``@`` of the authority, as browsers and
+  Squid read it (squidGuard takes the first: ``a@b@host`` got through);
+* the authority ends at ``/``, ``?``, ``#`` or ``\\``;
+* all trailing dots go, before a port too; ``%``-escapes in the host are
+  decoded until none is left (``%252e``), spaces in it are dropped;
+* numeric IPv4 spellings (``2130706433``, ``0x7f.1``, ``0177.0.0.1``,
+  ``127.1``) become a dotted quad; IPv6 literals their compressed form,
+  and both count as addresses for ``in-addr``;
+* in the path, backslashes are slashes, runs of ``/`` collapse (before the
+  query) and ``.``/``..`` segments are resolved.
+
+What users and logs see (``orig``: decoded once, ``%20`` kept, original
+case) is exactly squidGuard's.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from dataclasses import dataclass
+
+_PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
+_WWW = re.compile(r"(?:www|web|ftp)\d*\.")
+_NUMERIC_V4 = re.compile(r"[0-9a-fx.]+")
+_SLASHES = re.compile(r"/{2,}")
+
+
+@dataclass(slots=True)
+class Target:
+    """The lookup strings of one request URL."""
+
+    orig: str  # decoded once, %20 kept, original case: for %u, logs and rewrites
+    host: str  # canonical lower-case host: domain lookups
+    port: int | None
+    furl: str  # host[:port]/path?query: expressions and the second url lookup
+    surl: str  # host without www./web./ftp.N and port, then path: first url lookup
+    dotted: bool  # the host is an IP address (what in-addr tests)
+
+
+def _decode_once(url: str) -> str:
+    """squidGuard's single %-decoding pass: %20 stays, %00 ends the URL."""
+    if "%" not in url:
+        return url
+    raw = url.encode("utf-8", "surrogateescape")
+
+    def one(m: re.Match[bytes]) -> bytes:
+        code = m.group(1)
+        return m.group() if code == b"20" else bytes([int(code, 16)])
+
+    out = _PCT.sub(one, raw)
+    nul = out.find(b"\x00")
+    if nul >= 0:
+        out = out[:nul]
+    return out.decode("utf-8", "surrogateescape")
+
+
+def _decode_host(host: str) -> str:
+    for _ in range(4):
+        if "%" not in host:
+            break
+        raw = _PCT.sub(lambda m: bytes([int(m.group(1), 16)]), host.encode("utf-8", "surrogateescape"))
+        nxt = raw.split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
+        if nxt == host:
+            break
+        host = nxt
+    return host.replace(" ", "").replace("\t", "").lower()
+
+
+def _canonical_host(host: str) -> tuple[str, bool]:
+    """(host, is_address) with numeric and IPv6 spellings made canonical."""
+    if host.startswith("["):
+        inner = host[1:].split("]", 1)[0].split("%", 1)[0]
+        try:
+            addr = ipaddress.IPv6Address(inner)
+        except ValueError:
+            return host, False
+        mapped = addr.ipv4_mapped
+        return (str(mapped) if mapped is not None else addr.compressed), True
+    if host and host[0].isdigit() and _NUMERIC_V4.fullmatch(host):
+        try:
+            return socket.inet_ntoa(socket.inet_aton(host)), True
+        except OSError:
+            return host, False
+    return host, False
+
+
+def _clean_path(path: str) -> str:
+    """Backslashes, repeated slashes and dot segments, before the query only."""
+    if not path:
+        return path
+    path = path.split("#", 1)[0]
+    query = ""
+    q = path.find("?")
+    if q >= 0:
+        path, query = path[:q], path[q:]
+    if "\\" in path:
+        path = path.replace("\\", "/")
+    if "//" in path:
+        path = _SLASHES.sub("/", path)
+    if "/." in path:
+        out: list[str] = []
+        parts = path.split("/")
+        for seg in parts[1:]:
+            if seg == ".":
+                continue
+            if seg == "..":
+                if out:
+                    out.pop()
+                continue
+            out.append(seg)
+        last = parts[-1]
+        path = "/" + "/".join(out) + ("/" if last in (".", "..") and out else "")
+    return path + query
+
+
+def parse_target(url: str) -> Target | None:
+    """The lookup strings of url; None when it has no host (squidGuard's BH case)."""
+    orig = _decode_once(url)
+    low = orig.lower()
+    sep = low.find("://")
+    rest = low[sep + 3 :] if sep >= 0 else low
+    # The authority ends at the first "/", "?", "#" or "\".
+    end = len(rest)
+    for ch in "/?#\\":
+        i = rest.find(ch)
+        if 0 <= i < end:
+            end = i
+    authority, path = rest[:end], rest[end:]
+    if "@" in authority:
+        authority = authority.rsplit("@", 1)[1]
+    port: int | None = None
+    port_text = ""
+    if authority.startswith("["):
+        close = authority.find("]")
+        host = authority[: close + 1] if close >= 0 else authority
+        tail = authority[close + 1 :] if close >= 0 else ""
+        if tail.startswith(":"):
+            port_text = tail[1:]
+    else:
+        host, colon, port_text = authority.partition(":")
+        if not colon:
+            port_text = ""
+    if port_text.isdigit():
+        port = int(port_text)
+    host = _decode_host(host).rstrip(".")
+    if not host:
+        return None
+    host, dotted = _canonical_host(host)
+    path = _clean_path(path)
+    if path.startswith(("?", "#")):
+        path = "/" + path
+    hostport = f"{host}:{port_text}" if port_text else host
+    furl = hostport + path
+    m = _WWW.match(host)
+    surl = (host[m.end() :] if m and m.end() < len(host) else host) + path
+    return Target(orig, host, port, furl, surl, dotted)
