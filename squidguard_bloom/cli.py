@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = args.config or (str(example_config()) if args.example else DEFAULT_CONFIG)
 
     # Imported here so that -h and -v work even if the engine cannot load.
-    from squidguard_bloom import runtime
+    from squidguard_bloom import runtime  # noqa: PLC0415 - keep -h/-v independent of the engine
 
     if args.compile is not None or args.update:
         return runtime.compile_lists(config, args.compile or "all", update=args.update,

@@ -101,7 +101,7 @@ class Engine(Policy):
                 lists[key] = open_list(kind, path)
             return lists[key]
 
-        self._rewrites = {name: RewriteBlock(name, rw.rules) for name, rw in config.rewrites.items()}
+        self._rewrites = {n: RewriteBlock(n, rw.rules) for n, rw in config.rewrites.items()}
         self._dests: dict[str, _Dest] = {}
         for name, d in config.dests.items():
             self._dests[name] = self._make_dest(d, load)

@@ -3,7 +3,7 @@
 Semantics, as squidGuard 1.6 applies them to the original URL:
 
 * the regex is POSIX extended, case-sensitive unless the ``i`` flag is set;
-* in the replacement ``\\0``–``\\9`` insert groups, ``&`` the whole match,
+* in the replacement ``\\0`` to ``\\9`` insert groups, ``&`` the whole match,
   and ``\\x`` any other character x literally;
 * ``g`` replaces every match (later ones may not match at ``^``), otherwise
   only the first; the text after the last match is kept;
@@ -81,7 +81,7 @@ def ere_to_re2(pattern: str) -> str:
         if j < n and pattern[j] == "]":
             j += 1
         while j < n and pattern[j] != "]":
-            if pattern.startswith("[:", j) or pattern.startswith("[=", j) or pattern.startswith("[.", j):
+            if pattern.startswith(("[:", "[=", "[."), j):
                 end = pattern.find(pattern[j + 1] + "]", j + 2)
                 j = end + 2 if end >= 0 else n
                 continue

@@ -84,7 +84,7 @@ def _welcome_settings(config: Config, options: Options) -> WelcomeSettings | Non
 
 def build(options: Options) -> Runtime:
     """A ready Runtime for options.config; raises SquidguardBloomError/OSError on problems."""
-    from squidguard_bloom.policy import Engine  # the engine pulls in RE2 and the lists
+    from squidguard_bloom.policy import Engine  # noqa: PLC0415 - RE2 and lists load only here
 
     config = _load(options)
     engine = Engine(config, explain=options.explain)
@@ -192,7 +192,8 @@ def _run(options: Options) -> int:
         if options.passthrough:
             _say("not going into emergency mode because -P was used; exiting with status 4")
             return EXIT_FATAL_PASSTHROUGH
-        rt = emergency_runtime(options, f"{len(problems)} problem(s) in {options.config}, see above")
+        why = f"{len(problems)} problem(s) in {options.config}, see above"
+        rt = emergency_runtime(options, why)
         emergency = True
     for note in rt.notes:
         _say(note)
@@ -214,7 +215,8 @@ def _run(options: Options) -> int:
         return new
 
     helper = Helper(rt, reload=reload, explain=sys.stderr if options.explain else None)
-    install_signal_handlers(helper, lambda: helper.rt.sink.reopen())
+    # helper.rt changes on reload: look the sink up when the signal comes
+    install_signal_handlers(helper, lambda: helper.rt.sink.reopen())  # noqa: PLW0108
     _main_log(rt, f"INFO: squidguard-bloom ready for requests ({time.time():.3f})")
     try:
         serve(helper)
@@ -247,7 +249,7 @@ def check(config_path: str) -> int:
 def compile_lists(config_path: str, which: str, *, update: bool = False,
                   progress: bool = False) -> int:
     """``-C all|FILE``: write the compiled form of the domain and url lists, then exit."""
-    from squidguard_bloom.lists import compile_list
+    from squidguard_bloom.lists import compile_list  # noqa: PLC0415 - only -C needs it
 
     if update:
         _say("-u: squidguard-bloom has no .diff updates; edit the text list and run -C "

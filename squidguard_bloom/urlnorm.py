@@ -66,7 +66,8 @@ def _decode_host(host: str) -> str:
     for _ in range(4):
         if "%" not in host:
             break
-        raw = _PCT.sub(lambda m: bytes([int(m.group(1), 16)]), host.encode("utf-8", "surrogateescape"))
+        raw = host.encode("utf-8", "surrogateescape")
+        raw = _PCT.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
         nxt = raw.split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
         if nxt == host:
             break

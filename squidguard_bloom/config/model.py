@@ -67,7 +67,7 @@ class TimeSpec:
 
     def active(self, when: _time.struct_time) -> bool:
         """Whether any element covers the local time ``when``."""
-        from squidguard_bloom.config.timespec import is_active
+        from squidguard_bloom.config.timespec import is_active  # noqa: PLC0415 - import cycle
 
         return is_active(self.elements, when)
 

@@ -41,8 +41,8 @@ class DomainList:
     def __init__(self, path: str, text: str) -> None:
         self.path = path
         self._d: dict[str, str | None] = {}
-        for _n, key, redirect in entries(text):
-            key = domain_key(key)
+        for _n, raw, redirect in entries(text):
+            key = domain_key(raw)
             if key:
                 self._d[key] = redirect
 
@@ -70,8 +70,8 @@ class UrlList:
     def __init__(self, path: str, text: str) -> None:
         self.path = path
         by_host: dict[str, dict[str, str | None]] = {}
-        for _n, key, redirect in entries(text):
-            key = url_key(key)
+        for _n, raw, redirect in entries(text):
+            key = url_key(raw)
             if key:
                 by_host.setdefault(key.split("/", 1)[0], {})[key] = redirect
         self._d = {h: tuple(sorted(e.items())) for h, e in by_host.items()}

@@ -20,12 +20,10 @@ _WORD = re.compile(r"[ \t]+")
 
 def entries(text: str) -> Iterator[tuple[int, str, str | None]]:
     """(line number, lower-cased key, per-entry redirect or None) of a list file."""
-    for number, line in enumerate(text.split("\n"), 1):
-        if line.endswith("\r"):
-            line = line[:-1]
-        if not line or line[0] == "#":
+    for number, raw in enumerate(text.split("\n"), 1):
+        if not raw or raw[0] == "#":
             continue
-        line = line.lstrip(" \t")
+        line = raw.removesuffix("\r").lstrip(" \t")
         if not line:
             continue
         if line[0] in "+-":
@@ -66,8 +64,7 @@ def expression_lines(text: str) -> Iterator[tuple[int, str]]:
     squidGuard keeps a blank line as a pattern: harmless ("\\n") in a LF
     file, but the empty pattern (matching every URL) in a CRLF file.
     """
-    for number, line in enumerate(text.split("\n"), 1):
-        if line.endswith("\r"):
-            line = line[:-1]
+    for number, raw in enumerate(text.split("\n"), 1):
+        line = raw.removesuffix("\r")
         if line.strip(" \t"):
             yield number, line
