@@ -17,24 +17,28 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 CSRC = HERE / "csrc"
-SOURCES = ["bloom.c", "murmur3.c"]
+SOURCES = ["bloom.c", "murmur3.c", "listindex.c"]
+HEADERS = ["bloom.h", "listindex.h"]
 
 
 def _cdef() -> str:
-    """The part of bloom.h between the cdef markers: the whole C API."""
-    header = (CSRC / "bloom.h").read_text(encoding="utf-8")
-    match = re.search(r"/\* cdef-begin.*?\*/(.*)/\* cdef-end \*/", header, re.S)
-    if match is None:
-        msg = "csrc/bloom.h lost its cdef-begin / cdef-end markers"
-        raise RuntimeError(msg)
-    return match.group(1)
+    """The parts of the headers between the cdef markers: the whole C API."""
+    parts = []
+    for name in HEADERS:
+        header = (CSRC / name).read_text(encoding="utf-8")
+        match = re.search(r"/\* cdef-begin.*?\*/(.*)/\* cdef-end \*/", header, re.S)
+        if match is None:
+            msg = f"csrc/{name} lost its cdef-begin / cdef-end markers"
+            raise RuntimeError(msg)
+        parts.append(match.group(1))
+    return "\n".join(parts)
 
 
 ffibuilder = FFI()
 ffibuilder.cdef(_cdef())
 ffibuilder.set_source(
     "squidguard_bloom._bloom",
-    '#include "bloom.h"',
+    '#include "bloom.h"\n#include "listindex.h"',
     # Relative paths: setuptools refuses absolute ones in an sdist build.
     sources=[os.path.relpath(CSRC / name) for name in SOURCES],
     include_dirs=[os.path.relpath(CSRC)],

@@ -92,13 +92,14 @@ class Engine(Policy):
         self.config = config
         self.explain = explain
         lists: dict[tuple[str, str], object] = {}
+        self.notes: list[str] = []  # what loading the lists has to tell the admin
 
         def load(kind: str, path: str | None) -> object | None:
             if path is None:
                 return None
             key = (kind, path)
             if key not in lists:
-                lists[key] = open_list(kind, path)
+                lists[key] = open_list(kind, path, self.notes)
             return lists[key]
 
         self._rewrites = {n: RewriteBlock(n, rw.rules) for n, rw in config.rewrites.items()}

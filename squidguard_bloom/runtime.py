@@ -92,7 +92,7 @@ def build(options: Options) -> Runtime:
     settings = _welcome_settings(config, options)
     welcome = Welcome(settings) if settings is not None else None
     welcome_log = config.welcome.log.path if config.welcome and config.welcome.log else None
-    notes = [str(w) for w in config.warnings]
+    notes = [str(w) for w in config.warnings] + engine.notes
     if welcome is not None:
         notes.append(f"welcome: {welcome.describe()}")
     rt = Runtime(policy=engine, sink=sink, welcome=welcome, welcome_log=welcome_log,
