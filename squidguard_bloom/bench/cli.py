@@ -189,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument("--save", metavar="FILE.json", help="also write the JSON document to FILE")
     p.add_argument(
         "--progress",
         action="store_true",
@@ -204,6 +205,10 @@ def _emit(args: argparse.Namespace, doc: dict[str, Any], table: str) -> None:
     else:
         sys.stdout.write(machine.heading(doc["machine"]) + "\n" + table + "\n")
     sys.stdout.flush()
+    if args.save:
+        with open(args.save, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1)
+            f.write("\n")
 
 
 def cmd_fpr(args: argparse.Namespace) -> int:

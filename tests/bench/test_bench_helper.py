@@ -232,10 +232,13 @@ def test_welcome_cost_rows() -> None:
     assert len(table) == 2 + len(rows)
 
 
-def test_welcome_subcommand_json(capsys: pytest.CaptureFixture[str]) -> None:
-    """``welcome --json``: machine, params and rows."""
-    assert cli.main(["welcome", "--calls", "2000", "--clients", "20", "--json"]) == 0
+def test_welcome_subcommand_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``welcome --json``: machine, params and rows; --save writes the same document."""
+    saved = tmp_path / "w.json"
+    argv = ["welcome", "--calls", "2000", "--clients", "20", "--json", "--save", str(saved)]
+    assert cli.main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
+    assert json.loads(saved.read_text()).keys() == doc.keys()
     assert doc["benchmark"] == "welcome"
     assert doc["params"] == {"calls": 2000, "clients": 20, "seed": 1234}
     assert len(doc["rows"]) == 6
