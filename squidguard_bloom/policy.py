@@ -111,6 +111,7 @@ class Engine(Policy):
         self._minute = -1
         self._active: dict[str, bool] = {}
         self._cache: dict[tuple[str, str, str], list[Source]] = {}
+        self._acl_cache: dict[str, tuple[Acl, AclBranch, bool] | None] = {}
 
     def _make_dest(self, d: Dest, load: object) -> _Dest:
         assert callable(load)
@@ -137,6 +138,7 @@ class Engine(Policy):
         when = time.localtime(now)
         self._active = {name: spec.active(when) for name, spec in self.config.times.items()}
         self._cache.clear()
+        self._acl_cache.clear()
 
     def _on(self, restriction: Restriction | None) -> bool:
         if restriction is None:
@@ -171,6 +173,14 @@ class Engine(Policy):
         return found
 
     def _acl_for(self, source: Source) -> tuple[Acl, AclBranch, bool] | None:
+        key = source.name
+        if key in self._acl_cache:
+            return self._acl_cache[key]
+        found = self._find_acl(source)
+        self._acl_cache[key] = found
+        return found
+
+    def _find_acl(self, source: Source) -> tuple[Acl, AclBranch, bool] | None:
         for acl in self.config.acls:
             if acl.source != source.name:
                 continue
@@ -259,17 +269,19 @@ class Engine(Policy):
                            f" -> {'pass' if verdict.allow else 'block'}")
             else:
                 why.append(f"{verdict.how} -> {'pass' if verdict.allow else 'block'}")
-        values = TemplateValues(req.client, req.fqdn, req.user, acl_name, verdict.target,
-                                target.orig)
         log_spec = self._log_spec(src, verdict)
         if not verdict.allow:
             text, how = self._block_redirect(verdict, branch, target)
             if text is None:
-                why.append("blocked, but no redirect is configured: passes (as squidGuard)")
+                if self.explain:
+                    why.append("blocked, but no redirect is configured: passes (as squidGuard)")
                 return self._finish(PASS, "", None, req, target, acl_name, verdict, "-",
                                     log_spec, why)
+            values = TemplateValues(req.client, req.fqdn, req.user, acl_name, verdict.target,
+                                    target.orig)
             status, url = expand(text, values)
-            why.append(f"redirect from {how}: {url}")
+            if self.explain:
+                why.append(f"redirect from {how}: {url}")
             return self._finish(REDIRECT if status else REWRITE, url, status, req, target,
                                 acl_name, verdict, "-", log_spec, why)
         rw_name = branch.rewrite if branch.rewrite not in (None, "none") else default.rewrite
@@ -278,7 +290,8 @@ class Engine(Policy):
             result = block.apply(target.orig)
             if result is not None:
                 status, url = _status_prefix(result)
-                why.append(f"rewrite {block.name}: {url}")
+                if self.explain:
+                    why.append(f"rewrite {block.name}: {url}")
                 rw_log = self.config.rewrites[block.name].log
                 if rw_log is not None:
                     log = ((rw_log.path, self._line(req, target, acl_name, verdict.target,

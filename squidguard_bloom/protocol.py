@@ -18,7 +18,7 @@ same shape without extras.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 #: How Squid 3.4+ reads a reply's first word; legacy replies are for Squid <= 3.3.
 REPLY_STYLES = ("squid34", "legacy")
@@ -41,8 +41,14 @@ class Request:
     fqdn: str = ""  # client name ("" when absent or "-")
     user: str = ""  # ident / login as sent, spaces and all ("" when "-")
     method: str = ""
-    extras: dict[str, str] = field(default_factory=dict)
     problem: str = ""  # why the line could not be fully parsed, or ""
+    extras_raw: tuple[bytes, ...] = ()  # the trailing key=value tokens, as received
+
+    @property
+    def extras(self) -> dict[str, str]:
+        """The trailing ``key=value`` extras (decoded on demand: the engine never needs them)."""
+        pairs = (t.partition(b"=") for t in self.extras_raw)
+        return {_text(k): _text(v) for k, _, v in pairs}
 
 
 def parse_request(line: bytes) -> Request:
@@ -51,41 +57,45 @@ def parse_request(line: bytes) -> Request:
     A leading all-digit token followed by more text is the channel-ID.
     A line without a URL gets ``problem`` set and ``url`` empty.
     """
-    spans = [(m.start(), m.end()) for m in _TOKEN.finditer(line)]
+    if b"\t" in line or b"  " in line or line[:1] == b" " or line[-1:] == b" ":
+        spans = [(m.start(), m.end()) for m in _TOKEN.finditer(line)]
+        toks = [line[a:b] for a, b in spans]
+    else:  # the usual line: single spaces only
+        spans = None
+        toks = line.split(b" ") if line else []
+    first = 0
     channel = None
-    if len(spans) >= 2 and line[spans[0][0] : spans[0][1]].isdigit():
-        channel = line[spans[0][0] : spans[0][1]]
-        spans = spans[1:]
-    elif len(spans) == 1 and line[spans[0][0] : spans[0][1]].isdigit():
-        # "7" alone: a channel-ID whose request was empty (cannot be a URL).
-        return Request(channel=line[spans[0][0] : spans[0][1]], url="", problem="empty request")
-    if not spans:
+    if toks and toks[0].isdigit():
+        channel = toks[0]
+        if len(toks) == 1:
+            # "7" alone: a channel-ID whose request was empty (cannot be a URL).
+            return Request(channel=channel, url="", problem="empty request")
+        first = 1
+    n = len(toks) - first
+    if n <= 0:
         return Request(channel=None, url="", problem="empty request line")
-
-    def tok(i: int) -> bytes:
-        return line[spans[i][0] : spans[i][1]]
-
-    req = Request(channel=channel, url=_text(tok(0)))
-    if len(spans) < 2:
-        req.problem = "no client address"
-        return req
-    client, _, fqdn = tok(1).partition(b"/")
-    req.client = "" if client == b"-" else _text(client)
-    req.fqdn = "" if fqdn.startswith(b"-") else _text(fqdn)
-
+    url = toks[first].decode("utf-8", "surrogateescape")
+    if n < 2:
+        return Request(channel, url, problem="no client address")
+    client, _, fqdn = toks[first + 1].partition(b"/")
+    req = Request(channel, url,
+                  "" if client == b"-" else client.decode("utf-8", "surrogateescape"),
+                  "" if fqdn[:1] == b"-" else fqdn.decode("utf-8", "surrogateescape"))
     # Trailing key=value extras, then the method just before them.
-    end = len(spans)
-    while end > 2 and _EXTRA.match(tok(end - 1)):
+    end = len(toks)
+    while end > first + 2 and b"=" in toks[end - 1] and _EXTRA.match(toks[end - 1]):
         end -= 1
-    for i in range(end, len(spans)):
-        key, _, value = tok(i).partition(b"=")
-        req.extras[_text(key)] = _text(value)
-    if end <= 2:
+    if end < len(toks):
+        req.extras_raw = tuple(toks[end:])
+    if end <= first + 2:
         req.problem = "no method"
         return req
-    req.method = _text(tok(end - 1))
-    if end > 3:  # the user field: everything between client and method, verbatim
-        user = line[spans[2][0] : spans[end - 2][1]]
+    req.method = toks[end - 1].decode("utf-8", "surrogateescape")
+    if end > first + 3:  # the user field: everything between client and method, verbatim
+        if spans is None:
+            user = b" ".join(toks[first + 2 : end - 1])
+        else:
+            user = line[spans[first + 2][0] : spans[end - 2][1]]
         req.user = "" if user == b"-" else _text(user)
     else:
         req.problem = "no user field"

@@ -31,6 +31,7 @@ _PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
 _WWW = re.compile(r"(?:www|web|ftp)\d*\.")
 _NUMERIC_V4 = re.compile(r"[0-9a-fx.]+")
 _SLASHES = re.compile(r"/{2,}")
+_AUTHORITY_END = re.compile(r"[/?#\\]")
 
 
 @dataclass(slots=True)
@@ -63,6 +64,8 @@ def _decode_once(url: str) -> str:
 
 
 def _decode_host(host: str) -> str:
+    if "%" not in host and " " not in host and "\t" not in host:
+        return host  # the usual case: already lower-case, nothing to decode
     for _ in range(4):
         if "%" not in host:
             break
@@ -95,9 +98,10 @@ def _canonical_host(host: str) -> tuple[str, bool]:
 
 def _clean_path(path: str) -> str:
     """Backslashes, repeated slashes and dot segments, before the query only."""
-    if not path:
+    if not path or path == "/":
         return path
-    path = path.split("#", 1)[0]
+    if "#" in path:
+        path = path.split("#", 1)[0]
     query = ""
     q = path.find("?")
     if q >= 0:
@@ -129,11 +133,8 @@ def parse_target(url: str) -> Target | None:
     sep = low.find("://")
     rest = low[sep + 3 :] if sep >= 0 else low
     # The authority ends at the first "/", "?", "#" or "\".
-    end = len(rest)
-    for ch in "/?#\\":
-        i = rest.find(ch)
-        if 0 <= i < end:
-            end = i
+    m = _AUTHORITY_END.search(rest)
+    end = m.start() if m is not None else len(rest)
     authority, path = rest[:end], rest[end:]
     if "@" in authority:
         authority = authority.rsplit("@", 1)[1]
@@ -154,7 +155,9 @@ def parse_target(url: str) -> Target | None:
     host = _decode_host(host).rstrip(".")
     if not host:
         return None
-    host, dotted = _canonical_host(host)
+    dotted = False
+    if host[0].isdigit() or host[0] == "[":
+        host, dotted = _canonical_host(host)
     path = _clean_path(path)
     if path.startswith(("?", "#")):
         path = "/" + path

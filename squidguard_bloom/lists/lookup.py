@@ -22,6 +22,8 @@ from squidguard_bloom.lists.text import domain_key, entries, expression_lines, u
 from squidguard_bloom.rewrite import ere_to_re2
 from squidguard_bloom.urlnorm import Target
 
+_UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+
 
 @dataclass(frozen=True, slots=True)
 class Match:
@@ -113,13 +115,19 @@ class ExpressionList:
                 self._any = re2.compile(joined, opts)
             except re2.error:  # too big for one automaton: try them one by one
                 self._any = None
+        self._raw = getattr(self._any, "_regexp", None) if _UNANCHORED is not None else None
 
     def __len__(self) -> int:
         return len(self._patterns)
 
     def lookup(self, furl: str) -> Match | None:
         """The first pattern (file order) found in furl."""
-        if self._any is not None and self._any.search(furl) is None:
+        if self._raw is not None:
+            # The RE2 object under google-re2's wrapper: half the cost of .search().
+            data = furl.encode("utf-8", "surrogateescape")
+            if self._raw.Match(_UNANCHORED, data, 0, len(data))[0][0] < 0:
+                return None
+        elif self._any is not None and self._any.search(furl) is None:
             return None
         for pattern, regex in self._patterns:
             if regex.search(furl) is not None:

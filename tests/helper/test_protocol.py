@@ -121,3 +121,12 @@ def test_any_line_parses_and_keeps_the_channel(channel: bytes | None, rest: byte
         assert req.channel == channel
     if channel is None and req.channel is not None:
         assert line.lstrip(b" \t").startswith(req.channel)
+
+
+@given(st.lists(st.binary(min_size=1, max_size=12).filter(lambda b: b" " not in b
+                                                          and b"\t" not in b), max_size=8))
+def test_single_space_fast_path_parses_like_the_general_one(tokens):
+    line = b" ".join(tokens)
+    fast = parse_request(line)
+    slow = parse_request(b" " + line)  # a leading blank forces the general tokenizer
+    assert fast == slow
