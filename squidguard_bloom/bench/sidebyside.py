@@ -98,6 +98,7 @@ class HelperResult:
     rows: list[Row] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     welcome_cost: list[dict[str, Any]] = field(default_factory=list)
+    answer_diff: dict[str, Any] | None = None  # ours vs squidGuard, line by line
 
 
 def default_ours() -> list[str]:
@@ -425,7 +426,45 @@ def run(
                 )
         except (TimeoutError, OSError) as exc:
             result.skipped[setup.name] = str(exc)
+    sg_answers = workdir / "sg" / "run-squidGuard-1" / "answers.0"
+    our_answers = workdir / "ours" / "run-ours-1" / "answers.0"
+    if {"squidGuard", "ours"} <= {r.setup for r in result.rows if r.lines}:
+        result.answer_diff = compare_answers(requests, sg_answers, our_answers)
     return result
+
+
+def compare_answers(requests: Path, theirs: Path, ours: Path) -> dict[str, Any]:
+    """Line-by-line comparison of two answer files to one stream.
+
+    Blocked CONNECTs are counted apart: squidGuard answers them with
+    ``rewrite-url``, which Squid cannot apply to a tunnel, ours with a
+    ``status=302`` redirect (a deliberate difference).
+    """
+    lines = requests.read_bytes().splitlines()
+    a, b = theirs.read_bytes().splitlines(), ours.read_bytes().splitlines()
+    identical = connect = other = 0
+    first = ""
+    for i, line in enumerate(lines):
+        x = a[i] if i < len(a) else b""
+        y = b[i] if i < len(b) else b""
+        if x == y:
+            identical += 1
+        elif b" CONNECT" in line:
+            connect += 1
+        else:
+            other += 1
+            if not first:
+                first = (
+                    f"line {i + 1}: {line.decode(errors='replace')!r}: squidGuard "
+                    f"{x.decode(errors='replace')!r}, ours {y.decode(errors='replace')!r}"
+                )
+    return {
+        "compared": len(lines),
+        "identical": identical,
+        "differ_connect": connect,
+        "differ_other": other,
+        "first_other": first,
+    }
 
 
 # ---------------------------------------------------------------- output
@@ -468,6 +507,7 @@ def to_json(result: HelperResult, machine: dict[str, Any]) -> dict[str, Any]:
         "skipped": result.skipped,
         "rows": [_row_view(r) for r in result.rows],
         "welcome_cost": result.welcome_cost,
+        "answer_diff": result.answer_diff,
     }
 
 
@@ -493,6 +533,14 @@ def render(result: HelperResult) -> str:
         if r.note and r.note != "empty stdin"
     ]
     out += [f"skipped {k}: {v}" for k, v in result.skipped.items()]
+    d = result.answer_diff
+    if d is not None:
+        out.append(
+            f"answers, ours vs squidGuard (1 process, no welcome): {d['identical']:,} of "
+            f"{d['compared']:,} identical; {d['differ_connect']:,} blocked CONNECTs differ "
+            f"(status=302 instead of rewrite-url, deliberate); {d['differ_other']:,} others differ"
+            + (f"; first: {d['first_other']}" if d["first_other"] else "")
+        )
     out.append(
         "startup: median wall time on empty stdin; RSS: sum of each process's peak; "
         "PSS: peak of the sampled sum (shared pages split)"

@@ -148,6 +148,12 @@ def test_side_by_side_with_squidguard_and_a_broken_helper(tmp_path: Path, pipes:
         assert not bad.ok
         assert bad.missed == result.stats.blocked
         assert "expected a block" in bad.note
+    diff = result.answer_diff
+    assert diff is not None
+    assert diff["compared"] == 3000
+    assert diff["identical"] + diff["differ_connect"] + diff["differ_other"] == 3000
+    assert diff["differ_connect"] + diff["differ_other"] == result.stats.blocked
+    assert "squidGuard 'OK" in diff["first_other"]
     assert by["squidGuard", 1, 0].startup_s > 0
     assert set(result.compile_s) == {"squidGuard", "ours"}
     assert list((tmp_path / "work" / "sg" / "db" / "bench").glob("*.db"))
@@ -282,6 +288,10 @@ def test_our_helper_blocks_what_squidguard_blocks(tmp_path: Path) -> None:
     for row in streams:
         assert row.ok, f"{row.setup} x{row.procs}: {row.note}"
         assert row.blocked_hits == result.stats.blocked
+    # byte for byte like squidGuard, but for blocked CONNECTs (status=302, deliberately)
+    assert result.answer_diff is not None
+    assert result.answer_diff["differ_other"] == 0, result.answer_diff["first_other"]
+    assert result.answer_diff["identical"] > 0.9 * params.lines
     welcomed = [r.welcomed for r in streams if r.setup == "ours+welcome"]
     assert all(0 < w <= params.clients for w in welcomed)
 
@@ -299,3 +309,17 @@ def test_helper_exit_status_when_our_helper_cannot_run(
     out = capsys.readouterr().out
     assert "skipped ours: -C all exited 1" in out
     assert "skipped squidGuard: not requested" in out
+
+
+def test_compare_answers_counts_connects_apart(tmp_path: Path) -> None:
+    """Differences on CONNECT lines are counted apart from all others."""
+    (tmp_path / "req").write_bytes(
+        b"a.com:443 10.0.0.1/- - CONNECT\nhttp://b/ 10.0.0.1/- - GET\nhttp://c/ 10.0.0.1/- - GET\n"
+    )
+    (tmp_path / "sg").write_bytes(b'OK rewrite-url="x"\nERR\nERR\n')
+    (tmp_path / "ours").write_bytes(b'OK status=302 url="x"\nERR\nOK status=302 url="y"\n')
+    diff = sidebyside.compare_answers(tmp_path / "req", tmp_path / "sg", tmp_path / "ours")
+    assert {k: diff[k] for k in ("compared", "identical", "differ_connect", "differ_other")} == {
+        "compared": 3, "identical": 1, "differ_connect": 1, "differ_other": 1,
+    }  # fmt: skip
+    assert diff["first_other"].startswith("line 3: 'http://c/")
