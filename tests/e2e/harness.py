@@ -155,13 +155,19 @@ class Squid:
 
     def helper_pids(self) -> set[int]:
         """PIDs of running (non-zombie) helper processes owned by this Squid."""
-        out = subprocess.run(["ps", "-eo", "pid,ppid,stat,args"], capture_output=True,
-                             text=True, check=True).stdout
         pids = set()
-        for row in out.splitlines()[1:]:
-            pid, _ppid, stat, args = row.split(None, 3)
-            if "squidguard-bloom" in args and "Z" not in stat and str(self.dir) in args:
-                pids.add(int(pid))
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after ")"
+            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+            if int(ppid) == self.proc.pid and state != "Z" and "squidguard-bloom" in cmdline:
+                pids.add(int(entry.name))
         return pids
 
     def stop(self) -> None:
