@@ -32,6 +32,7 @@ _WWW = re.compile(r"(?:www|web|ftp)\d*\.")
 _NUMERIC_V4 = re.compile(r"[0-9a-fx.]+")
 _SLASHES = re.compile(r"/{2,}")
 _AUTHORITY_END = re.compile(r"[/?#\\]")
+_HOST_END = re.compile(r"[/?#\\@:]")
 
 
 @dataclass(slots=True)
@@ -76,6 +77,19 @@ def _decode_host(host: str) -> str:
             break
         host = nxt
     return host.replace(" ", "").replace("\t", "").lower()
+
+
+def _resplit_host(host: str) -> str:
+    """The host inside a host whose decoding revealed a delimiter (``%252f``, ``%2540``).
+
+    The authority is split again as if the delimiters had been there all
+    along, so decoding can only reveal the host Squid would reach, never hide it.
+    """
+    m = _AUTHORITY_END.search(host)
+    if m is not None:
+        host = host[: m.start()]
+    host = host.rsplit("@", 1)[-1]
+    return host.split(":", 1)[0]
 
 
 def _canonical_host(host: str) -> tuple[str, bool]:
@@ -152,7 +166,10 @@ def parse_target(url: str) -> Target | None:
             port_text = ""
     if port_text.isdigit():
         port = int(port_text)
-    host = _decode_host(host).rstrip(".")
+    host = _decode_host(host)
+    if not host.startswith("[") and _HOST_END.search(host):
+        host = _resplit_host(host)
+    host = host.rstrip(".")
     if not host:
         return None
     dotted = False
