@@ -135,7 +135,7 @@ def run(cmd: list[str], conf: Path, lines: list[str], logs: Path) -> tuple[list[
 def blocked_connect(line: str, theirs: str, ours: str) -> bool:
     # squidGuard answers a blocked CONNECT with rewrite-url="http://…" (the
     # browser hangs); we always answer 302.
-    return (line.split()[-1] == "CONNECT" and theirs.startswith('OK rewrite-url="')
+    return (line.rsplit(maxsplit=1)[-1] == "CONNECT" and theirs.startswith('OK rewrite-url="')
             and ours == theirs.replace("OK rewrite-url=", "OK status=302 url=", 1))
 
 
