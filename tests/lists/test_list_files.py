@@ -308,7 +308,8 @@ def test_crlf_patterns_lose_their_cr() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "line"), [("ok\n(unclosed\n", 2), ("a\n\nb\n[z-a]\n", 4), ("*x\n", 1)]
+    ("text", "line"),
+    [("ok\n(unclosed\n", 2), ("a\n\nb\n[z-a]\n", 4), ("*x\n", 1), ("ok\r\n(a)\\1\r\n", 2)],
 )
 def test_invalid_regex_names_file_and_line(text: str, line: int) -> None:
     """A bad pattern is a ListError naming file:line and what to do (squidGuard crashes)."""
