@@ -18,8 +18,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,12 +84,25 @@ def system_install(prefix: Path) -> Path:
 
 
 class _Origin(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = f"origin {self.headers.get('Host')} {self.path}\n".encode()
+    def _answer(self, send_body: bool = True) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        received = self.rfile.read(length) if length else b""
+        body = f"origin {self.command} {self.headers.get('Host')} {self.path} {len(received)}\n"
+        data = body.encode()
         self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(body)
+        if send_body:
+            self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def do_HEAD(self) -> None:
+        self._answer(send_body=False)
 
     def log_message(self, *_args: object) -> None:
         pass
@@ -97,7 +110,10 @@ class _Origin(http.server.BaseHTTPRequestHandler):
 
 @contextmanager
 def origin_server() -> Iterator[int]:
-    """A tiny HTTP origin on 127.0.0.1 answering 200 for any host and path."""
+    """A tiny HTTP origin on 127.0.0.1 answering 200 to GET, HEAD and POST for any host.
+
+    The body, "origin METHOD HOST PATH BODY-LENGTH", proves the request got through.
+    """
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -134,14 +150,45 @@ logfile_rotate 0
 """
 
 
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, ppid, start time in ticks) of a process, None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (comm) state ppid ...": comm may hold spaces, so split after the last ")"
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[0], int(fields[1]), int(fields[19])
+
+
+def process_uid(pid: int) -> int:
+    """Real user id of a running process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Uid line for process {pid}")
+
+
+def process_cmdline(pid: int) -> list[str]:
+    """argv of a running process (Squid rewrites argv[0] of its helpers to '(name)')."""
+    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    return raw.rstrip(b"\0").decode(errors="replace").split("\0")
+
+
 @dataclass
 class Squid:
-    """A running Squid with our helper."""
+    """A running Squid with our helper.
+
+    Squid -N makes every helper a session leader, so stopping Squid's process
+    group does not reach them: every helper PID seen is remembered (with its
+    start time, against PID reuse) and stopped by PID at the end.
+    """
 
     proc: subprocess.Popen
     port: int
     dir: Path
     conf: Path
+    seen_helpers: dict[int, int] = field(default_factory=dict)
 
     def reconfigure(self) -> None:
         """squid -k reconfigure: Squid restarts every helper."""
@@ -153,38 +200,85 @@ class Squid:
         path = self.dir / "cache.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def access_log(self) -> list[str]:
+        """access.log lines so far (Squid's native format: time elapsed client code/status ...)."""
+        path = self.dir / "access.log"
+        return path.read_text(errors="replace").splitlines() if path.exists() else []
+
     def helper_pids(self) -> set[int]:
         """PIDs of running (non-zombie) helper processes owned by this Squid."""
         pids = set()
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
+            stat = _proc_stat(int(entry.name))
+            if stat is None or stat[1] != self.proc.pid or stat[0] == "Z":
+                continue
             try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            # "pid (comm) state ppid ...": comm may hold spaces, so split after ")"
-            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-            if int(ppid) == self.proc.pid and state != "Z" and "squidguard-bloom" in cmdline:
+            if b"squidguard-bloom" in cmdline:
                 pids.add(int(entry.name))
+                self.seen_helpers[int(entry.name)] = stat[2]
         return pids
 
+    def wait_for_helpers(self, count: int, timeout: float = 30,
+                         exclude: frozenset[int] = frozenset()) -> set[int]:
+        """Block until at least count helpers run, none of them in exclude; return their PIDs."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = self.helper_pids()
+            if len(pids) >= count and not pids & exclude:
+                return pids
+            if time.monotonic() > deadline:
+                raise AssertionError(f"wanted {count} helpers not in {sorted(exclude)}, have "
+                                     f"{sorted(pids)}; cache.log ends:\n{self.cache_log()[-2000:]}")
+            time.sleep(0.1)
+
+    def _live_helpers(self) -> list[int]:
+        live = []
+        for pid, started in self.seen_helpers.items():
+            stat = _proc_stat(pid)
+            if stat is not None and stat[2] == started and stat[0] != "Z":
+                live.append(pid)
+        return live
+
     def stop(self) -> None:
-        """Stop Squid and its helpers by process group; escalate to SIGKILL."""
+        """Stop Squid by process group, then every helper it ran by PID; escalate to SIGKILL."""
         if self.proc.poll() is None:
+            self.helper_pids()
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+        # Helpers exit on EOF once Squid is gone; whatever lingers is signalled.
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if not self._wait_helpers_gone(3):
+                for pid in self._live_helpers():
+                    with suppress(ProcessLookupError):
+                        os.kill(pid, sig)
+        if not self._wait_helpers_gone(3):
+            raise AssertionError(f"helpers {self._live_helpers()} survived SIGKILL")
+
+    def _wait_helpers_gone(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self._live_helpers():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
 
 @contextmanager
 def run_squid(workdir: Path, helper: Path, sgconf: Path, hosts: list[str], children: int = 3,
               concurrency: int = 0) -> Iterator[Squid]:
-    """Start squid -N with our helper on a free 127.0.0.1 port; stop it afterwards."""
+    """Start squid -N with our helper on a free 127.0.0.1 port; stop it afterwards.
+
+    Squid resolves every name in hosts to 127.0.0.1 through its own hosts_file.
+    """
     squid_bin = need("squid")
     port = free_port()
     (workdir / "hosts").write_text("127.0.0.1 " + " ".join(hosts) + "\n")
@@ -192,9 +286,9 @@ def run_squid(workdir: Path, helper: Path, sgconf: Path, hosts: list[str], child
     conf.write_text(SQUID_CONF.format(port=port, dir=workdir, helper=helper, sgconf=sgconf,
                                       children=children, concurrency=concurrency))
     chown_tree(workdir)
-    proc = subprocess.Popen([squid_bin, "-N", "-f", str(conf)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=open(workdir / "squid.out", "wb"),  # noqa: SIM115
-                            start_new_session=True)
+    with open(workdir / "squid.out", "wb") as out:
+        proc = subprocess.Popen([squid_bin, "-N", "-f", str(conf)], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=out, start_new_session=True)
     squid = Squid(proc, port, workdir, conf)
     try:
         wait_for_port(port, 30, proc)
@@ -205,9 +299,10 @@ def run_squid(workdir: Path, helper: Path, sgconf: Path, hosts: list[str], child
 
 @dataclass
 class Fetch:
-    """What curl saw."""
+    """What curl saw: final status, the CONNECT answer (tunnels), Location, exit code."""
 
     code: int
+    connect_code: int
     location: str
     exit: int
     error: str
@@ -216,22 +311,28 @@ class Fetch:
 
 
 def fetch(proxy_port: int, url: str, client: str, *, method: str = "GET",
-          timeout: float = 15) -> Fetch:
-    """curl url through the proxy from client address (127.x.y.z), not following redirects."""
-    cmd = [need("curl"), "-s", "-S", "-o", "-", "-w", "\n%{http_code} %{redirect_url}",
+          data: str | None = None, timeout: float = 15) -> Fetch:
+    """curl url through the proxy from client address (127.x.y.z), not following redirects.
+
+    method CONNECT tunnels through the proxy (curl -p) whatever the URL's scheme.
+    """
+    cmd = [need("curl"), "-s", "-S", "-o", "-",
+           "-w", "\n%{http_code} %{http_connect} %{redirect_url}",
            "--interface", client, "-x", f"http://127.0.0.1:{proxy_port}",
            "--max-time", str(timeout), "--noproxy", ""]
     if method == "CONNECT":
         cmd += ["-p", "-k"]
+    elif method == "HEAD":
+        cmd += ["-I"]
     elif method != "GET":
         cmd += ["-X", method]
-    if method == "HEAD":
-        cmd = [c for c in cmd if c != "-X"] + ["-I"]
-        cmd.remove("HEAD")
+    if data is not None:
+        cmd += ["--data-binary", data]
     start = time.monotonic()
     r = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=timeout + 10,
                        check=False)
     seconds = time.monotonic() - start
     body, _, tail = r.stdout.rpartition("\n")
-    code, _, location = tail.partition(" ")
-    return Fetch(int(code or 0), location.strip(), r.returncode, r.stderr.strip(), seconds, body)
+    code, connect_code, location = [*tail.split(" ", 2), "", ""][:3]
+    return Fetch(int(code or 0), int(connect_code or 0), location.strip(), r.returncode,
+                 r.stderr.strip(), seconds, body)

@@ -1,0 +1,361 @@
+"""End to end: the real Squid 5.7 on 127.0.0.1 runs the installed helper as user proxy.
+
+The helper is installed once per module with ``./setup.sh system-install``
+under a temporary prefix and started by Squid exactly as in production
+(the console script, user proxy, argv[0] rewritten).  Clients are curl
+processes bound to distinct 127.x.y.z addresses; Squid resolves every test
+host name to the local origin server through its own hosts_file.  Each
+Squid configuration starts once per module; tests share it, so every test
+uses client addresses of its own (the welcome state is per Squid).
+"""
+
+from __future__ import annotations
+
+import pwd
+import random
+import re
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from .harness import (
+    Fetch,
+    Squid,
+    chown_tree,
+    fetch,
+    origin_server,
+    process_cmdline,
+    process_uid,
+    proxy_dir,
+    run_squid,
+    system_install,
+)
+
+HOSTS = ["site.test", "other.test", "blocked.test", "www.blocked.test", "notblocked.test",
+         "evil.test", "welcome.test", "block.test", "portal.test"]
+CHILDREN = 3
+
+SGCONF = """\
+dbhome {dir}/db
+logdir {dir}/logs
+
+dest adult {{
+    domainlist adult/domains
+    urllist    adult/urls
+    log        adult.log
+}}
+
+dest malware {{
+    domainlist malware/domains
+}}
+
+welcome {{
+    redirect http://welcome.test:{origin}/hello?next=%u
+    key      ip
+    capacity 10000
+    error    0.001
+    state    welcome.bloom
+    exempt   portal.test
+    log      welcome.log
+}}
+
+acl {{
+    default {{
+        pass !adult !malware all
+        redirect 302:http://block.test:{origin}/blocked?url=%u&client=%a&target=%t
+    }}
+}}
+"""
+
+# A syntax error squidGuard would also reject: a stray block inside the acl.
+BROKEN_LINE = "        oops {{"
+BROKEN_SGCONF = SGCONF.replace("        pass !adult !malware all\n",
+                               f"        pass !adult !malware all\n{BROKEN_LINE}\n")
+
+
+def welcome_url(origin: int, url: str) -> str:
+    return f"http://welcome.test:{origin}/hello?next={url}"
+
+
+def block_url(origin: int, url: str, client: str, target: str) -> str:
+    return f"http://block.test:{origin}/blocked?url={url}&client={client}&target={target}"
+
+
+def is_welcome(r: Fetch, origin: int) -> bool:
+    return r.code == 302 and r.location.startswith(welcome_url(origin, ""))
+
+
+def origin_body(method: str, url: str, sent: int = 0) -> str:
+    """What the origin answers for url (http://host:port/path), proof it was reached."""
+    host, _, path = url.removeprefix("http://").partition("/")
+    return f"origin {method} {host} /{path} {sent}\n"
+
+
+def log_lines(sq: Squid, name: str) -> list[str]:
+    path = sq.dir / "logs" / name
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def access_lines(sq: Squid, client: str) -> list[str]:
+    """access.log lines of one client (native format: time elapsed client code/status ...)."""
+    return [line for line in sq.access_log() if line.split()[2:3] == [client]]
+
+
+def wait_until(predicate: Callable[[], bool], what: str, sq: Squid, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} after {timeout}s; cache.log ends:\n"
+                                 f"{sq.cache_log()[-2000:]}")
+        time.sleep(0.05)
+
+
+@contextmanager
+def site_squid(helper: Path, origin: int, conf: str, concurrency: int) -> Iterator[Squid]:
+    """A temp dir readable by proxy with UT1-style lists, squidGuard.conf and a running Squid."""
+    work = proxy_dir("sgb-e2e-")
+    try:
+        lists = {"adult/domains": "blocked.test\n", "adult/urls": "site.test/forbidden\n",
+                 "malware/domains": "evil.test\n"}
+        for name, text in lists.items():
+            (work / "db" / name).parent.mkdir(parents=True, exist_ok=True)
+            (work / "db" / name).write_text(text)
+        (work / "logs").mkdir()
+        (work / "squidGuard.conf").write_text(conf.format(dir=work, origin=origin))
+        chown_tree(work)
+        with run_squid(work, helper, work / "squidGuard.conf", HOSTS, children=CHILDREN,
+                       concurrency=concurrency) as sq:
+            pids = sq.wait_for_helpers(CHILDREN)
+            if conf is SGCONF:
+                wait_until(lambda: all(f"[{pid}] INFO: squidguard-bloom ready for requests"
+                                       in "\n".join(log_lines(sq, "squidGuard.log"))
+                                       for pid in pids), f"helpers {pids} ready", sq)
+            yield sq
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def installed() -> Iterator[Path]:
+    """The helper installed as an admin would, under a prefix the proxy user can read."""
+    prefix = proxy_dir("sgb-install-")
+    try:
+        yield system_install(prefix)
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[int]:
+    with origin_server() as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+def serial_squid(installed: Path, origin: int) -> Iterator[Squid]:
+    with site_squid(installed, origin, SGCONF, concurrency=0) as sq:
+        yield sq
+
+
+@pytest.fixture(scope="module")
+def concurrent_squid(installed: Path, origin: int) -> Iterator[Squid]:
+    with site_squid(installed, origin, SGCONF, concurrency=4) as sq:
+        yield sq
+
+
+@pytest.fixture(scope="module")
+def broken_squid(installed: Path, origin: int) -> Iterator[Squid]:
+    with site_squid(installed, origin, BROKEN_SGCONF, concurrency=0) as sq:
+        yield sq
+
+
+def test_squid_runs_the_installed_helper_as_proxy(serial_squid: Squid, installed: Path) -> None:
+    """startup=3 helpers run as proxy, from the installed script, on the installed package."""
+    proxy_uid = pwd.getpwnam("proxy").pw_uid
+    pids = serial_squid.helper_pids()
+    assert len(pids) == CHILDREN
+    prefix = installed.parent.parent
+    for pid in pids:
+        assert process_uid(pid) == proxy_uid
+        argv = process_cmdline(pid)
+        # Squid replaces argv[0] by "(name)"; the interpreter line shows the script.
+        assert "(squidguard-bloom)" in argv or str(installed) in argv, argv
+        assert argv[-2:] == ["-c", str(serial_squid.dir / "squidGuard.conf")], argv
+        # The script's interpreter is the installed venv's (Debian's python3 underneath).
+        assert Path(f"/proc/{pid}/exe").resolve() == (prefix / "venv/bin/python").resolve()
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        bloom_libs = {line.split()[-1] for line in maps.splitlines() if "_bloom" in line}
+        assert bloom_libs, "the helper did not load the compiled Bloom filter"
+        assert all(lib.startswith(str(prefix)) for lib in bloom_libs), bloom_libs
+
+
+def test_welcome_once_then_pass_and_blacklists_block(serial_squid: Squid, origin: int) -> None:
+    """First GET → welcome with %u; next → origin; blacklisted domain/url → block page."""
+    client = "127.0.0.2"
+    page = f"http://site.test:{origin}/page?a=1"
+    first = fetch(serial_squid.port, page, client)
+    assert first.code == 302 and first.location == welcome_url(origin, page), first
+    again = fetch(serial_squid.port, page, client)
+    assert again.code == 200 and again.body == origin_body("GET", page), again
+
+    blocked = {f"http://www.blocked.test:{origin}/x": "adult",
+               f"http://site.test:{origin}/forbidden/y": "adult",
+               f"http://evil.test:{origin}/": "malware"}
+    for url, target in blocked.items():
+        r = fetch(serial_squid.port, url, client)
+        assert r.code == 302 and r.location == block_url(origin, url, client, target), r
+    # Neighbours of listed entries pass: domains match on label boundaries.
+    for url in (f"http://notblocked.test:{origin}/x", f"http://site.test:{origin}/forbid"):
+        r = fetch(serial_squid.port, url, client)
+        assert r.code == 200 and r.body == origin_body("GET", url), r
+
+    # Squid saw the client as 127.0.0.2 (curl --interface binding works).
+    seen = access_lines(serial_squid, client)
+    assert len(seen) == 7, serial_squid.access_log()
+    # (Squid logs URLs without their query: strip_query_terms)
+    assert "TCP_REDIRECT/302" in seen[0] and f"GET {page.partition('?')[0]}?" in seen[0], seen
+    assert "/200 " in seen[1], seen
+    assert sum("TCP_REDIRECT/302" in line for line in seen) == 4, seen
+    welcomes = [line for line in log_lines(serial_squid, "welcome.log") if f" {client}/" in line]
+    assert len(welcomes) == 1 and welcomes[0].endswith(f"Request(default/welcome/-) {page} "
+                                                       f"{client}/{client} - GET WELCOME"), welcomes
+    adult = "\n".join(log_lines(serial_squid, "adult.log"))
+    assert f"Request(default/adult/-) http://www.blocked.test:{origin}/x {client}/" in adult
+
+
+def test_blocked_first_request_does_not_use_up_the_welcome(serial_squid: Squid,
+                                                           origin: int) -> None:
+    client = "127.0.0.3"
+    url = f"http://blocked.test:{origin}/first"
+    r = fetch(serial_squid.port, url, client)
+    assert r.location == block_url(origin, url, client, "adult"), r
+    assert is_welcome(fetch(serial_squid.port, f"http://site.test:{origin}/", client), origin)
+
+
+def test_blocked_connect_fails_at_once(serial_squid: Squid, origin: int) -> None:
+    """CONNECT blocked.test:443 is answered by a 302 (never rewrite-url) and fails fast."""
+    client = "127.0.0.4"
+    r = fetch(serial_squid.port, "https://blocked.test:443/", client, method="CONNECT",
+              timeout=20)
+    assert r.exit != 0 and r.seconds < 5, r
+    assert r.connect_code == 302, r
+    seen = access_lines(serial_squid, client)
+    assert len(seen) == 1 and "TCP_REDIRECT/302" in seen[0] and \
+        "CONNECT blocked.test:443" in seen[0], seen
+    adult = log_lines(serial_squid, "adult.log")
+    assert any(f"blocked.test:443 {client}/{client} - CONNECT REDIRECT" in line
+               for line in adult), adult
+    # The blocked CONNECT did not count as the client's first visit.
+    assert is_welcome(fetch(serial_squid.port, f"http://site.test:{origin}/", client), origin)
+
+
+def test_post_connect_and_exempt_hosts_are_never_welcomed(serial_squid: Squid,
+                                                          origin: int) -> None:
+    """A fresh client's POST, CONNECT, and exempt or welcome-page hosts pass untouched."""
+    port = serial_squid.port
+    page = f"http://site.test:{origin}/after"
+    form = f"http://site.test:{origin}/form"
+    for _ in range(2):
+        r = fetch(port, form, "127.0.3.1", method="POST", data="a=1&b=2")
+        assert r.code == 200 and r.body == origin_body("POST", form, sent=7), r
+    assert is_welcome(fetch(port, page, "127.0.3.1"), origin)
+
+    tunnelled = f"http://site.test:{origin}/tunnel"
+    for _ in range(2):
+        r = fetch(port, tunnelled, "127.0.3.2", method="CONNECT")
+        assert r.connect_code == 200 and r.code == 200, r
+        assert r.body == origin_body("GET", tunnelled), r
+    assert any("TCP_TUNNEL/200" in line and f"CONNECT site.test:{origin}" in line
+               for line in access_lines(serial_squid, "127.0.3.2"))
+    assert is_welcome(fetch(port, page, "127.0.3.2"), origin)
+
+    for url in (f"http://portal.test:{origin}/", f"http://welcome.test:{origin}/hello"):
+        r = fetch(port, url, "127.0.3.3")
+        assert r.code == 200 and r.body == origin_body("GET", url), r
+    assert is_welcome(fetch(port, page, "127.0.3.3"), origin)
+
+    # HEAD counts as a visit like GET.
+    head = fetch(port, page, "127.0.3.4", method="HEAD")
+    assert head.code == 302 and head.location == welcome_url(origin, page), head
+    assert fetch(port, page, "127.0.3.4").code == 200
+
+
+@pytest.mark.parametrize("which", ["serial_squid", "concurrent_squid"])
+def test_each_client_welcomed_exactly_once_under_load(which: str, origin: int,
+                                                      request: pytest.FixtureRequest) -> None:
+    """Many clients in parallel over 3 children share one filter: one welcome per client."""
+    sq: Squid = request.getfixturevalue(which)
+    clients = [f"127.0.1.{i}" for i in range(1, 17)]
+    jobs = [(c, f"http://other.test:{origin}/{c}/{n}") for c in clients for n in range(5)]
+    jobs += [(c, f"http://blocked.test:{origin}/{c}") for c in clients]
+    random.Random(4).shuffle(jobs)
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda job: (job[0], job[1], fetch(sq.port, job[1], job[0])),
+                                jobs))
+    welcomed = Counter(client for client, _url, r in results if is_welcome(r, origin))
+    assert welcomed == Counter(dict.fromkeys(clients, 1)), welcomed
+    for client, url, r in results:
+        if "blocked" in url:
+            assert r.location == block_url(origin, url, client, "adult"), r
+        elif not is_welcome(r, origin):
+            assert r.code == 200 and r.body == origin_body("GET", url), r
+    logged = Counter(line.split()[-4].split("/")[0] for line in log_lines(sq, "welcome.log")
+                     if re.search(r" 127\.0\.1\.\d+/", line))
+    assert logged == welcomed
+    # The answers came from several children (the log stamps carry their PIDs).
+    answering = {int(m) for name in ("welcome.log", "adult.log")
+                 for m in re.findall(r"^\S+ \S+ \[(\d+)\]", "\n".join(log_lines(sq, name)), re.M)}
+    assert answering <= set(sq.seen_helpers), (answering, sq.seen_helpers)
+    assert len(answering) >= 2, f"only helper {answering} answered: load never spread"
+
+
+@pytest.mark.parametrize("which", ["serial_squid", "concurrent_squid"])
+def test_reconfigure_restarts_helpers_but_keeps_who_was_welcomed(
+        which: str, origin: int, request: pytest.FixtureRequest) -> None:
+    sq: Squid = request.getfixturevalue(which)
+    page = f"http://site.test:{origin}/reconf"
+    assert is_welcome(fetch(sq.port, page, "127.0.2.1"), origin)
+    assert fetch(sq.port, page, "127.0.2.1").code == 200
+    before = sq.wait_for_helpers(CHILDREN)
+    sq.reconfigure()
+    after = sq.wait_for_helpers(CHILDREN, exclude=frozenset(before))
+    assert not after & before
+    r = fetch(sq.port, page, "127.0.2.1")
+    assert r.code == 200 and r.body == origin_body("GET", page), \
+        f"welcomed again after -k reconfigure: {r}"
+    assert is_welcome(fetch(sq.port, page, "127.0.2.2"), origin)
+    assert fetch(sq.port, page, "127.0.2.2").code == 200
+
+
+def test_broken_config_is_reported_and_helpers_stay_up(broken_squid: Squid, origin: int) -> None:
+    """cache.log names squidGuard.conf:LINE; the helpers answer (emergency pass), no respawns."""
+    conf = broken_squid.dir / "squidGuard.conf"
+    line = conf.read_text().splitlines().index(BROKEN_LINE.replace("{{", "{")) + 1
+    where = f"{conf}:{line}:"
+    wait_until(lambda: broken_squid.cache_log().count("emergency mode") >= CHILDREN,
+               "emergency mode line per helper", broken_squid)
+    log = broken_squid.cache_log()
+    pids = broken_squid.helper_pids()
+    assert len(pids) == CHILDREN
+    for pid in pids:
+        assert f"squidguard-bloom[{pid}]: {where}" in log, log[-3000:]
+        assert re.search(rf"squidguard-bloom\[{pid}\]: .*emergency mode", log), log[-3000:]
+    reports = log.count(where)
+
+    for n in range(6):
+        url = f"http://blocked.test:{origin}/{n}"
+        r = fetch(broken_squid.port, url, "127.0.4.1")
+        # squidGuard's emergency mode: everything passes, nobody is welcomed.
+        assert r.code == 200 and r.body == origin_body("GET", url), r
+    time.sleep(1)
+    assert broken_squid.proc.poll() is None, "Squid died"
+    assert broken_squid.helper_pids() == pids, "helpers were restarted"
+    log = broken_squid.cache_log()
+    assert log.count(where) == reports, "helpers were respawned"
+    assert "exited" not in log and "crashing" not in log, log[-3000:]
