@@ -111,13 +111,18 @@ class Source:
     name: str
     pos: Pos
     ips: list[IPEntry] = field(default_factory=list)  # from ip lines and iplist files
-    has_ip: bool = False  # an ip or iplist line was written (even if it gave no entries)
+    has_ip: bool = False  # ips is not empty (an empty or unreadable iplist adds nothing)
     domains: list[str] = field(default_factory=list)  # client FQDN suffixes, as written
     users: set[str] = field(default_factory=set)  # lower-cased, from user and userlist
     has_user: bool = False  # a user or userlist line was written
     restriction: Restriction | None = None
     log: LogSpec | None = None
     cont: bool = False  # the ``continue`` keyword
+
+    @property
+    def has_content(self) -> bool:
+        """False when squidGuard would set the source inactive: it never matches."""
+        return self.has_ip or bool(self.domains) or self.has_user
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +159,12 @@ class Dest:
     rewrite: str | None = None  # name of a Rewrite
     restriction: Restriction | None = None
     log: LogSpec | None = None
+
+    @property
+    def has_content(self) -> bool:
+        """False when squidGuard would set the dest inactive: pass lists skip it."""
+        return bool(self.domainlist or self.urllist or self.expressionlist or self.redirect
+                    or self.rewrite)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,10 +205,10 @@ class WelcomeConfig:
     key: str = "ip"  # "ip" or "user"
     capacity: int = 1_000_000
     error: float = 0.001
-    state: str = ""  # absolute path; "" -> the default state path
+    state: str = ""  # absolute path; the parser fills in dbhome/welcome.bloom
     window: float | None = None  # seconds
     status: int = 302
-    exempt_hosts: frozenset[str] = frozenset()  # lower-case host names
+    exempt_hosts: frozenset[str] = frozenset()  # lower-case host names, the redirect's own included
     log: LogSpec | None = None
 
 
