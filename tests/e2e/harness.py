@@ -108,13 +108,20 @@ class _Origin(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _OriginServer(http.server.ThreadingHTTPServer):
+    # socketserver's listen backlog of 5 drops SYNs when Squid opens many
+    # connections at once; the retransmits then stall requests for seconds.
+    request_queue_size = 512
+    daemon_threads = True
+
+
 @contextmanager
 def origin_server() -> Iterator[int]:
     """A tiny HTTP origin on 127.0.0.1 answering 200 to GET, HEAD and POST for any host.
 
     The body, "origin METHOD HOST PATH BODY-LENGTH", proves the request got through.
     """
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
+    server = _OriginServer(("127.0.0.1", 0), _Origin)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -336,3 +343,27 @@ def fetch(proxy_port: int, url: str, client: str, *, method: str = "GET",
     code, connect_code, location = [*tail.split(" ", 2), "", ""][:3]
     return Fetch(int(code or 0), int(connect_code or 0), location.strip(), r.returncode,
                  r.stderr.strip(), seconds, body)
+
+
+def fetch_many(proxy_port: int, urls: list[str], client: str, *, parallel: bool = False,
+               timeout: float = 30) -> list[tuple[str, int, str]]:
+    """GET urls from client with one curl: (url, status, Location) per URL, bodies dropped.
+
+    In turn over one kept-alive connection, or with parallel all at once on
+    separate connections (as a browser opens a page), in order of completion.
+    """
+    cmd = [need("curl"), "-s", "-S"]
+    if parallel:
+        cmd += ["-Z", "--parallel-immediate", "--parallel-max", "50"]
+    cmd += ["-w", "%{url_effective} %{http_code} %{redirect_url}\n",
+           "--interface", client, "-x", f"http://127.0.0.1:{proxy_port}",
+           "--max-time", str(timeout), "--noproxy", ""]
+    for url in urls:
+        cmd += ["-o", "/dev/null", url]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 10, check=False)
+    assert r.returncode == 0, f"curl from {client} failed ({r.returncode}): {r.stderr}"
+    answers = []
+    for line in r.stdout.splitlines():
+        url, code, location = [*line.split(" ", 2), ""][:3]
+        answers.append((url, int(code), location.strip()))
+    return answers
