@@ -146,10 +146,7 @@ acl clients src 127.0.0.0/8
 acl SSL_ports port 443
 http_access allow clients
 http_access deny all
-url_rewrite_program {helper} -c {sgconf}
-url_rewrite_children {children} startup={children} idle=1 concurrency={concurrency}
-url_rewrite_timeout 20 seconds on_timeout=fail
-shutdown_lifetime 1 seconds
+{rewrite}shutdown_lifetime 1 seconds
 visible_hostname sgb-test
 pinger_enable off
 netdb_filename none
@@ -180,6 +177,13 @@ def process_cmdline(pid: int) -> list[str]:
     """argv of a running process (Squid rewrites argv[0] of its helpers to '(name)')."""
     raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     return raw.rstrip(b"\0").decode(errors="replace").split("\0")
+
+
+REWRITE_CONF = """\
+url_rewrite_program {helper} -c {sgconf}
+url_rewrite_children {children} startup={children} idle=1 concurrency={concurrency}
+url_rewrite_timeout 20 seconds on_timeout=fail
+"""
 
 
 @dataclass
@@ -281,17 +285,20 @@ class Squid:
 
 @contextmanager
 def run_squid(workdir: Path, helper: Path, sgconf: Path, hosts: list[str], children: int = 3,
-              concurrency: int = 0) -> Iterator[Squid]:
+              concurrency: int = 0, rewrite: str = REWRITE_CONF) -> Iterator[Squid]:
     """Start squid -N with our helper on a free 127.0.0.1 port; stop it afterwards.
 
     Squid resolves every name in hosts to 127.0.0.1 through its own hosts_file.
+    rewrite holds the url_rewrite_* lines (formatted with helper, sgconf,
+    children and concurrency).
     """
     squid_bin = need("squid")
     port = free_port()
     (workdir / "hosts").write_text("127.0.0.1 " + " ".join(hosts) + "\n")
     conf = workdir / "squid.conf"
-    conf.write_text(SQUID_CONF.format(port=port, dir=workdir, helper=helper, sgconf=sgconf,
-                                      children=children, concurrency=concurrency))
+    lines = rewrite.format(helper=helper, sgconf=sgconf, children=children,
+                           concurrency=concurrency)
+    conf.write_text(SQUID_CONF.format(port=port, dir=workdir, rewrite=lines))
     chown_tree(workdir)
     with open(workdir / "squid.out", "wb") as out:
         proc = subprocess.Popen([squid_bin, "-N", "-f", str(conf)], stdin=subprocess.DEVNULL,

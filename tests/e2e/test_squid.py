@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 
 from .harness import (
+    REWRITE_CONF,
+    ROOT,
     Fetch,
     Squid,
     chown_tree,
@@ -124,8 +126,23 @@ def wait_until(predicate: Callable[[], bool], what: str, sq: Squid, timeout: flo
         time.sleep(0.05)
 
 
+def example_rewrite_conf() -> str:
+    """squid.conf.example's url_rewrite_* lines, with our helper and 3 children started."""
+    ours = REWRITE_CONF.splitlines()
+    replace = {"url_rewrite_program": ours[0], "url_rewrite_children": ours[1]}
+    lines = []
+    for line in (ROOT / "squid.conf.example").read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        keyword = line.split()[0]
+        lines.append(replace.pop(keyword, line.replace("{", "{{").replace("}", "}}")))
+    assert not replace, f"squid.conf.example lacks {sorted(replace)}"
+    return "\n".join(lines) + "\n"
+
+
 @contextmanager
-def site_squid(helper: Path, origin: int, conf: str, concurrency: int) -> Iterator[Squid]:
+def site_squid(helper: Path, origin: int, conf: str, concurrency: int,
+               rewrite: str = REWRITE_CONF) -> Iterator[Squid]:
     """A temp dir readable by proxy with UT1-style lists, squidGuard.conf and a running Squid."""
     work = proxy_dir("sgb-e2e-")
     try:
@@ -138,7 +155,7 @@ def site_squid(helper: Path, origin: int, conf: str, concurrency: int) -> Iterat
         (work / "squidGuard.conf").write_text(conf.format(dir=work, origin=origin))
         chown_tree(work)
         with run_squid(work, helper, work / "squidGuard.conf", HOSTS, children=CHILDREN,
-                       concurrency=concurrency) as sq:
+                       concurrency=concurrency, rewrite=rewrite) as sq:
             pids = sq.wait_for_helpers(CHILDREN)
             if conf is SGCONF:
                 wait_until(lambda: all(f"[{pid}] INFO: squidguard-bloom ready for requests"
@@ -173,7 +190,8 @@ def serial_squid(installed: Path, origin: int) -> Iterator[Squid]:
 
 @pytest.fixture(scope="module")
 def concurrent_squid(installed: Path, origin: int) -> Iterator[Squid]:
-    with site_squid(installed, origin, SGCONF, concurrency=4) as sq:
+    """The url_rewrite settings of squid.conf.example, with concurrency=4."""
+    with site_squid(installed, origin, SGCONF, concurrency=4, rewrite=example_rewrite_conf()) as sq:
         yield sq
 
 
@@ -183,10 +201,17 @@ def broken_squid(installed: Path, origin: int) -> Iterator[Squid]:
         yield sq
 
 
-def test_squid_runs_the_installed_helper_as_proxy(serial_squid: Squid, installed: Path) -> None:
+@pytest.mark.parametrize("which", ["serial_squid", "concurrent_squid"])
+def test_squid_runs_the_installed_helper_as_proxy(which: str, installed: Path,
+                                                  request: pytest.FixtureRequest) -> None:
     """startup=3 helpers run as proxy, from the installed script, on the installed package."""
+    sq: Squid = request.getfixturevalue(which)
+    # squid.conf.example's lines (in concurrent_squid) raise no complaint either.
+    complaints = [line for line in sq.cache_log().splitlines()
+                  if re.search(r"WARNING|ERROR|FATAL|UPGRADE", line)]
+    assert not complaints, complaints
     proxy_uid = pwd.getpwnam("proxy").pw_uid
-    pids = serial_squid.helper_pids()
+    pids = sq.helper_pids()
     assert len(pids) == CHILDREN
     prefix = installed.parent.parent
     for pid in pids:
@@ -194,7 +219,7 @@ def test_squid_runs_the_installed_helper_as_proxy(serial_squid: Squid, installed
         argv = process_cmdline(pid)
         # Squid replaces argv[0] by "(name)"; the interpreter line shows the script.
         assert "(squidguard-bloom)" in argv or str(installed) in argv, argv
-        assert argv[-2:] == ["-c", str(serial_squid.dir / "squidGuard.conf")], argv
+        assert argv[-2:] == ["-c", str(sq.dir / "squidGuard.conf")], argv
         # The script's interpreter is the installed venv's (Debian's python3 underneath).
         assert Path(f"/proc/{pid}/exe").resolve() == (prefix / "venv/bin/python").resolve()
         maps = Path(f"/proc/{pid}/maps").read_text()
