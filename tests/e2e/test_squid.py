@@ -97,6 +97,10 @@ def malware_url(origin: int, url: str) -> str:
     return f"http://block.test:{origin}/malware?u={url}"
 
 
+def down_url(origin: int | str, url: str, client: str) -> str:
+    return f"http://block.test:{origin}/down?u={url}&c={client}"
+
+
 def is_welcome(r: Fetch, origin: int) -> bool:
     return r.code == 302 and r.location.startswith(welcome_url(origin, ""))
 
@@ -192,6 +196,14 @@ def serial_squid(installed: Path, origin: int) -> Iterator[Squid]:
 def concurrent_squid(installed: Path, origin: int) -> Iterator[Squid]:
     """The url_rewrite settings of squid.conf.example, with concurrency=4."""
     with site_squid(installed, origin, SGCONF, concurrency=4, rewrite=example_rewrite_conf()) as sq:
+        yield sq
+
+
+@pytest.fixture(scope="module")
+def broken_closed_squid(installed: Path, origin: int) -> Iterator[Squid]:
+    """A broken configuration that fails closed, under concurrency (channel-IDs echoed)."""
+    conf = f"emergency block 302:{down_url('{origin}', '%u', '%a')}\n{BROKEN_SGCONF}"
+    with site_squid(installed, origin, conf, concurrency=4) as sq:
         yield sq
 
 
@@ -382,29 +394,45 @@ def test_reconfigure_restarts_helpers_but_keeps_who_was_welcomed(
     assert fetch(sq.port, page, "127.0.2.2").code == 200
 
 
-def test_broken_config_is_reported_and_helpers_stay_up(broken_squid: Squid, origin: int) -> None:
-    """cache.log names squidGuard.conf:LINE; the helpers answer (emergency pass), no respawns."""
-    conf = broken_squid.dir / "squidGuard.conf"
+@pytest.mark.parametrize("which", ["broken_squid", "broken_closed_squid"])
+def test_broken_config_is_reported_and_helpers_stay_up(which: str, origin: int,
+                                                       request: pytest.FixtureRequest) -> None:
+    """cache.log names squidGuard.conf:LINE; the helpers answer in emergency mode, no respawns.
+
+    Without an emergency line everything passes (squidGuard's behaviour);
+    with "emergency block URL" everything is redirected there, CONNECTs too.
+    """
+    sq: Squid = request.getfixturevalue(which)
+    conf = sq.dir / "squidGuard.conf"
     line = conf.read_text().splitlines().index(BROKEN_LINE.replace("{{", "{")) + 1
     where = f"{conf}:{line}:"
-    wait_until(lambda: broken_squid.cache_log().count("emergency mode") >= CHILDREN,
-               "emergency mode line per helper", broken_squid)
-    log = broken_squid.cache_log()
-    pids = broken_squid.helper_pids()
+    wait_until(lambda: sq.cache_log().count("emergency mode") >= CHILDREN,
+               "emergency mode line per helper", sq)
+    log = sq.cache_log()
+    pids = sq.helper_pids()
     assert len(pids) == CHILDREN
     for pid in pids:
         assert f"squidguard-bloom[{pid}]: {where}" in log, log[-3000:]
         assert re.search(rf"squidguard-bloom\[{pid}\]: .*emergency mode", log), log[-3000:]
     reports = log.count(where)
 
+    client = "127.0.4.1"
     for n in range(6):
         url = f"http://blocked.test:{origin}/{n}"
-        r = fetch(broken_squid.port, url, "127.0.4.1")
-        # squidGuard's emergency mode: everything passes, nobody is welcomed.
-        assert r.code == 200 and r.body == origin_body("GET", url), r
+        r = fetch(sq.port, url, client)
+        if which == "broken_squid":
+            # Everything passes, nobody is welcomed.
+            assert r.code == 200 and r.body == origin_body("GET", url), r
+        else:
+            assert r.code == 302 and r.location == down_url(origin, url, client), r
+    tunnel = fetch(sq.port, f"http://site.test:{origin}/t", client, method="CONNECT")
+    if which == "broken_squid":
+        assert tunnel.connect_code == 200 and tunnel.code == 200, tunnel
+    else:
+        assert tunnel.connect_code == 302 and tunnel.exit != 0 and tunnel.seconds < 5, tunnel
     time.sleep(1)
-    assert broken_squid.proc.poll() is None, "Squid died"
-    assert broken_squid.helper_pids() == pids, "helpers were restarted"
-    log = broken_squid.cache_log()
+    assert sq.proc.poll() is None, "Squid died"
+    assert sq.helper_pids() == pids, "helpers were restarted"
+    log = sq.cache_log()
     assert log.count(where) == reports, "helpers were respawned"
     assert "exited" not in log and "crashing" not in log, log[-3000:]
