@@ -149,12 +149,18 @@ class Parser:
         self.expected(args[1] if len(args) > 1 else self.peek(), what)
 
     def open_block(self) -> bool:
+        header_line = self.tokens[self.i - 1].line if self.i else 0
         self.skip_newlines()
         if self.peek().kind == LBRACE:
             self.next()
             return True
         self.expected(self.peek(), "'{'")
-        self.skip_bad_block()
+        if self.peek().kind == WORD and self.peek().line > header_line:
+            # Only the brace is missing: the body follows on the next lines.
+            # Skip it up to its '}' so that one mistake gives one error.
+            self.block(lambda _kw, _args: None)
+        else:
+            self.skip_bad_block()
         return False
 
     def skip_bad_block(self) -> None:

@@ -1,0 +1,203 @@
+"""Every error kind: its file:line:col, its message, and all of them at once."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import DEFAULT_ACL
+
+from squidguard_bloom.config import ConfigError, load_config
+from squidguard_bloom.errors import SquidguardBloomError
+
+
+def test_config_error_is_a_package_error():
+    assert issubclass(ConfigError, SquidguardBloomError)
+
+
+def test_syntax_error_names_token_and_expectation(tree):
+    assert tree.errors("bogus thing\n" + DEFAULT_ACL) == [
+        "1:1: error: found 'bogus', expected a keyword (dbhome, logdir, time, src, dest, "
+        "rewrite, acl, welcome or emergency)"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # block structure
+    ("dest d\n redirect http://x/\n}\n" + DEFAULT_ACL,
+     "2:2: error: found 'redirect', expected '{'"),
+    ("dest {\n}\n" + DEFAULT_ACL, "1:6: error: found '{', expected a name after dest"),
+    ("acl {\n default {\n  pass all\n }\n", "5:1: error: found the end of file, expected '}' "
+                                           "to close the acl block"),
+    ("dest d {\n redirect http://x/ extra\n}\n" + DEFAULT_ACL,
+     "2:21: error: found 'extra', expected one URL after redirect"),
+    ("dest d {\n bogus x\n}\n" + DEFAULT_ACL,
+     "2:2: error: found 'bogus', expected domainlist, urllist, expressionlist, redirect, "
+     "rewrite, within, outside or logfile"),
+    ("src s {\n ip\n}\n" + DEFAULT_ACL, "2:4: error: found the newline, expected addresses "
+                                        "after ip"),
+    # names squidGuard's lexer refuses
+    ("dest log {\n redirect http://x/\n}\n" + DEFAULT_ACL,
+     "1:6: error: found 'log', expected a name ('log' is a squidGuard keyword; choose another "
+     "name, or quote a path)"),
+    ("dest 9d {\n redirect http://x/\n}\n" + DEFAULT_ACL,
+     "1:6: error: found '9d', expected a name (it must start with a letter or / and hold only "
+     "letters, digits and /_-.:%+@,?=&*; quote a path that starts otherwise)"),
+    ('dest "d" {\n redirect http://x/\n}\n' + DEFAULT_ACL,
+     "1:6: error: found 'd', expected a name (squidGuard takes no quotes here)"),
+    ('dest d {\n redirect "http://x/"\n}\n' + DEFAULT_ACL,
+     "2:11: error: found 'http://x/', expected a redirect URL (squidGuard takes no quotes "
+     "here)"),
+    ("dest d {\n redirect 200:http://x/\n}\n" + DEFAULT_ACL,
+     "2:11: error: found '200:http://x/', expected a redirect URL (it must start with a "
+     "letter, / or a 301:/302:/303: prefix and hold no quotes, @, ;, [ or blanks)"),
+    ("rew r {\n s@a.b@c@\n}\n" + DEFAULT_ACL,
+     "2:2: error: found 's@a.b@c@', expected a rule holding a character squidGuard cannot "
+     "read as a name (e.g. ^ $ ( [ \\ or a blank); write s@^…@…@"),
+    ("rew r {\n s@^a@b@x\n}\n" + DEFAULT_ACL,
+     "2:2: error: found 's@^a@b@x', expected a rule s@REGEX@REPLACEMENT@FLAGS (\\@ for @; "
+     "flags of g i r R)"),
+    # time lines
+    ("time t {\n weekly mtwhf\n}\n" + DEFAULT_ACL,
+     "2:14: error: found the newline, expected a time range HH:MM-HH:MM (two digits each)"),
+    ("time t {\n weekly * 8:00-09:00\n}\n" + DEFAULT_ACL,
+     "2:11: error: found '8:00-09:00', expected a time range HH:MM-HH:MM (two digits each)"),
+    ("time t {\n weekly mtwhf sat 08:00-09:00\n}\n" + DEFAULT_ACL,
+     "2:15: error: found 'sat', expected a time range HH:MM-HH:MM (two digits each)"),
+    ("time t {\n weekly Mon 08:00-09:00\n}\n" + DEFAULT_ACL,
+     "2:9: error: weekday format error in 'Mon': 'o' is not a day letter; use letters of "
+     "smtwhfa (s=Sun m=Mon t=Tue w=Wed h=Thu f=Fri a=Sat), lower-case day names (mon, "
+     "monday, mondays …) or *"),
+    ("time t {\n date 2024-13-01\n}\n" + DEFAULT_ACL,
+     "2:7: error: date format error in '2024-13-01': month must be 01-12, day 01-31"),
+    ("time t {\n date 2024-12-32 08:00-09:00\n}\n" + DEFAULT_ACL,
+     "2:7: error: date format error in '2024-12-32': month must be 01-12, day 01-31"),
+    ("time t {\n date 2024-1-5\n}\n" + DEFAULT_ACL,
+     "2:7: error: found '2024-1-5', expected a date YYYY-MM-DD (* allowed in any part) or a "
+     "range YYYY-MM-DD-YYYY-MM-DD"),
+    ("time t {\n hourly 08:00-09:00\n}\n" + DEFAULT_ACL,
+     "2:2: error: found 'hourly', expected weekly or date"),
+    # addresses
+    ("src s {\n ip 10.0.0.0/33\n}\n" + DEFAULT_ACL,
+     "2:5: error: prefix error /33 in '10.0.0.0/33': use /0 to /32"),
+    ("src s {\n ip 10.0.0.9-10.0.0.1\n}\n" + DEFAULT_ACL,
+     "2:5: error: iprange error in '10.0.0.9-10.0.0.1': the first address must not be above "
+     "the second"),
+    ("src s {\n ip 1.2.3.4 256.1.1.1\n}\n" + DEFAULT_ACL,
+     "2:13: error: address error in '256.1.1.1': each part must be 0-255"),
+    ("src s {\n ip 10.1\n}\n" + DEFAULT_ACL,
+     "2:5: error: address error in '10.1': expected A.B.C.D, A.B.C.D/NN, A.B.C.D/M.M.M.M or "
+     "A.B.C.D-E.F.G.H (or the same forms in IPv6)"),
+    # names: undefined, forward, twice
+    ("acl {\n default {\n  pass !nope all\n }\n}\n",
+     "3:8: error: dest 'nope' is not defined; add a 'dest nope { … }' block above this line "
+     "or fix the name"),
+    ("acl {\n lab {\n  pass all\n }\n default {\n  pass all\n }\n}\n",
+     "2:2: error: src 'lab' is not defined; add a 'src lab { … }' block above this line or "
+     "fix the name"),
+    ("src s {\n ip 1.2.3.4\n within never\n}\n" + DEFAULT_ACL,
+     "3:9: error: time 'never' is not defined; add a 'time never { … }' block above this line "
+     "or fix the name"),
+    ("acl {\n default {\n  pass all\n  rewrite nor\n }\n}\n",
+     "4:11: error: rewrite 'nor' is not defined; add a 'rew nor { … }' block above this line "
+     "or fix the name"),
+    ("dest d {\n rewrite r\n}\nrew r {\n s@^a@b@\n}\n" + DEFAULT_ACL,
+     "2:10: error: rewrite 'r' is used before its definition at line 4; squidGuard needs it "
+     "defined first: move that block up"),
+    ("dest d {\n redirect http://x/\n}\ndest d {\n redirect http://y/\n}\n" + DEFAULT_ACL,
+     "4:6: error: dest 'd' is defined twice (first at line 1); rename or merge one"),
+    ("src s {\n ip 1.1.1.1\n}\nsource s {\n ip 2.2.2.2\n}\n" + DEFAULT_ACL,
+     "4:8: error: source 's' is defined twice (first at line 1); rename or merge one"),
+    ("time t {\n}\ntime t {\n}\n" + DEFAULT_ACL,
+     "3:6: error: time 't' is defined twice (first at line 1); rename or merge one"),
+    ("rew r {\n s@^a@b@\n}\nrew r {\n s@^a@c@\n}\n" + DEFAULT_ACL,
+     "4:5: error: rew 'r' is defined twice (first at line 1); rename or merge one"),
+    ("dbhome /a\ndbhome /b\n" + DEFAULT_ACL,
+     "2:1: error: dbhome is set twice (first at line 1); keep one"),
+    ("logdir /a\nlogdir /b\n" + DEFAULT_ACL,
+     "2:1: error: logdir is set twice (first at line 1); keep one"),
+    # acl structure
+    ("acl {\n}\n", "1:1: error: the acl block has no 'default' entry; add one, e.g.: default "
+                   "{ pass all }"),
+    ("dest d {\n redirect http://x/\n}\n",
+     "4:1: error: found the end of file, expected an acl block; add one with a default entry, "
+     "e.g.: acl { default { pass all } }"),
+    (DEFAULT_ACL + DEFAULT_ACL,
+     "6:1: error: a second acl block (the first is at line 1); merge them into one"),
+    ("acl {\n default {\n  bogus\n }\n}\n",
+     "3:3: error: found 'bogus', expected pass, redirect, rewrite or logfile"),
+])
+def test_error(tree, text, expected):
+    assert tree.errors(text) == [expected]
+
+
+def test_missing_list_file_names_the_line_the_path_and_what_to_do(tree):
+    text = "dest ads {\n domainlist ads/domains\n urllist -\n}\n" + DEFAULT_ACL
+    assert tree.errors(text) == [
+        f"2:13: error: domainlist {tree.db}/ads/domains does not exist; create it, fix the "
+        f"path (a relative path is taken from dbhome {tree.db}), or make it readable by the "
+        "user the helper runs as",
+        f"3:10: error: urllist {tree.db}/dest/ads/urllist does not exist; create it, fix the "
+        f"path (a relative path is taken from dbhome {tree.db}), or make it readable by the "
+        "user the helper runs as",
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_list_file(tree):
+    path = tree.file("ads/domains")
+    path.chmod(0)
+    (line,) = tree.errors("dest ads {\n domainlist ads/domains\n}\n" + DEFAULT_ACL)
+    assert line.startswith(f"2:13: error: domainlist {path} cannot be read;")
+
+
+def test_list_path_that_is_a_directory_is_refused(tree):
+    (tree.db / "ads").mkdir()
+    (line,) = tree.errors("dest x {\n domainlist ads\n}\n" + DEFAULT_ACL)
+    assert line.startswith(f"2:13: error: domainlist {tree.db}/ads cannot be read;")
+
+
+def test_bad_iplist_entry_names_the_list_file_line_and_the_config_line(tree):
+    ips = tree.file("lab.ips", "10.0.0.1\n\n  10.0.0.0/40\n")
+    text = "src s {\n iplist lab.ips\n}\n" + DEFAULT_ACL
+    with pytest.raises(ConfigError) as info:
+        tree.load(text)
+    assert str(info.value) == (f"{ips}:3:3: error: prefix error /40 in '10.0.0.0/40': use /0 "
+                               f"to /32 (in the iplist named at {tree.conf}:2)")
+
+
+def test_unreadable_config():
+    with pytest.raises(ConfigError, match=r"^/nonexistent/sg.conf:1:1: error: cannot read the "
+                                          r"configuration: No such file or directory"):
+        load_config("/nonexistent/sg.conf")
+
+
+def test_all_errors_are_reported_at_once_in_file_order(tree):
+    text = ("time t {\n weekly xyz 08:00-09:00\n date 2024-13-01\n}\n"  # 2, 3
+            "src s {\n ip 10.0.0.9-10.0.0.1 1.2.3.4/33\n}\n"  # 6, 6
+            "dest d {\n domainlist nowhere/domains\n}\n"  # 9
+            "dest d {\n redirect http://x/\n}\n"  # 11
+            "bogus\n"  # 14
+            "acl {\n s {\n pass !nope all\n }\n}\n")  # 18 undefined, 15 no default
+    got = tree.errors(text)
+    assert [line.split(": error")[0] for line in got] == [
+        "2:9", "3:7", "6:5", "6:23", "9:13", "11:6", "14:1", "15:1", "17:7"]
+    assert "weekday format error in 'xyz'" in got[0]
+    assert "dest 'nope' is not defined" in got[-1]
+
+
+def test_error_lines_carry_the_config_path(tree):
+    tree.write("acl {\n}\nbogus\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(tree.conf)
+    text = str(info.value)
+    assert text.splitlines() == [str(d) for d in info.value.diagnostics]
+    assert all(line.startswith(f"{tree.conf}:") and ": error: " in line
+               for line in text.splitlines())
+    assert len(info.value.diagnostics) == 2
+
+
+def test_emergency_setting_is_known_even_when_the_file_fails(tree):
+    tree.write("emergency block http://down/\nbogus\n" + DEFAULT_ACL)
+    with pytest.raises(ConfigError) as info:
+        load_config(tree.conf)
+    assert info.value.emergency == "block http://down/"
