@@ -450,10 +450,9 @@ static inline uint64_t next_probe(uint64_t x, uint64_t step, uint64_t m)
     return x >= m ? x - m : x;
 }
 
-int sgb_bloom_check(const sgb_bloom *b, const void *key, size_t len)
+/* Whether every probe of the sequence starting at x is set. */
+static inline int check_at(const sgb_bloom *b, uint64_t x, uint64_t step)
 {
-    uint64_t x, step;
-    probes(b, key, len, &x, &step);
     for (uint32_t i = 0; i < b->hashes; i++) {
         uint8_t byte = __atomic_load_n(&b->data[x >> 3], __ATOMIC_RELAXED);
         if (!(byte & (1u << (x & 7))))
@@ -463,11 +462,10 @@ int sgb_bloom_check(const sgb_bloom *b, const void *key, size_t len)
     return 1;
 }
 
-int sgb_bloom_add(sgb_bloom *b, const void *key, size_t len)
+/* Set every probe of the sequence starting at x; 1 if one of them was clear. */
+static inline int add_at(sgb_bloom *b, uint64_t x, uint64_t step)
 {
-    uint64_t x, step;
     int fresh = 0;
-    probes(b, key, len, &x, &step);
     for (uint32_t i = 0; i < b->hashes; i++) {
         uint8_t *byte = &b->data[x >> 3];
         uint8_t mask = (uint8_t)(1u << (x & 7));
@@ -482,28 +480,101 @@ int sgb_bloom_add(sgb_bloom *b, const void *key, size_t len)
     return fresh;
 }
 
+int sgb_bloom_check(const sgb_bloom *b, const void *key, size_t len)
+{
+    uint64_t x, step;
+    probes(b, key, len, &x, &step);
+    return check_at(b, x, step);
+}
+
+int sgb_bloom_add(sgb_bloom *b, const void *key, size_t len)
+{
+    uint64_t x, step;
+    probes(b, key, len, &x, &step);
+    return add_at(b, x, step);
+}
+
+/* Where the keys of a batch are: back to back with lengths[], or split by sep. */
+struct key_cursor {
+    const uint8_t *p, *end;
+    const uint32_t *lengths; /* NULL: keys end at sep (the last one at end) */
+    uint8_t sep;
+};
+
+static inline size_t next_key(struct key_cursor *c, const uint8_t **key)
+{
+    size_t len;
+    *key = c->p;
+    if (c->lengths) {
+        len = *c->lengths++;
+        c->p += len;
+        return len;
+    }
+    const uint8_t *stop = c->p < c->end ? memchr(c->p, c->sep, (size_t)(c->end - c->p)) : NULL;
+    len = (size_t)((stop ? stop : c->end) - c->p);
+    c->p = stop ? stop + 1 : c->end;
+    return len;
+}
+
+/*
+ * Keys are hashed a group at a time and every bit they probe is prefetched
+ * before the first one is read, so the cache misses of a group overlap
+ * instead of following one another.  Adds still happen in key order, so a
+ * key repeated within a batch is new only the first time.
+ */
+#define BATCH_GROUP 16
+
+static uint64_t batch(sgb_bloom *b, struct key_cursor *c, size_t count, uint8_t *results,
+                      int add)
+{
+    uint64_t xs[BATCH_GROUP], steps[BATCH_GROUP], ones = 0;
+    for (size_t i = 0; i < count; i += BATCH_GROUP) {
+        size_t g = count - i < BATCH_GROUP ? count - i : BATCH_GROUP;
+        for (size_t j = 0; j < g; j++) {
+            const uint8_t *key;
+            size_t len = next_key(c, &key);
+            probes(b, key, len, &xs[j], &steps[j]);
+            uint64_t x = xs[j];
+            for (uint32_t h = 0; h < b->hashes; h++) {
+                __builtin_prefetch(&b->data[x >> 3]);
+                x = next_probe(x, steps[j], b->bits);
+            }
+        }
+        for (size_t j = 0; j < g; j++) {
+            int r = add ? add_at(b, xs[j], steps[j]) : check_at(b, xs[j], steps[j]);
+            results[i + j] = (uint8_t)r;
+            ones += (uint64_t)r;
+        }
+    }
+    return ones;
+}
+
 uint64_t sgb_bloom_check_many(const sgb_bloom *b, const uint8_t *buf, const uint32_t *lengths,
                               size_t count, uint8_t *results)
 {
-    uint64_t hits = 0;
-    for (size_t i = 0; i < count; i++) {
-        results[i] = (uint8_t)sgb_bloom_check(b, buf, lengths[i]);
-        hits += results[i];
-        buf += lengths[i];
-    }
-    return hits;
+    struct key_cursor c = {buf, NULL, lengths, 0};
+    return batch((sgb_bloom *)b, &c, count, results, 0);
 }
 
 uint64_t sgb_bloom_add_many(sgb_bloom *b, const uint8_t *buf, const uint32_t *lengths,
                             size_t count, uint8_t *results)
 {
-    uint64_t fresh = 0;
-    for (size_t i = 0; i < count; i++) {
-        results[i] = (uint8_t)sgb_bloom_add(b, buf, lengths[i]);
-        fresh += results[i];
-        buf += lengths[i];
-    }
-    return fresh;
+    struct key_cursor c = {buf, NULL, lengths, 0};
+    return batch(b, &c, count, results, 1);
+}
+
+uint64_t sgb_bloom_check_split(const sgb_bloom *b, const uint8_t *buf, size_t len,
+                               uint8_t sep, size_t count, uint8_t *results)
+{
+    struct key_cursor c = {buf, buf + len, NULL, sep};
+    return batch((sgb_bloom *)b, &c, count, results, 0);
+}
+
+uint64_t sgb_bloom_add_split(sgb_bloom *b, const uint8_t *buf, size_t len, uint8_t sep,
+                             size_t count, uint8_t *results)
+{
+    struct key_cursor c = {buf, buf + len, NULL, sep};
+    return batch(b, &c, count, results, 1);
 }
 
 void sgb_bloom_reset(sgb_bloom *b)

@@ -121,6 +121,16 @@ uint64_t sgb_bloom_check_many(const sgb_bloom *bloom, const uint8_t *buf,
 uint64_t sgb_bloom_add_many(sgb_bloom *bloom, const uint8_t *buf,
                             const uint32_t *lengths, size_t count, uint8_t *results);
 
+/*
+ * The same with the count keys in buf[0..len) separated by the byte sep
+ * (no lengths array to build).  The caller makes sure that no key holds
+ * sep, i.e. that buf holds exactly count - 1 of them.
+ */
+uint64_t sgb_bloom_check_split(const sgb_bloom *bloom, const uint8_t *buf, size_t len,
+                               uint8_t sep, size_t count, uint8_t *results);
+uint64_t sgb_bloom_add_split(sgb_bloom *bloom, const uint8_t *buf, size_t len, uint8_t sep,
+                             size_t count, uint8_t *results);
+
 /* Clear every bit and the entry count. */
 void sgb_bloom_reset(sgb_bloom *bloom);
 

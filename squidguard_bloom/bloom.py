@@ -153,6 +153,11 @@ def _as_bytes(key: object) -> bytes:
     raise _key_type_error(key)
 
 
+def _bools(results: bytearray) -> list[bool]:
+    """C's 0/1 bytes as a list of bool (one C loop, not one call per element)."""
+    return memoryview(results).cast("?").tolist()  # type: ignore[return-value]
+
+
 def _closed(*_args: object) -> int:
     msg = "operation on a closed BloomFilter"
     raise BloomError(msg)
@@ -249,47 +254,44 @@ class BloomFilter:
         except TypeError:
             raise _key_type_error(key) from None
 
-    def _batch(self, fn: Any, keys: Iterable[Key]) -> list[bool]:
+    def _batch(self, add: bool, keys: Iterable[Key]) -> list[bool]:
         ptr = self._live()
         items = keys if isinstance(keys, list) else list(keys)
-        if not items:
+        count = len(items)
+        if not count:
             return []
-        try:  # all str: one join, and for ASCII the lengths carry over to bytes
-            text = "".join(items)  # type: ignore[arg-type]
-        except TypeError:
-            text = None
+        results = bytearray(count)
+        out = _ffi.from_buffer(results)
+        # The usual batch, all str or all bytes: joined by NUL, which C splits
+        # on, provided no key holds a NUL (the join then has count - 1).
         buf = None
-        if text is not None:
-            if text.isascii():
-                buf = text.encode("ascii")
-        else:
-            with suppress(TypeError):  # all bytes-like: join directly
-                buf = b"".join(items)  # type: ignore[arg-type]
-        lengths = array("I", map(len, items)) if buf is not None else array("I")
-        if buf is None or len(buf) != sum(lengths):  # mixed, non-ASCII, odd memoryviews
-            items = [_as_bytes(k) for k in items]
-            buf = b"".join(items)  # type: ignore[arg-type]
-            lengths = array("I", map(len, items))
-        if len(buf) >= 2**32 and max(lengths) >= 2**32:  # pragma: no cover - 4 GiB keys
+        try:
+            buf = "\0".join(items).encode()  # type: ignore[arg-type]
+        except TypeError:
+            with suppress(TypeError):
+                buf = b"\0".join(items)  # type: ignore[arg-type]
+        if buf is not None and buf.count(0) == count - 1:
+            fn = _lib.sgb_bloom_add_split if add else _lib.sgb_bloom_check_split
+            fn(ptr, _ffi.from_buffer(buf), len(buf), 0, count, out)
+            return _bools(results)
+        # Keys holding NUL, mixed types, bytearrays, memoryviews: with lengths.
+        items = [_as_bytes(k) for k in items]
+        lengths = array("I", map(len, items))
+        if max(lengths) >= 2**32:  # pragma: no cover - 4 GiB keys
             msg = "a Bloom filter key must be shorter than 4 GiB"
             raise BloomError(msg)
-        results = bytearray(len(items))
-        fn(
-            ptr,
-            _ffi.from_buffer(buf),
-            _ffi.from_buffer("uint32_t[]", lengths),
-            len(items),
-            _ffi.from_buffer(results),
-        )
-        return list(map(bool, results))
+        fn = _lib.sgb_bloom_add_many if add else _lib.sgb_bloom_check_many
+        fn(ptr, _ffi.from_buffer(b"".join(items)), _ffi.from_buffer("uint32_t[]", lengths),
+           count, out)
+        return _bools(results)
 
     def add_many(self, keys: Iterable[Key]) -> list[bool]:
         """Add every key in one C loop; element i says whether key i was new."""
-        return self._batch(_lib.sgb_bloom_add_many, keys)
+        return self._batch(True, keys)
 
     def contains_many(self, keys: Iterable[Key]) -> list[bool]:
         """Check every key in one C loop; element i is ``keys[i] in self``."""
-        return self._batch(_lib.sgb_bloom_check_many, keys)
+        return self._batch(False, keys)
 
     def info(self) -> BloomInfo:
         """Parameters and fill (counts set bits: O(m/64) work)."""
