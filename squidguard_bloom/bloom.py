@@ -243,16 +243,18 @@ class BloomFilter:
             key = key.encode()  # type: ignore[union-attr]
         try:
             return self._add(self._ptr, key, len(key)) == 1
-        except TypeError:
-            raise _key_type_error(key) from None
+        except TypeError:  # bytearray, memoryview (or not a key: _as_bytes says so)
+            key = _as_bytes(key)
+            return self._add(self._ptr, key, len(key)) == 1
 
     def __contains__(self, key: object) -> bool:
         if key.__class__ is str:
             key = key.encode()  # type: ignore[attr-defined]
         try:
             return self._check(self._ptr, key, len(key)) == 1  # type: ignore[arg-type]
-        except TypeError:
-            raise _key_type_error(key) from None
+        except TypeError:  # bytearray, memoryview (or not a key: _as_bytes says so)
+            key = _as_bytes(key)
+            return self._check(self._ptr, key, len(key)) == 1
 
     def _batch(self, add: bool, keys: Iterable[Key]) -> list[bool]:
         ptr = self._live()

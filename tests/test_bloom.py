@@ -184,6 +184,32 @@ def test_no_false_negatives_after_save_and_load(
         assert g.info().bits_set == before.bits_set
 
 
+batch_keys_st = st.lists(
+    st.binary(max_size=12) | st.text(alphabet="ab\x00é", max_size=6)
+    | st.binary(max_size=6).map(bytearray) | st.binary(max_size=6).map(memoryview),
+    max_size=80,
+)
+
+
+@settings(max_examples=300)
+@given(batch_keys_st, st.booleans())
+def test_batch_calls_answer_as_single_calls(keys: list, uniform: bool) -> None:
+    """add_many/contains_many give, key by key, what add()/in give, whichever batch
+    form C is handed (NUL-split or with lengths): keys holding NUL, empty keys,
+    repeats within the batch, str next to bytes, bytearray and memoryview."""
+    if uniform:  # all str or all bytes: the NUL-joined form, unless a key holds NUL
+        keys = [k if isinstance(k, str) else bytes(k) for k in keys]
+        keys = [k for k in keys if isinstance(k, str)] or [bytes(k) for k in keys]
+    with BloomFilter(40, 0.01, seed=7) as batch, BloomFilter(40, 0.01, seed=7) as single:
+        probe = [*keys, b"absent", "z\x00z", b""]
+        before = [k in single for k in probe]
+        assert batch.contains_many(probe) == before
+        assert batch.add_many(keys) == [single.add(k) for k in keys]
+        assert batch.contains_many(probe) == [k in single for k in probe]
+        assert batch.info().bits_set == single.info().bits_set
+        assert batch.info().entries == single.info().entries
+
+
 def test_add_reports_newness_and_counts() -> None:
     """add() is True once per key; entries counts the new ones."""
     with BloomFilter(1000, 0.001) as f:
