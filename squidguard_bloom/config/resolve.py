@@ -36,8 +36,11 @@ def _check_refs(p: Parser) -> None:
                             "or fix the name")
         elif not ref.defined_before:
             line = found.pos.line  # type: ignore[attr-defined]
-            p.fail(ref.tok, f"{ref.kind} {ref.name!r} is used before its definition at line "
-                            f"{line}; squidGuard needs it defined first: move that block up")
+            # squidGuard 1.6 goes into emergency mode (no filtering) here; we
+            # filter, and say what squidGuard would make of the file.
+            p.warn(ref.tok, f"{ref.kind} {ref.name!r} is used before its definition at line "
+                            f"{line}: accepted, but squidGuard 1.6 refuses it (emergency mode); "
+                            "move that block up if squidGuard must read this file too")
 
 
 def _list_file(p: Parser, f: FileRef, dbhome: str) -> None:

@@ -87,7 +87,7 @@ def test_syntax_error_names_token_and_expectation(tree):
     ("src s {\n ip 10.1\n}\n" + DEFAULT_ACL,
      "2:5: error: address error in '10.1': expected A.B.C.D, A.B.C.D/NN, A.B.C.D/M.M.M.M or "
      "A.B.C.D-E.F.G.H (or the same forms in IPv6)"),
-    # names: undefined, forward, twice
+    # names: undefined, twice
     ("acl {\n default {\n  pass !nope all\n }\n}\n",
      "3:8: error: dest 'nope' is not defined; add a 'dest nope { … }' block above this line "
      "or fix the name"),
@@ -100,9 +100,6 @@ def test_syntax_error_names_token_and_expectation(tree):
     ("acl {\n default {\n  pass all\n  rewrite nor\n }\n}\n",
      "4:11: error: rewrite 'nor' is not defined; add a 'rew nor { … }' block above this line "
      "or fix the name"),
-    ("dest d {\n rewrite r\n}\nrew r {\n s@^a@b@\n}\n" + DEFAULT_ACL,
-     "2:10: error: rewrite 'r' is used before its definition at line 4; squidGuard needs it "
-     "defined first: move that block up"),
     ("dest d {\n redirect http://x/\n}\ndest d {\n redirect http://y/\n}\n" + DEFAULT_ACL,
      "4:6: error: dest 'd' is defined twice (first at line 1); rename or merge one"),
     ("src s {\n ip 1.1.1.1\n}\nsource s {\n ip 2.2.2.2\n}\n" + DEFAULT_ACL,
@@ -201,3 +198,19 @@ def test_emergency_setting_is_known_even_when_the_file_fails(tree):
     with pytest.raises(ConfigError) as info:
         load_config(tree.conf)
     assert info.value.emergency == "block http://down/"
+
+
+def test_forward_references_are_accepted_with_a_warning(tree):
+    """squidGuard 1.6 refuses a name used before its block (and stops filtering); we
+    resolve it and warn that squidGuard would not read the file."""
+    c = tree.load("dest d {\n redirect http://x/\n rewrite r\n}\nrew r {\n s@^a@b@\n}\n"
+                  "acl {\n lab {\n  pass !d all\n }\n default {\n  pass all\n }\n}\n"
+                  "src lab {\n ip 10.0.0.0/8\n}\n")
+    assert c.dests["d"].rewrite == "r"
+    assert [a.source for a in c.acls] == ["lab", "default"]
+    assert [s.name for s in c.sources] == ["lab"]
+    got = tree.warnings(tree.conf.read_text())
+    assert any(w.startswith("3:10: warning: rewrite 'r' is used before its definition at "
+                            "line 5: accepted, but squidGuard 1.6 refuses it") for w in got), got
+    assert any(w.startswith("9:2: warning: src 'lab' is used before its definition at line 16")
+               for w in got), got
