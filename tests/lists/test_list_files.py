@@ -2,7 +2,7 @@
 
 The format rules are those of docs/squidguard.md §8 (observed from the real
 squidGuard 1.6); the lookups are §7 with the deliberate fixes of
-docs/_diff_lists.md (real suffix and prefix matches, leading-dot entries).
+docs/differences.md (real suffix and prefix matches, leading-dot entries).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ seed (nested entries, IPs, odd lines included); a few hundred request URLs
 go to ``squidGuard -c CFG -d`` with ``pass !bl all`` and through
 parse_target + our lookups.  Both must agree on blocked / passed / BH,
 except for requests tagged with a deliberate difference of
-docs/_diff_lists.md; those are declared in FIXES (we must block) or
+docs/differences.md; those are declared in FIXES (we must block) or
 SQUIDGUARD_OVERBLOCKS (squidGuard blocks by accident, we pass).
 """
 
