@@ -3,6 +3,8 @@
 Settings come from a TOML file (``--config``, default
 ``/etc/squidguard-bloom/ship.toml`` when it exists) and are overridden by
 flags. Passwords are refused on purpose: the shipper authenticates by key only.
+Without ``[files]`` or ``--file`` the shipper ships the helper's own logs, as
+named by the helper's squidGuard.conf (``helper_config``).
 """
 
 from __future__ import annotations
@@ -18,38 +20,39 @@ from pathlib import Path
 from typing import Any
 
 from squidguard_bloom.shipper.errors import ShipConfigError
+from squidguard_bloom.shipper.helperlogs import HELPER_CONFIG, helper_logs
 from squidguard_bloom.shipper.ship import EXIT_CONFIG, ShipSettings, ship
 from squidguard_bloom.shipper.transport import LinkSettings
 
 DEFAULT_CONFIG = Path("/etc/squidguard-bloom/ship.toml")
-DEFAULT_FILE = Path("/var/log/squidguard/squidGuard.log")
 DEFAULT_STATE_DIR = Path("/var/lib/squidguard-bloom-ship")
 STREAM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
-# config key -> (type, default); flags use the same names with dashes.
-OPTIONS: dict[str, tuple[type, Any]] = {
-    "host": (str, None),
-    "port": (int, 22),
-    "user": (str, None),
-    "key": (Path, None),
-    "known_hosts": (Path, None),
-    "remote_dir": (str, "incoming"),
-    "state_dir": (Path, DEFAULT_STATE_DIR),
-    "batch_size": (int, 256 * 1024),
-    "flush_interval": (float, 0.2),
-    "window": (int, 8),
-    "rotate_wait": (float, 5.0),
-    "checkpoint_interval": (float, 1.0),
-    "status_interval": (float, 60.0),
-    "remote_check_interval": (float, 60.0),
-    "keepalive_interval": (float, 15.0),
-    "keepalive_count_max": (int, 3),
-    "connect_timeout": (float, 30.0),
-    "write_timeout": (float, 60.0),
-    "backoff_min": (float, 1.0),
-    "backoff_max": (float, 60.0),
-    "remote_fsync": (bool, True),
-    "log_file": (Path, None),
+# config key -> (type, default, help); flags use the same names with dashes.
+OPTIONS: dict[str, tuple[type, Any, str]] = {
+    "host": (str, None, "the monitor's host name or address (required)"),
+    "port": (int, 22, "the monitor's sshd port"),
+    "user": (str, None, "this proxy's account on the monitor (required)"),
+    "key": (Path, None, "unencrypted private key file (required)"),
+    "known_hosts": (Path, None, "known_hosts file pinning the monitor's host key (required)"),
+    "remote_dir": (str, "incoming", "directory on the monitor; one subdirectory per file"),
+    "state_dir": (Path, DEFAULT_STATE_DIR, "where checkpoint.json is kept"),
+    "batch_size": (int, 256 * 1024, "largest write in bytes, cut at a line end"),
+    "flush_interval": (float, 0.2, "seconds between looks at an idle file"),
+    "window": (int, 8, "writes in flight"),
+    "rotate_wait": (float, 5.0, "seconds a rotated file must stay unchanged"),
+    "checkpoint_interval": (float, 1.0, "seconds between checkpoints while busy"),
+    "status_interval": (float, 60.0, "seconds between status lines in the log"),
+    "remote_check_interval": (float, 60.0, "seconds between checks of the remote sizes"),
+    "keepalive_interval": (float, 15.0, "SSH keepalive interval, seconds"),
+    "keepalive_count_max": (int, 3, "unanswered keepalives before the link is dropped"),
+    "connect_timeout": (float, 30.0, "deadline of connect + auth + SFTP start, seconds"),
+    "write_timeout": (float, 60.0, "deadline of every SFTP request, seconds"),
+    "backoff_min": (float, 1.0, "first reconnect delay, seconds"),
+    "backoff_max": (float, 60.0, "longest reconnect delay, seconds"),
+    "remote_fsync": (bool, True, "fsync the remote files before each checkpoint"),
+    "log_file": (Path, None, "log here instead of stderr"),
+    "helper_config": (Path, HELPER_CONFIG, "the helper's squidGuard.conf, read for its logs"),
 }
 REQUIRED = ("host", "user", "key", "known_hosts")
 
@@ -68,16 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--file",
         action="append",
         metavar="[NAME=]PATH",
-        help=f"a file to ship; repeat for several (default {DEFAULT_FILE})",
+        help="a file to ship; repeat for several (default: the helper's logs, as its "
+        f"squidGuard.conf names them; see --helper-config, default {HELPER_CONFIG})",
     )
     p.add_argument("--once", action="store_true", help="ship what is there, then exit")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    for name, (kind, _default) in OPTIONS.items():
+    for name, (kind, default, text) in OPTIONS.items():
         flag = "--" + name.replace("_", "-")
+        shown = f"{text} (default {default})" if default is not None else text
         if kind is bool:
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=shown)
         else:
-            p.add_argument(flag, type=kind, default=None, metavar=name.upper())
+            p.add_argument(flag, type=kind, default=None, metavar=name.upper(), help=shown)
     return p
 
 
@@ -116,7 +121,7 @@ def settings_from(args: argparse.Namespace) -> tuple[ShipSettings, Path | None]:
     """Merge config file and flags into ``ShipSettings``; raise ``ShipConfigError`` if unusable."""
     doc = load_config(args.config)
     values: dict[str, Any] = {}
-    for name, (kind, default) in OPTIONS.items():
+    for name, (kind, default, _text) in OPTIONS.items():
         flag = getattr(args, name)
         raw = flag if flag is not None else doc.get(name, default)
         try:
@@ -137,7 +142,7 @@ def settings_from(args: argparse.Namespace) -> tuple[ShipSettings, Path | None]:
     elif doc.get("files"):
         files = {str(k): Path(v) for k, v in dict(doc["files"]).items()}
     else:
-        files = {DEFAULT_FILE.stem: DEFAULT_FILE}
+        files = helper_logs(values["helper_config"])
     for name in files:
         if not STREAM_NAME.fullmatch(name):
             raise ShipConfigError(

@@ -97,6 +97,7 @@ class Shipper:
         self._down_since: float | None = None
         self._stop = asyncio.Event()
         self._last_save = 0.0
+        self._unsynced = False  # acknowledged bytes not yet fsynced and checkpointed
         self._last_status = time.monotonic()
         self._last_remote_check = time.monotonic()
 
@@ -251,6 +252,7 @@ class Shipper:
                         await task
                     inflight.popleft()
                     st.follower.acknowledge(chunk)
+                    self._unsynced = True
                     st.stats.bytes += len(chunk.data)
                     st.stats.lines += chunk.data.count(b"\n")
                     if chunk.closes:
@@ -288,11 +290,18 @@ class Shipper:
                     st.follower.rewind(size, check=True)
 
     async def _periodic(self, link: Link, *, idle: bool = False) -> None:
+        """Make acknowledged bytes durable: remote fsync, then the checkpoint.
+
+        Done as soon as the loop has caught up (so at light load a line is on
+        the monitor's disk one flush interval after it was written), and every
+        ``checkpoint_interval`` seconds while it keeps shipping.
+        """
         s = self.settings
         now = time.monotonic()
-        if now - self._last_save >= s.checkpoint_interval or (idle and s.once):
+        if self._unsynced and (idle or now - self._last_save >= s.checkpoint_interval):
             if s.remote_fsync:
                 await link.sync()
+            self._unsynced = False
             self.save()
         if now - self._last_status >= s.status_interval:
             self.log_status()

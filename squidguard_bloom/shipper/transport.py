@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import posixpath
+import re
+import socket
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +70,45 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
+def _connect_hint(exc: BaseException, settings: LinkSettings) -> str:
+    """What to check when a connection attempt fails, by the kind of failure."""
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve {settings.host}: check 'host' and the proxy's DNS"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"is sshd running on the monitor and listening on port {settings.port}?"
+    if isinstance(exc, TimeoutError):
+        return (
+            f"no SSH handshake within connect_timeout ({settings.connect_timeout:g} s): "
+            "a firewall dropping the packets, or the monitor overloaded?"
+        )
+    if isinstance(exc, asyncssh.ChannelOpenError):
+        return "the monitor refused the SFTP subsystem: check its sshd_config (docs/shipper.md)"
+    return "retrying"
+
+
+def known_hosts_text(text: str, port: int) -> str:
+    """known_hosts content with ``[host]:22`` patterns also written as plain ``host``.
+
+    OpenSSH (and asyncssh) look up a server on port 22 by its bare name only;
+    an entry written ``[monitor]:22 ...`` by hand would never match and every
+    connection would fail as "unknown host key".
+    """
+    if port != 22:
+        return text
+    out = []
+    for line in text.splitlines():
+        fields = line.split(" ")
+        at = 1 if line.startswith("@") else 0  # @revoked / @cert-authority marker first
+        if len(fields) > at + 1 and not line.startswith("#"):
+            pats = fields[at].split(",")
+            fields[at] = ",".join(_PORT22.sub(r"\1", pat) for pat in pats)
+        out.append(" ".join(fields))
+    return "\n".join(out) + "\n"
+
+
+_PORT22 = re.compile(r"^\[([^\]]+)\]:22$")
+
+
 class _Watcher(asyncssh.SSHClient):
     """Remembers why the connection ended (keepalive timeout, reset, server shutdown)."""
 
@@ -101,13 +142,20 @@ class Link:
                 "unencrypted OpenSSH key (no passphrase), mode 0600"
             ) from exc
         try:
-            known = asyncssh.read_known_hosts(str(s.known_hosts))
-        except (OSError, ValueError) as exc:
+            text = Path(s.known_hosts).read_text()
+            known = asyncssh.import_known_hosts(known_hosts_text(text, s.port))
+        except (OSError, ValueError, asyncssh.KeyImportError) as exc:
             raise ShipConfigError(
                 f"cannot read known_hosts {s.known_hosts}: {_describe(exc)}; it must list the "
-                f"monitor's host key as '[{s.host}]:{s.port} <type> <key>'"
+                f"monitor's host key as '{self.host_pattern} <type> <key>'"
             ) from exc
         return key, known
+
+    @property
+    def host_pattern(self) -> str:
+        """How known_hosts names the monitor: ``host`` on port 22, else ``[host]:port``."""
+        s = self.settings
+        return s.host if s.port == 22 else f"[{s.host}]:{s.port}"
 
     async def connect(self) -> None:
         """Connect, authenticate by key and start SFTP; raise a ``ShipError`` on failure."""
@@ -141,12 +189,20 @@ class Link:
             ) from exc
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             await self.close()
-            raise LinkError(f"cannot connect to {s.target}: {_describe(exc)}") from exc
+            raise LinkError(
+                f"cannot connect to {s.target}: {_describe(exc)} ({_connect_hint(exc, s)})"
+            ) from exc
 
     def _host_key_error(self, known: asyncssh.SSHKnownHosts) -> HostKeyError:
         s = self.settings
-        trusted = known.match(s.host, s.host, s.port)[0]
-        if trusted:
+        trusted, _, revoked, *_ = known.match(s.host, s.host, s.port)
+        if revoked and not trusted:
+            what = (
+                f"the host key of {s.host}:{s.port} is not trusted: {s.known_hosts} marks "
+                "keys for it @revoked and lists no other; verify the monitor's current key "
+                "with its administrator and add it"
+            )
+        elif trusted:
             what = (
                 f"the host key of {s.host}:{s.port} has CHANGED: it matches none of the keys "
                 f"{s.known_hosts} lists for it. This may be an attack; never accept it blindly: "
@@ -155,8 +211,10 @@ class Link:
         else:
             what = (
                 f"the host key of {s.host}:{s.port} is unknown: {s.known_hosts} has no entry "
-                f"for it. Get the key from the monitor (ssh-keyscan -p {s.port} {s.host}, then "
-                f"verify its fingerprint out of band) and add it as '[{s.host}]:{s.port} ...'"
+                f"for it. Get the key (ssh-keyscan -p {s.port} {s.host} >> {s.known_hosts}), "
+                "verify its fingerprint with the monitor's administrator (ssh-keygen -lf "
+                f"{s.known_hosts}), and keep the line only if it matches; it must read "
+                f"'{self.host_pattern} <type> <key>'"
             )
         return HostKeyError(what)
 

@@ -62,7 +62,7 @@ def children_of(pid: int) -> list[int]:
 class Sshd:
     """A private sshd: own host key, own authorized_keys, temp dir, free port."""
 
-    def __init__(self, root: Path, extra_config: str = "") -> None:
+    def __init__(self, root: Path, extra_config: str = "", *, start: bool = True) -> None:
         if not SSHD.exists() or shutil.which("ssh-keygen") is None:
             pytest.fail(f"OpenSSH server not installed ({SSHD} missing): {SETUP_HINT}")
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
@@ -100,7 +100,8 @@ class Sshd:
             "Subsystem sftp internal-sftp\n" + extra_config
         )
         self.proc: subprocess.Popen[bytes] | None = None
-        self.start()
+        if start:
+            self.start()
 
     def trust_port(self, port: int) -> None:
         """Also trust this host key on ``port`` (a proxy in front of sshd)."""

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from squidguard_bloom.shipper.transport import Link, LinkSettings
+
 from .harness import Harness, lines
-from .servers import FaultProxy, keygen
+from .servers import FaultProxy, free_port, keygen
 
 
 def append(path: Path, data: bytes) -> None:
@@ -37,7 +39,7 @@ def test_cut_mid_batch_resumes_byte_exact(harness: Harness, proxy: FaultProxy) -
     """RSTs while a window of 256 KiB writes is in flight: nothing lost, nothing doubled."""
     log = harness.logs / "squidGuard.log"
     log.write_bytes(lines(0, 60_000))  # 9 MB
-    proc = harness.start(str(log), port=proxy.port, remote_fsync=False)
+    proc = harness.start(str(log), port=proxy.port, remote_fsync=False, status_interval=0.5)
     remote = harness.remote_root / "squidGuard"
     for threshold in (1_000_000, 3_000_000, 6_000_000):
         harness.wait_for(
@@ -52,6 +54,7 @@ def test_cut_mid_batch_resumes_byte_exact(harness: Harness, proxy: FaultProxy) -
     assert harness.stop(proc) == 0
     text = shipper_log(proc)
     assert text.count("link to") >= 3 and "restored" in text, text
+    assert "INFO: status: link " in text  # periodic, not only on SIGUSR1
     assert harness.remote_bytes("squidGuard") == log.read_bytes()
 
 
@@ -226,6 +229,9 @@ def test_unknown_host_key_is_refused(harness: Harness) -> None:
     assert result.returncode == 78
     unknown = r"ERROR: giving up: the host key of 127\.0\.0\.1:\d+ is unknown"
     assert re.search(unknown, result.stderr), result.stderr
+    assert f"ssh-keyscan -p {harness.port} 127.0.0.1" in result.stderr
+    assert f"'[127.0.0.1]:{harness.port} <type> <key>'" in result.stderr
+    assert result.stderr.count(" ERROR: ") == 1
     assert not harness.remote_root.exists()
 
 
@@ -252,3 +258,31 @@ def test_refused_key_gives_up(harness: Harness) -> None:
     assert result.returncode == 78
     assert "refused the key" in result.stderr and "authorized_keys" in result.stderr
     assert not harness.remote_root.exists()
+
+
+def test_known_hosts_entry_for_port_22_in_either_form(tmp_path: Path) -> None:
+    """On port 22 OpenSSH names a host without brackets; a hand-written ``[host]:22`` entry
+    is taken as the same host rather than failing every connect as "unknown host key"."""
+    key = tmp_path / "key"
+    host_pub = keygen(tmp_path / "host").rsplit(" ", 1)[0]
+    keygen(key)
+    known = tmp_path / "known_hosts"
+    for entry in ("[monitor.example]:22", "monitor.example", "@revoked [other]:22"):
+        known.write_text(f"{entry} {host_pub}\n")
+        link = Link(LinkSettings("monitor.example", "u", key, known, port=22))
+        _, trusted = link._load_credentials()
+        found = trusted.match("monitor.example", "", None)[0]
+        assert bool(found) == (not entry.startswith("@")), entry
+    assert link.host_pattern == "monitor.example"
+    assert Link(LinkSettings("m", "u", key, known, port=2222)).host_pattern == "[m]:2222"
+
+
+def test_monitor_unreachable_once_gives_up_with_a_hint(harness: Harness) -> None:
+    """Nothing listens: one warning naming what to check, then --once gives up with exit 75."""
+    log = harness.logs / "squidGuard.log"
+    log.write_bytes(lines(0, 10))
+    result = harness.run_once(str(log), port=free_port())
+    assert result.returncode == 75, result.stderr
+    assert result.stderr.count(" WARNING: ") == 1, result.stderr
+    assert "is sshd running on the monitor and listening on port" in result.stderr
+    assert "giving up after 5 attempts (--once)" in result.stderr
