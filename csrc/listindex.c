@@ -5,36 +5,107 @@
 
 #include "murmur3.h"
 
-static uint64_t rd64(const uint8_t *p) {
-    uint64_t v;
-    memcpy(&v, p, sizeof v);
-    return v; /* the file is little-endian, like every machine we build for */
-}
+#define SGB_BLOCK 16 /* slots per entry of the blocks array */
 
+/* The file is little-endian, like every machine we build for. */
 static uint32_t rd32(const uint8_t *p) {
     uint32_t v;
     memcpy(&v, p, sizeof v);
     return v;
 }
 
-int64_t sgb_list_find(const uint8_t *base, uint64_t size, const char *key, size_t len) {
+static uint16_t rd16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+struct table {
+    uint64_t nslots;
+    uint32_t seed;
+    const uint8_t *tags;
+    const uint8_t *blocks;
+};
+
+/* The geometry from the header, if the tag and block arrays fit in the file. */
+static int table_of(const uint8_t *base, uint64_t size, struct table *t) {
     if (size < SGB_LIST_HEADER) return -1;
-    uint64_t nslots = rd64(base + 40);
-    uint32_t seed = rd32(base + 56);
-    if (nslots == 0 || (nslots & (nslots - 1)) != 0) return -1;
-    if (nslots > (size - SGB_LIST_HEADER) / 16) return -1;
+    uint64_t n = rd32(base + 48); /* < 2^32, so nothing below overflows */
+    if (n == 0 || n % SGB_BLOCK != 0) return -1;
+    if (SGB_LIST_HEADER + 2 * n + 4 * (n / SGB_BLOCK) > size) return -1;
+    t->nslots = n;
+    t->seed = rd32(base + 56);
+    t->tags = base + SGB_LIST_HEADER;
+    t->blocks = t->tags + 2 * n;
+    return 0;
+}
+
+/* The varint at *off, which moves past it; -1 if it runs past size or 32 bits. */
+static int rd_varint(const uint8_t *base, uint64_t size, uint64_t *off, uint32_t *out) {
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 35; shift += 7) {
+        if (*off >= size) return -1;
+        uint8_t b = base[(*off)++];
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if ((b & 0x80) == 0) {
+            if (v > UINT32_MAX) return -1;
+            *out = (uint32_t)v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int sgb_record_parts(const uint8_t *base, uint64_t size, uint64_t off, uint64_t *key,
+                     uint32_t *keylen, uint64_t *value, uint32_t *valuelen) {
+    uint32_t head, vlen = 0;
+    if (rd_varint(base, size, &off, &head) < 0) return -1;
+    if ((head & 1) != 0 && rd_varint(base, size, &off, &vlen) < 0) return -1;
+    uint32_t klen = head >> 1;
+    if ((uint64_t)klen + vlen > size - off) return -1; /* off <= size here */
+    *key = off;
+    *keylen = klen;
+    *value = off + klen;
+    *valuelen = vlen;
+    return 0;
+}
+
+/* Offset of the record of the occupied slot i: past those of the occupied
+ * slots before it in its block. */
+static int64_t slot_record(const uint8_t *base, uint64_t size, const struct table *t,
+                           uint64_t i) {
+    uint64_t first = i - i % SGB_BLOCK;
+    uint64_t off = rd32(t->blocks + 4 * (first / SGB_BLOCK));
+    for (uint64_t j = first; j < i; j++) {
+        if (rd16(t->tags + 2 * j) == 0) continue;
+        uint64_t key, value;
+        uint32_t keylen, valuelen;
+        if (sgb_record_parts(base, size, off, &key, &keylen, &value, &valuelen) < 0) return -1;
+        off = value + valuelen;
+    }
+    return (int64_t)off;
+}
+
+int64_t sgb_list_find(const uint8_t *base, uint64_t size, const char *key, size_t len) {
+    struct table t;
+    if (table_of(base, size, &t) < 0) return -1;
     uint64_t h[2];
-    sgb_murmur3_128(key, len, seed, h);
-    uint64_t mask = nslots - 1;
-    for (uint64_t n = 0, i = h[0] & mask; n < nslots; n++, i = (i + 1) & mask) {
-        const uint8_t *slot = base + SGB_LIST_HEADER + i * 16;
-        uint64_t off = rd64(slot + 8);
-        if (off == 0) return -1;
-        if (rd64(slot) != h[0]) continue;
-        if (off > size - 8) return -1;
-        uint32_t keylen = rd32(base + off);
-        if (keylen == len && len <= size - off - 8 && memcmp(base + off + 8, key, len) == 0)
-            return (int64_t)off;
+    sgb_murmur3_128(key, len, t.seed, h);
+    uint16_t tag = (uint16_t)h[0];
+    if (tag == 0) tag = 1;
+    uint64_t i = ((h[0] >> 32) * t.nslots) >> 32;
+    for (uint64_t n = 0; n < t.nslots; n++) {
+        uint16_t got = rd16(t.tags + 2 * i);
+        if (got == 0) return -1;
+        if (got == tag) {
+            int64_t off = slot_record(base, size, &t, i);
+            uint64_t k, v;
+            uint32_t klen, vlen;
+            if (off >= 0 && sgb_record_parts(base, size, (uint64_t)off, &k, &klen, &v, &vlen) == 0
+                && klen == len && memcmp(base + k, key, len) == 0)
+                return off;
+        }
+        if (++i == t.nslots) i = 0;
     }
     return -1;
 }
@@ -55,15 +126,17 @@ int64_t sgb_url_find(const uint8_t *base, uint64_t size, const char *s, size_t l
     size_t hostlen = slash ? (size_t)(slash - s) : len;
     int64_t rec = sgb_list_find(base, size, s, hostlen);
     if (rec < 0) return -1;
-    uint64_t off = (uint64_t)rec;
-    uint32_t count = rd32(base + off + 4);
-    off += 8 + hostlen;
-    for (uint32_t n = 0; n < count; n++) {
-        if (off > size - 8) return -1;
-        uint32_t keylen = rd32(base + off), redirlen = rd32(base + off + 4);
-        if ((uint64_t)keylen + redirlen > size - off - 8) return -1;
-        if (keylen <= len && memcmp(base + off + 8, s, keylen) == 0) return (int64_t)off;
-        off += 8 + (uint64_t)keylen + redirlen;
+    uint64_t k, v;
+    uint32_t klen, vlen;
+    if (sgb_record_parts(base, size, (uint64_t)rec, &k, &klen, &v, &vlen) < 0) return -1;
+    /* the host's entries: records inside [v, end) */
+    uint64_t off = v, end = v + vlen;
+    while (off < end) {
+        uint64_t ek, ev;
+        uint32_t eklen, evlen;
+        if (sgb_record_parts(base, end, off, &ek, &eklen, &ev, &evlen) < 0) return -1;
+        if (eklen <= len && memcmp(base + ek, s, eklen) == 0) return (int64_t)off;
+        off = ev + evlen;
     }
     return -1;
 }

@@ -2,18 +2,30 @@
  * listindex: lookups in a compiled blacklist (a LIST.sgb file), memory-mapped.
  *
  * The file is written by squidguard_bloom/lists/compiled.py; this code only
- * reads it.  Layout, all integers little-endian:
+ * reads it.  Layout (format version 2), all integers little-endian:
  *
  *   header (64 bytes)  magic "SGBLIST\x1a", u32 version, u32 kind,
  *                      u64 text size, u64 text mtime (ns), u64 text hash,
- *                      u64 nslots (a power of two), u64 nkeys, u32 seed, u32 0
- *   slots              nslots x { u64 hash, u64 record offset (0 = empty) }
- *   records            domain list: { u32 keylen, u32 redirlen, key, redirect }
- *                      url list:    { u32 hostlen, u32 count, host,
- *                                     count x { u32 keylen, u32 redirlen, key, redirect } }
+ *                      u64 file size, u32 nslots (a multiple of 16, > 0),
+ *                      u32 nkeys, u32 seed, u32 0
+ *   tags               nslots x u16: 0 = empty slot, else a 16-bit tag of
+ *                      the key's hash (never 0)
+ *   blocks             nslots / 16 x u32: file offset of the first record
+ *                      of the slots 16*b .. 16*b+15
+ *   records            one per occupied slot, in slot order, each
+ *                        varint (keylen << 1 | has_value),
+ *                        varint valuelen (only when has_value), key, value
+ *                      domain list: the value is the entry's redirect;
+ *                      url list: the key is a host, the value its entries,
+ *                      each a record of the same shape (key: the url entry,
+ *                      value: its redirect), in byte order of their keys
  *
- * hash = low 64 bits of MurmurHash3 x64-128 (seed from the header) of the key;
- * open addressing with linear probing.  Every offset read from the file is
+ * varint: unsigned LEB128 (7 bits a byte, low first, high bit = more), at
+ * most 5 bytes.  hash = low 64 bits of MurmurHash3 x64-128 (seed from the
+ * header) of the key; home slot = (hash >> 32) * nslots >> 32, tag = hash &
+ * 0xffff (0 becomes 1); open addressing with linear probing, wrapping at
+ * nslots.  A slot's record is found by skipping the records of the occupied
+ * slots before it in its block of 16.  Every offset read from the file is
  * checked against its size, so a damaged file gives "not found", never a
  * read out of bounds.  Nothing here allocates, writes to stdout or exits.
  */
@@ -37,5 +49,11 @@ int64_t sgb_domain_find(const uint8_t *base, uint64_t size, const char *host, si
  * the first '/') that is a prefix of s, or -1. */
 int64_t sgb_url_find(const uint8_t *base, uint64_t size, const char *s, size_t len);
 /* cdef-end */
+
+/* For C callers: where the key and the value (a redirect, possibly empty) of
+ * the record at off lie, off being what one of the finders returned.
+ * Returns 0, or -1 when the record does not fit in the file. */
+int sgb_record_parts(const uint8_t *base, uint64_t size, uint64_t off, uint64_t *key,
+                     uint32_t *keylen, uint64_t *value, uint32_t *valuelen);
 
 #endif

@@ -1,14 +1,17 @@
 """Compiled blacklists (``LIST.sgb``): written once by ``-C``, memory-mapped by every helper.
 
-The file is a hash table over the list's keys (layout in csrc/listindex.h);
-lookups run in C (one call per lookup, walking parent domains there), and
-the pages are shared by every helper process that maps the file, so N
-children cost one copy of the list, and opening it costs an ``mmap``.
+The file is a hash table over the list's keys (layout in csrc/listindex.h;
+:mod:`squidguard_bloom.lists.writer` writes it): 2 bytes of tag per slot,
+4 bytes of record offset per 16 slots, and records with varint lengths, so
+one million domains take about 19 MB.  Lookups run in C (one call per
+lookup, walking parent domains there), and the pages are shared by every
+helper process that maps the file, so N children cost one copy of the
+list, and opening it costs an ``mmap``.
 
-The header records the text list's size, modification time and content
-hash.  A compiled file whose text changed, or that is damaged, of another
-version or another kind, is never used: :func:`check` says why, and the
-caller rebuilds it or reads the text.
+The header records the text list's size and modification time, and the
+compiled file's own size.  A compiled file whose text changed, or that is
+truncated, damaged, of another version or another kind, is never used:
+:func:`check` says why, and the caller rebuilds it or reads the text.
 """
 
 from __future__ import annotations
@@ -16,24 +19,21 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-import tempfile
-from dataclasses import dataclass
-
-import mmh3
 
 from squidguard_bloom import _bloom  # noqa: TID251 - this module is the listindex wrapper
 from squidguard_bloom.lists.lookup import Match, _is_address
-from squidguard_bloom.lists.text import domain_key, entries, url_key
 from squidguard_bloom.urlnorm import Target
 
 _ffi = _bloom.ffi
 _lib = _bloom.lib
 
 MAGIC = b"SGBLIST\x1a"
-VERSION = 1
+VERSION = 2
 KIND_CODES = {"domain": 1, "url": 2}
 SEED = 0x5347424C  # "SGBL"
-_HEADER = struct.Struct("<8sIIQQQQQII")
+BLOCK = 16  # slots per record offset
+#: magic, version, kind, text size, text mtime (ns), text hash, file size, slots, keys, seed, 0
+HEADER = struct.Struct("<8sIIQQQQIIII")
 SUFFIX = ".sgb"
 
 
@@ -41,87 +41,14 @@ class StaleError(Exception):
     """The compiled file cannot be used for this text list (the message says why)."""
 
 
-@dataclass(frozen=True, slots=True)
-class TextStamp:
-    """What identifies a version of the text list."""
-
-    size: int
-    mtime_ns: int
-
-
 def compiled_path(path: str) -> str:
     """Where the compiled form of the list at path lives."""
     return path + SUFFIX
 
 
-def stamp(path: str) -> TextStamp:
-    """The size and modification time of the text list."""
-    st = os.stat(path)
-    return TextStamp(st.st_size, st.st_mtime_ns)
-
-
-def _hash(key: bytes) -> int:
-    return mmh3.hash64(key, SEED, signed=False)[0]
-
-
-def write(kind: str, path: str) -> str:
-    """Compile the text list at path; return the compiled file's path."""
-    with open(path, "rb") as fh:
-        before = os.fstat(fh.fileno())
-        raw = fh.read()
-    text = raw.decode("utf-8", "surrogateescape")
-    records: dict[bytes, bytes] = {}
-    if kind == "domain":
-        for _n, key, redirect in entries(text):
-            k = domain_key(key).encode("utf-8", "surrogateescape")
-            if k:
-                r = (redirect or "").encode("utf-8", "surrogateescape")
-                records[k] = struct.pack("<II", len(k), len(r)) + k + r
-    elif kind == "url":
-        groups: dict[bytes, dict[bytes, bytes]] = {}
-        for _n, key, redirect in entries(text):
-            k = url_key(key).encode("utf-8", "surrogateescape")
-            if k:
-                host = k.split(b"/", 1)[0]
-                groups.setdefault(host, {})[k] = (redirect or "").encode("utf-8",
-                                                                        "surrogateescape")
-        for host, items in groups.items():
-            body = b"".join(struct.pack("<II", len(k), len(r)) + k + r
-                            for k, r in sorted(items.items()))
-            records[host] = struct.pack("<II", len(host), len(items)) + host + body
-    else:
-        raise ValueError(f"only domain and url lists are compiled, not {kind!r}")
-    nslots = 16
-    while nslots < len(records) * 2:
-        nslots *= 2
-    table = bytearray(nslots * 16)
-    blob = bytearray()
-    base = _HEADER.size + len(table)
-    mask = nslots - 1
-    for key, rec in records.items():
-        h = _hash(key)
-        i = h & mask
-        while struct.unpack_from("<Q", table, i * 16 + 8)[0] != 0:
-            i = (i + 1) & mask
-        struct.pack_into("<QQ", table, i * 16, h, base + len(blob))
-        blob += rec
-    header = _HEADER.pack(MAGIC, VERSION, KIND_CODES[kind], before.st_size, before.st_mtime_ns,
-                          mmh3.hash64(raw, SEED, signed=False)[0], nslots, len(records), SEED, 0)
-    out = compiled_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(out) + ".", dir=os.path.dirname(out))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(header)
-            fh.write(table)
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return out
+def tables_size(nslots: int) -> int:
+    """Bytes of header, tags and block offsets before the first record."""
+    return HEADER.size + 2 * nslots + 4 * (nslots // BLOCK)
 
 
 def check(kind: str, path: str) -> mmap.mmap:
@@ -133,13 +60,14 @@ def check(kind: str, path: str) -> mmap.mmap:
         raise StaleError(f"{cpath} does not exist") from None
     try:
         size = os.fstat(fd).st_size
-        if size < _HEADER.size:
+        if size < HEADER.size:
             raise StaleError(f"{cpath} is truncated")
         mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
     finally:
         os.close(fd)
-    magic, version, code, tsize, tmtime, _thash, nslots, _n, seed, _ = _HEADER.unpack_from(mm)
-    text = stamp(path)
+    magic, version, code, tsize, tmtime, _thash, fsize, nslots, _n, seed, _ = \
+        HEADER.unpack_from(mm)
+    st = os.stat(path)
     problem = ""
     if magic != MAGIC:
         problem = "is not a compiled squidguard-bloom list"
@@ -147,9 +75,12 @@ def check(kind: str, path: str) -> mmap.mmap:
         problem = f"has format version {version}, this squidguard-bloom reads {VERSION}"
     elif code != KIND_CODES[kind]:
         problem = f"was compiled as another kind of list, not a {kind} list"
-    elif (tsize, tmtime) != (text.size, text.mtime_ns):
+    elif (tsize, tmtime) != (st.st_size, st.st_mtime_ns):
         problem = f"is older than {path} (the text list changed since it was compiled)"
-    elif seed != SEED or nslots & (nslots - 1) or _HEADER.size + nslots * 16 > size:
+    elif size < fsize:
+        problem = f"is truncated ({size} of its {fsize} bytes)"
+    elif (size != fsize or seed != SEED or nslots == 0 or nslots % BLOCK
+          or tables_size(nslots) > size):
         problem = "is damaged"
     if problem:
         mm.close()
@@ -157,27 +88,47 @@ def check(kind: str, path: str) -> mmap.mmap:
     return mm
 
 
+def _varint(mm: mmap.mmap, off: int) -> tuple[int, int]:
+    """The unsigned LEB128 number at off, and the offset after it."""
+    value = shift = 0
+    while True:
+        byte = mm[off]
+        off += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, off
+        shift += 7
+
+
 class _Mapped:
+    __slots__ = ("_buf", "_mm", "_size", "entries", "path")
+
     def __init__(self, path: str, mm: mmap.mmap) -> None:
         self.path = path
         self._mm = mm
         self._size = len(mm)
         self._buf = _ffi.from_buffer("uint8_t[]", mm)
-        self.entries = _HEADER.unpack_from(mm)[7]
+        self.entries: int = HEADER.unpack_from(mm)[8]
 
-    def _record(self, off: int) -> tuple[str, str | None]:
-        keylen, redirlen = struct.unpack_from("<II", self._mm, off)
-        start = off + 8
-        key = self._mm[start : start + keylen].decode("utf-8", "surrogateescape")
-        redirect = self._mm[start + keylen : start + keylen + redirlen]
-        return key, redirect.decode("utf-8", "surrogateescape") or None
+    def __len__(self) -> int:
+        return self.entries
+
+    def _record(self, off: int) -> Match:
+        """The entry and redirect of the record at off (an offset C returned: it fits)."""
+        mm = self._mm
+        head, start = _varint(mm, off)
+        redirlen = 0
+        if head & 1:
+            redirlen, start = _varint(mm, start)
+        end = start + (head >> 1)
+        redirect = mm[end : end + redirlen].decode("utf-8", "surrogateescape")
+        return Match(mm[start:end].decode("utf-8", "surrogateescape"), redirect or None)
 
 
 class CompiledDomainList(_Mapped):
     """A compiled ``domainlist``: suffix lookups in C over the mapped table."""
 
-    def __len__(self) -> int:
-        return int(self.entries)
+    __slots__ = ()
 
     def lookup(self, host: str) -> Match | None:
         """The entry listing host or one of its parent domains."""
@@ -188,14 +139,13 @@ class CompiledDomainList(_Mapped):
             off = _lib.sgb_domain_find(self._buf, self._size, key, len(key))
         if off < 0:
             return None
-        return Match(*self._record(off))
+        return self._record(off)
 
 
 class CompiledUrlList(_Mapped):
     """A compiled ``urllist``: prefix lookups among the entries of the request's host."""
 
-    def __len__(self) -> int:
-        return int(self.entries)
+    __slots__ = ()
 
     def lookup(self, target: Target) -> Match | None:
         """The entry that is a prefix of the request's surl, else of its furl."""
@@ -203,5 +153,5 @@ class CompiledUrlList(_Mapped):
             key = s.encode("utf-8", "surrogateescape")
             off = _lib.sgb_url_find(self._buf, self._size, key, len(key))
             if off >= 0:
-                return Match(*self._record(off))
+                return self._record(off)
         return None

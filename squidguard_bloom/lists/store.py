@@ -34,10 +34,12 @@ def _compiled(kind: str, path: str, notes: list[str]) -> AnyList | None:
             notes.append(f"{why}; not writable here, so the text list is used "
                          f"(run squidguard-bloom -C {path} as its owner)")
             return None
+        from squidguard_bloom.lists import writer  # noqa: PLC0415 - only a rebuild writes
+
         try:
-            compiled.write(kind, path)
+            writer.write(kind, path)
             mm = compiled.check(kind, path)
-        except (OSError, compiled.StaleError) as exc:
+        except (OSError, ListError, compiled.StaleError) as exc:
             notes.append(f"{why}; rebuilding it failed ({exc}), so the text list is used")
             return None
         notes.append(f"{why}: rebuilt")
@@ -63,8 +65,10 @@ def compile_list(kind: str, path: str) -> str:
     """Write the compiled form of a domain or url list; return its path."""
     if kind not in ("domain", "url"):
         raise ValueError(f"only domain and url lists are compiled, not {kind!r}")
+    from squidguard_bloom.lists import writer  # noqa: PLC0415 - only -C writes
+
     try:
-        return compiled.write(kind, path)
+        return writer.write(kind, path)
     except OSError as exc:
         msg = (f"{path}: cannot compile ({exc.strerror}: {exc.filename}); the compiled file "
                "goes next to the list, so its directory must be writable")
