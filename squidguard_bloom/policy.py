@@ -74,6 +74,42 @@ class _Verdict:
     how: str = ""  # "domainlist" / "urllist" / "expressionlist" / terminator
 
 
+@dataclass(frozen=True, slots=True)
+class PlanSource:
+    """An active source as the fast path sees it (see :meth:`Engine.fast_plan`)."""
+
+    ips: tuple[tuple[str, int, int], ...] | None  # IPv4 (kind, a, b); None: no address test
+    fqdn: bool  # also tests the client's domain
+    user: bool  # also tests the user
+    empty_user: bool  # ... and the empty user is one of its users
+    log: LogSpec | None
+    branch: int  # index into FastPlan.branches; -1: Python decides (``continue``)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanBranch:
+    """An acl branch: its pass list as (word, negate, dest index), None: Python decides."""
+
+    passes: tuple[tuple[str, bool, int], ...] | None  # word "dest", "all" or "none"
+    rewrite: bool  # allowed requests may be rewritten
+
+
+@dataclass(frozen=True, slots=True)
+class FastPlan:
+    """The decision procedure for the current time, reduced to what C can run.
+
+    Sources in file order (inactive ones left out), the branches they lead
+    to, and the dests those branches check (inactive dests, unknown words
+    and ``in-addr`` left out of pass lists: C never sees an address host).
+    """
+
+    sources: tuple[PlanSource, ...]
+    branches: tuple[PlanBranch, ...]
+    dests: tuple[_Dest, ...]
+    default_branch: int
+    default_log: LogSpec | None
+
+
 def _client_address(text: str) -> tuple[int, int]:
     """(version, integer) of a client address; unreadable -> 0.0.0.0 as squidGuard."""
     try:
@@ -112,6 +148,8 @@ class Engine(Policy):
         self._active: dict[str, bool] = {}
         self._cache: dict[tuple[str, str, str], list[Source]] = {}
         self._acl_cache: dict[str, tuple[Acl, AclBranch, bool] | None] = {}
+        self._plan: FastPlan | None = None
+        self._plan_key: tuple[bool, ...] = ()
 
     def _make_dest(self, d: Dest, load: object) -> _Dest:
         assert callable(load)
@@ -198,6 +236,24 @@ class Engine(Policy):
 
     # -- the pass list ----------------------------------------------------
 
+    def _passes_of(self, branch: AclBranch) -> list[PassItem] | None:
+        """The pass list a branch uses: its own, else the default acl's."""
+        return branch.passes if branch.passes is not None else self._default.branch.passes
+
+    def _rewrite_of(self, branch: AclBranch) -> RewriteBlock | None:
+        """The rewrite block applied to what a branch allows, if any."""
+        rw_name = branch.rewrite
+        if rw_name in (None, "none"):
+            rw_name = self._default.branch.rewrite
+        return self._rewrites.get(rw_name) if rw_name and rw_name != "none" else None
+
+    def _usable(self, word: str) -> _Dest | None:
+        """The dest a pass-list word checks now, or None when the scan skips it."""
+        d = self._dests.get(word)
+        if d is None or not d.active_content or not self._on(d.restriction):
+            return None
+        return d
+
     def _scan(self, passes: list[PassItem] | None, target: Target) -> _Verdict:
         if passes is None:
             return _Verdict(False, "unknown", how="no pass list")
@@ -211,8 +267,8 @@ class Engine(Policy):
                 if target.dotted:
                     return _Verdict(not item.negate, "in-addr", how="in-addr")
                 continue
-            d = self._dests.get(word)
-            if d is None or not d.active_content or not self._on(d.restriction):
+            d = self._usable(word)
+            if d is None:
                 continue
             hit = None
             how = ""
@@ -228,6 +284,62 @@ class Engine(Policy):
             if hit is not None:
                 return _Verdict(not item.negate, d.name, d, hit.entry, hit.redirect, how)
         return _Verdict(True, "unknown", how="end of pass list")
+
+    # -- the fast path's program -----------------------------------------
+
+    def fast_plan(self, now: float) -> FastPlan:
+        """The plan for the time blocks active at now (the same object until they change)."""
+        self._tick(now)
+        key = tuple(self._active.values())
+        if self._plan is None or key != self._plan_key:
+            self._plan = self._make_plan()
+            self._plan_key = key
+        return self._plan
+
+    def _make_plan(self) -> FastPlan:
+        branches: list[PlanBranch] = []
+        branch_index: dict[int, int] = {}
+        dests: list[_Dest] = []
+        dest_index: dict[str, int] = {}
+
+        def add_branch(branch: AclBranch) -> int:
+            if id(branch) not in branch_index:
+                branch_index[id(branch)] = len(branches)
+                branches.append(plan_branch(branch))
+            return branch_index[id(branch)]
+
+        def plan_branch(branch: AclBranch) -> PlanBranch:
+            passes = self._passes_of(branch)
+            rewrite = self._rewrite_of(branch) is not None
+            if passes is None:
+                return PlanBranch(None, rewrite)
+            items: list[tuple[str, bool, int]] = []
+            for item in passes:
+                if item.word in ("all", "none"):
+                    items.append((item.word, item.negate, -1))
+                    break
+                d = self._usable(item.word)
+                if d is None:
+                    continue
+                if d.name not in dest_index:
+                    dest_index[d.name] = len(dests)
+                    dests.append(d)
+                items.append(("dest", item.negate, dest_index[d.name]))
+            return PlanBranch(tuple(items), rewrite)
+
+        default_branch = add_branch(self._default_branch()[0])
+        sources: list[PlanSource] = []
+        for src in self.config.sources:
+            if not (src.has_ip or src.domains or src.has_user) or not self._on(src.restriction):
+                continue
+            found = self._acl_for(src)
+            branch = add_branch(found[1]) if found is not None else default_branch
+            ips = (tuple((e.kind, e.a, e.b) for e in src.ips if e.version == 4)
+                   if src.has_ip else None)
+            sources.append(PlanSource(ips, bool(src.domains), src.has_user, "" in src.users,
+                                      src.log, -1 if src.cont else branch))
+        return FastPlan(tuple(sources), tuple(branches), tuple(dests), default_branch,
+                        self._default.branch.log)
 
     # -- the whole procedure ----------------------------------------------
 
@@ -258,9 +370,7 @@ class Engine(Policy):
 
     def _decide_branch(self, req: Request, target: Target, src: Source | None, acl_name: str,
                        branch: AclBranch, in_else: bool, why: list[str]) -> Decision:
-        default = self._default.branch
-        passes = branch.passes if branch.passes is not None else default.passes
-        verdict = self._scan(passes, target)
+        verdict = self._scan(self._passes_of(branch), target)
         if self.explain:
             who = f"source {src.name}" if src is not None else "no source matched"
             why.append(f"{who}; acl {acl_name}{' (else)' if in_else else ''}")
@@ -284,8 +394,7 @@ class Engine(Policy):
                 why.append(f"redirect from {how}: {url}")
             return self._finish(REDIRECT if status else REWRITE, url, status, req, target,
                                 acl_name, verdict, "-", log_spec, why)
-        rw_name = branch.rewrite if branch.rewrite not in (None, "none") else default.rewrite
-        block = self._rewrites.get(rw_name) if rw_name and rw_name != "none" else None
+        block = self._rewrite_of(branch)
         if block is not None:
             result = block.apply(target.orig)
             if result is not None:

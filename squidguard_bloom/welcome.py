@@ -105,6 +105,21 @@ class Welcome:
         assert self._current is not None
         return self._current.add(key)
 
+    @property
+    def by_user(self) -> bool:
+        """Keyed by the user name when the request has one."""
+        return self._by_user
+
+    def filters(self, now: float) -> tuple[BloomFilter, BloomFilter | None]:
+        """The filter first_visit adds to at now, and the one it checks first (window mode).
+
+        For the fast path, which does first_visit's work in C for a whole batch.
+        """
+        if self._window is not None:
+            self._roll(now)
+        assert self._current is not None
+        return self._current, self._previous
+
     def describe(self) -> str:
         """One line for the startup log."""
         assert self._current is not None or self._window is not None

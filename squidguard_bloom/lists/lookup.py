@@ -120,6 +120,11 @@ class ExpressionList:
     def __len__(self) -> int:
         return len(self._patterns)
 
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        """The patterns as written, in file order."""
+        return tuple(p for p, _ in self._patterns)
+
     def lookup(self, furl: str) -> Match | None:
         """The first pattern (file order) found in furl."""
         if self._raw is not None:

@@ -1,0 +1,417 @@
+/* The helper's C fast path; contract in fastpath.h. */
+#define _GNU_SOURCE /* memmem */
+#include "fastpath.h"
+
+#include <string.h>
+
+#include "listindex.h"
+
+#define MAX_TOKENS 16
+
+/* What C needs of one request line; pointers into the caller's buffer. */
+struct line {
+    const uint8_t *chan; /* channel-ID, or NULL */
+    size_t chanlen;
+    const uint8_t *url;
+    size_t urllen;
+    const uint8_t *client;
+    size_t clientlen;
+    size_t fqdnlen; /* 0: none, or written as "-..." */
+    size_t userlen; /* 0: written as "-" */
+    const uint8_t *method;
+    size_t methodlen;
+};
+
+/* The lookup strings of a URL, as urlnorm.parse_target makes them. */
+struct target {
+    char furl[SGB_FP_MAX_URL + 2]; /* host[:port]/path?query, lower-case */
+    size_t furllen;
+    char surl[SGB_FP_MAX_URL + 2]; /* host without www./web./ftpN. and port, then path */
+    size_t surllen;
+    size_t hostlen; /* the host is furl[0 .. hostlen) */
+};
+
+enum outcome { ANSWER_PASS, TO_PYTHON, TO_WELCOME };
+
+static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
+
+static uint8_t lower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c; }
+
+static int is_extra_char(uint8_t c) {
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+           c == '-';
+}
+
+/* protocol.parse_request's test for a trailing key=value token. */
+static int is_extra(const uint8_t *t, size_t n) {
+    size_t i = 0;
+    while (i < n && is_extra_char(t[i])) i++;
+    return i > 0 && i < n && t[i] == '=';
+}
+
+static int all_digits(const uint8_t *t, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!is_digit(t[i])) return 0;
+    return n > 0;
+}
+
+/* Split a single-space line into its fields; -1 for anything unusual. */
+static int split_line(const uint8_t *p, size_t n, struct line *L) {
+    const uint8_t *tok[MAX_TOKENS];
+    size_t tlen[MAX_TOKENS];
+    size_t k = 0, start = 0;
+    if (n == 0 || p[0] == ' ' || p[n - 1] == ' ') return -1;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || p[i] == ' ') {
+            if (i == start || k == MAX_TOKENS) return -1; /* two spaces, or too many tokens */
+            tok[k] = p + start;
+            tlen[k] = i - start;
+            k++;
+            start = i + 1;
+        } else if (p[i] < 0x20 || p[i] == 0x7f) {
+            return -1;
+        }
+    }
+    size_t first = 0;
+    L->chan = NULL;
+    L->chanlen = 0;
+    if (all_digits(tok[0], tlen[0])) {
+        if (k == 1) return -1;
+        L->chan = tok[0];
+        L->chanlen = tlen[0];
+        first = 1;
+    }
+    size_t end = k;
+    while (end > first + 2 && is_extra(tok[end - 1], tlen[end - 1])) end--;
+    if (end != first + 4) return -1; /* no method, or a user field of several tokens */
+    L->url = tok[first];
+    L->urllen = tlen[first];
+    const uint8_t *c = tok[first + 1];
+    size_t clen = tlen[first + 1];
+    const uint8_t *slash = memchr(c, '/', clen);
+    L->client = c;
+    L->clientlen = slash ? (size_t)(slash - c) : clen;
+    L->fqdnlen = 0;
+    if (slash != NULL) {
+        size_t flen = clen - L->clientlen - 1;
+        if (flen > 0 && slash[1] != '-') L->fqdnlen = flen;
+    }
+    L->userlen = (tlen[first + 2] == 1 && tok[first + 2][0] == '-') ? 0 : tlen[first + 2];
+    L->method = tok[first + 3];
+    L->methodlen = tlen[first + 3];
+    return 0;
+}
+
+/* A strict dotted quad (what both inet_pton and Python's ipaddress accept). */
+static int parse_v4(const uint8_t *s, size_t n, uint32_t *addr) {
+    uint32_t v = 0;
+    size_t i = 0;
+    for (int part = 0; part < 4; part++) {
+        if (part > 0) {
+            if (i >= n || s[i] != '.') return -1;
+            i++;
+        }
+        size_t st = i;
+        uint32_t o = 0;
+        while (i < n && is_digit(s[i]) && i - st < 3) o = o * 10 + (uint32_t)(s[i++] - '0');
+        if (i == st || o > 255 || (i - st > 1 && s[st] == '0')) return -1;
+        v = v << 8 | o;
+    }
+    if (i != n) return -1;
+    *addr = v;
+    return 0;
+}
+
+static int has_pair(const uint8_t *s, size_t n, uint8_t a, uint8_t b) {
+    for (size_t i = 0; i + 1 < n; i++)
+        if (s[i] == a && s[i + 1] == b) return 1;
+    return 0;
+}
+
+/* A host urlnorm would leave as it is: _canonical_host changes only those made
+ * of [0-9a-fx.] that start with a digit. */
+static int plain_host(const uint8_t *h, size_t n) {
+    if (n == 0 || h[0] == '[' || h[n - 1] == '.') return 0;
+    if (!is_digit(h[0])) return 1;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = lower(h[i]);
+        if (!(is_digit(c) || (c >= 'a' && c <= 'f') || c == 'x' || c == '.')) return 1;
+    }
+    return 0;
+}
+
+/* urlnorm.parse_target for the URLs it would not change; -1 for the others. */
+static int parse_url(const uint8_t *u, size_t n, struct target *t) {
+    if (n > SGB_FP_MAX_URL) return -1;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = u[i];
+        if (c >= 0x80 || c == '%' || c == '#' || c == '\\') return -1;
+    }
+    size_t r = 0;
+    for (size_t i = 0; i + 2 < n; i++) {
+        if (u[i] == ':' && u[i + 1] == '/' && u[i + 2] == '/') {
+            r = i + 3;
+            break;
+        }
+    }
+    size_t aend = r;
+    while (aend < n && u[aend] != '/' && u[aend] != '?') aend++;
+    const uint8_t *auth = u + r;
+    size_t alen = aend - r;
+    if (memchr(auth, '@', alen) != NULL) return -1;
+    const uint8_t *colon = memchr(auth, ':', alen);
+    size_t hostlen = colon ? (size_t)(colon - auth) : alen;
+    if (colon != NULL && !all_digits(colon + 1, alen - hostlen - 1)) return -1;
+    if (!plain_host(auth, hostlen)) return -1;
+    const uint8_t *path = u + aend;
+    size_t plen = n - aend;
+    const uint8_t *q = memchr(path, '?', plen);
+    size_t before_query = q ? (size_t)(q - path) : plen;
+    if (has_pair(path, before_query, '/', '/') || has_pair(path, before_query, '/', '.'))
+        return -1;
+    size_t f = 0;
+    for (size_t i = 0; i < alen; i++) t->furl[f++] = (char)lower(auth[i]);
+    size_t skip = 0;
+    if (hostlen > 3 && (memcmp(t->furl, "www", 3) == 0 || memcmp(t->furl, "web", 3) == 0 ||
+                        memcmp(t->furl, "ftp", 3) == 0)) {
+        size_t i = 3;
+        while (i < hostlen && is_digit((uint8_t)t->furl[i])) i++;
+        if (i < hostlen && t->furl[i] == '.' && i + 1 < hostlen) skip = i + 1;
+    }
+    size_t s = hostlen - skip;
+    memcpy(t->surl, t->furl + skip, s);
+    if (plen > 0 && path[0] == '?') {
+        t->furl[f++] = '/';
+        t->surl[s++] = '/';
+    }
+    for (size_t i = 0; i < plen; i++) {
+        char c = (char)lower(path[i]);
+        t->furl[f++] = c;
+        t->surl[s++] = c;
+    }
+    t->furllen = f;
+    t->surllen = s;
+    t->hostlen = hostlen;
+    return 0;
+}
+
+static int span_ok(const struct sgb_fp_program *p, uint32_t i) {
+    return i < p->nspans && (uint64_t)p->spans[2 * i] + p->spans[2 * i + 1] <= p->text_size;
+}
+
+/* Whether any prefilter literal of d occurs in furl (or d's literals are unreadable). */
+static int literal_hit(const struct sgb_fp_program *p, const struct sgb_fp_dest *d,
+                       const struct target *t) {
+    for (uint32_t j = 0; j < d->nliterals; j++) {
+        uint32_t i = d->first_literal + j;
+        if (i < d->first_literal || !span_ok(p, i)) return 1;
+        uint32_t len = p->spans[2 * i + 1];
+        if (len == 0 || memmem(t->furl, t->furllen, p->text + p->spans[2 * i], len) != NULL)
+            return 1;
+    }
+    return 0;
+}
+
+static int is_address_host(const struct target *t) {
+    return is_digit((uint8_t)t->furl[t->hostlen - 1]); /* lists.lookup._is_address */
+}
+
+/* The dest's verdict on t: 1 listed, 0 not, -1 Python must look. */
+static int dest_lists(const struct sgb_fp_program *p, const struct sgb_fp_dest *d,
+                      const struct target *t) {
+    if (d->flags & SGB_FP_D_PYTHON) return -1;
+    if (d->domains != NULL) {
+        int64_t off = is_address_host(t)
+                          ? sgb_list_find(d->domains, d->domains_size, t->furl, t->hostlen)
+                          : sgb_domain_find(d->domains, d->domains_size, t->furl, t->hostlen);
+        if (off >= 0) return 1;
+    }
+    if (d->urls != NULL) {
+        if (sgb_url_find(d->urls, d->urls_size, t->surl, t->surllen) >= 0) return 1;
+        if (sgb_url_find(d->urls, d->urls_size, t->furl, t->furllen) >= 0) return 1;
+    }
+    if (d->nliterals > 0 && literal_hit(p, d, t)) return -1;
+    return 0;
+}
+
+/* Source and acl branch of the client: branch index, or -1 for Python. */
+static int32_t find_branch(const struct sgb_fp_program *p, uint32_t addr, const struct line *L,
+                           uint32_t *src_flags) {
+    *src_flags = 0;
+    for (uint32_t i = 0; i < p->nrules; i++) {
+        const struct sgb_fp_rule *r = &p->rules[i];
+        int hit = r->kind == SGB_FP_ANY || (r->kind == SGB_FP_MASK && (addr & r->b) == r->a) ||
+                  (r->kind == SGB_FP_RANGE && r->a <= addr && addr <= r->b);
+        if (!hit) continue;
+        if (r->source >= p->nsources) return -1;
+        const struct sgb_fp_source *s = &p->sources[r->source];
+        if (s->flags & SGB_FP_SRC_FQDN) {
+            if (L->fqdnlen > 0) return -1;
+            continue; /* no client name: this source cannot match */
+        }
+        if (s->flags & SGB_FP_SRC_USER) {
+            if (L->userlen > 0) return -1;
+            if (!(s->flags & SGB_FP_SRC_EMPTY_USER)) continue;
+        }
+        *src_flags = s->flags | 0x80000000u; /* a source matched */
+        return s->branch;
+    }
+    return p->default_branch;
+}
+
+/* Decide one parsed line whose client is addr: ANSWER_PASS or TO_PYTHON. */
+static enum outcome decide(const struct sgb_fp_program *p, const struct line *L, uint32_t addr,
+                           const struct target *t) {
+    uint32_t sflags;
+    int32_t b = find_branch(p, addr, L, &sflags);
+    if (b < 0 || (uint32_t)b >= p->nbranches) return TO_PYTHON;
+    const struct sgb_fp_branch *br = &p->branches[b];
+    if (br->flags & SGB_FP_BR_PYTHON) return TO_PYTHON;
+    if ((uint64_t)br->first + br->count > p->nitems) return TO_PYTHON;
+    int allow = 1;
+    const struct sgb_fp_dest *hit = NULL;
+    for (uint32_t j = 0; j < br->count; j++) {
+        const struct sgb_fp_item *it = &p->items[br->first + j];
+        if (it->kind == SGB_FP_ALL) {
+            allow = !it->negate;
+            break;
+        }
+        if (it->kind == SGB_FP_NONE) {
+            allow = it->negate != 0;
+            break;
+        }
+        if (it->kind != SGB_FP_DEST || it->dest >= p->ndests) return TO_PYTHON;
+        const struct sgb_fp_dest *d = &p->dests[it->dest];
+        int listed = dest_lists(p, d, t);
+        if (listed < 0) return TO_PYTHON;
+        if (listed) {
+            allow = !it->negate;
+            hit = d;
+            break;
+        }
+    }
+    if (!allow || (br->flags & SGB_FP_BR_REWRITE)) return TO_PYTHON;
+    /* policy.Engine._log_spec: does this pass write a log line? */
+    int verbose;
+    if (hit == NULL && (p->flags & SGB_FP_DEFAULT_LOG))
+        verbose = (p->flags & SGB_FP_DEFAULT_VERBOSE) != 0;
+    else if (hit != NULL && (hit->flags & SGB_FP_D_LOG))
+        verbose = (hit->flags & SGB_FP_D_VERBOSE) != 0;
+    else
+        verbose = (sflags & SGB_FP_SRC_LOG) && (sflags & SGB_FP_SRC_VERBOSE);
+    return verbose ? TO_PYTHON : ANSWER_PASS;
+}
+
+static int ieq(const uint8_t *s, size_t n, const char *word) {
+    size_t w = strlen(word);
+    if (n != w) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (lower(s[i]) != (uint8_t)word[i]) return 0;
+    return 1;
+}
+
+/* 1: GET or HEAD; 0: neither; -1: cannot tell (non-ASCII). */
+static int welcome_method(const struct line *L) {
+    for (size_t i = 0; i < L->methodlen; i++)
+        if (L->method[i] >= 0x80) return -1;
+    return ieq(L->method, L->methodlen, "get") || ieq(L->method, L->methodlen, "head");
+}
+
+static int exempt(const struct sgb_fp_program *p, const struct target *t) {
+    for (uint32_t j = 0; j < p->nexempt; j++) {
+        uint32_t i = p->first_exempt + j;
+        if (i < p->first_exempt || !span_ok(p, i)) return 1;
+        if (p->spans[2 * i + 1] == t->hostlen &&
+            memcmp(p->text + p->spans[2 * i], t->furl, t->hostlen) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The batch's set of fallback keys (IPv4 addresses), open addressing. */
+static uint64_t *key_slot(uint64_t *set, size_t size, uint32_t key) {
+    size_t i = (size_t)((key * 2654435761u) & (size - 1));
+    while (set[i] != 0 && set[i] != ((uint64_t)key | 1ull << 32)) i = (i + 1) & (size - 1);
+    return &set[i];
+}
+
+int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *text, size_t len,
+                     size_t nlines, uint8_t *out, size_t outcap,
+                     struct sgb_fp_fallback *rest, uint64_t *nrest,
+                     uint64_t *scratch, size_t nscratch) {
+    const uint8_t *in = (const uint8_t *)text;
+    if (prog == NULL || out == NULL || rest == NULL || nrest == NULL) return -1;
+    if ((in == NULL && len > 0) || len >= (1u << 31)) return -1;
+    if (outcap > UINT32_MAX) outcap = UINT32_MAX; /* offsets in rest are 32-bit */
+    *nrest = 0;
+    if (nlines == 0) return len == 0 ? 0 : -1;
+    size_t count = 1;
+    for (const uint8_t *q = in; len > 0 && (q = memchr(q, '\n', (size_t)(in + len - q))); q++)
+        count++;
+    if (count != nlines) return -1;
+    sgb_bloom *seen = prog->welcome;
+    if (seen != NULL) {
+        if (scratch == NULL || nscratch < 2 * nlines || (nscratch & (nscratch - 1)) != 0)
+            return -1;
+        memset(scratch, 0, nscratch * sizeof *scratch);
+    }
+    int poisoned = 0; /* a fallback line whose key C cannot know: Python may add anything */
+    uint64_t nr = 0;
+    size_t o = 0;
+    const uint8_t *p = in;
+    const uint8_t *end = in + len;
+    struct target t;
+    for (size_t li = 0; li < nlines; li++) {
+        const uint8_t *nl = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        struct line L = {0};
+        uint32_t addr = 0;
+        int haskey = 0;
+        enum outcome what = TO_PYTHON;
+        if (split_line(p, n, &L) == 0 && parse_v4(L.client, L.clientlen, &addr) == 0) {
+            haskey = 1;
+            if (parse_url(L.url, L.urllen, &t) == 0) what = decide(prog, &L, addr, &t);
+        }
+        if (what == ANSWER_PASS && seen != NULL && !exempt(prog, &t)) {
+            int m = welcome_method(&L);
+            if (m < 0 || (m == 1 && (prog->flags & SGB_FP_WELCOME_BY_USER) && L.userlen > 0)) {
+                what = TO_PYTHON;
+            } else if (m == 1) {
+                uint8_t key[4] = {(uint8_t)(addr >> 24), (uint8_t)(addr >> 16),
+                                  (uint8_t)(addr >> 8), (uint8_t)addr};
+                if (poisoned || *key_slot(scratch, nscratch, addr) != 0)
+                    what = TO_PYTHON; /* Python may add it first: keep line order */
+                else if (prog->welcome_previous != NULL &&
+                         sgb_bloom_check(prog->welcome_previous, key, 4))
+                    what = ANSWER_PASS;
+                else if (sgb_bloom_add(seen, key, 4) == 1)
+                    what = TO_WELCOME;
+            }
+        }
+        size_t need = L.chanlen + 5;
+        if (what == ANSWER_PASS && outcap - o < need) what = TO_PYTHON;
+        if (what == ANSWER_PASS) {
+            if (L.chan != NULL) {
+                memcpy(out + o, L.chan, L.chanlen);
+                out[o + L.chanlen] = ' ';
+                o += L.chanlen + 1;
+            }
+            memcpy(out + o, "ERR\n", 4);
+            o += 4;
+        } else {
+            if (what == TO_PYTHON && seen != NULL) {
+                if (!haskey)
+                    poisoned = 1;
+                else
+                    *key_slot(scratch, nscratch, addr) = (uint64_t)addr | 1ull << 32;
+            }
+            rest[nr].line = (uint32_t)li;
+            rest[nr].kind = what == TO_WELCOME ? SGB_FP_WELCOME : SGB_FP_PYTHON;
+            rest[nr].at = (uint32_t)o;
+            nr++;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    *nrest = nr;
+    return (int64_t)o;
+}

@@ -1,0 +1,172 @@
+/*
+ * fastpath.h -- the helper's C fast path: a whole batch of request lines in
+ * one call, answered here for every line whose answer is certain.
+ *
+ * squidguard_bloom/fastpath.py builds a program (struct sgb_fp_program) from
+ * the loaded configuration (policy.Engine.fast_plan) whenever the config is
+ * (re)loaded or the set of active time blocks changes, and hands each batch
+ * of request lines to sgb_fp_batch.  For each line the C code either writes
+ * the reply (the "ERR" of a pass, with the channel-ID echoed) or records the
+ * line as a fallback, to be answered by the Python engine and spliced into
+ * the output at the recorded offset.  So order and channel-IDs stay exact
+ * whatever the mix.
+ *
+ * What C decides must be what the Python engine decides, so C only takes
+ * lines it can read with certainty and falls back on everything else:
+ *
+ *   line    [digits SP] URL SP client[/fqdn] SP user SP method [SP k=v]...
+ *           with single spaces, no control bytes, the user one token;
+ *   client  a strict dotted IPv4 address (no leading zeros);
+ *   URL     ASCII, no '%', '#' or '\', no '@' in the authority, a host that
+ *           does not start with a digit or '[' and has no trailing dot, a
+ *           port of digits if any, no "//" or "/." in the path before '?';
+ *           at most SGB_FP_MAX_URL bytes;
+ *   policy  the source is found by the client address alone (rules), the
+ *           pass list is scanned over compiled domain and url lists and the
+ *           expression prefilter; only passes are answered here: blocks,
+ *           rewrites, verbose logs and anything the program marks for Python
+ *           fall back.
+ *
+ * Expressions run only in Python (RE2): for each expression the program
+ * holds literal strings of which at least one occurs (lower-cased) in any
+ * URL the expression matches; a line whose lower-cased furl contains any of
+ * its dests' literals falls back.
+ *
+ * First visits: with a welcome filter in the program, a pass of a GET or
+ * HEAD request to a host that is not exempt adds the client's address key
+ * (its 4 packed bytes) to the filter (after checking the previous window
+ * generation, when there is one); when the key was new the line falls back
+ * as SGB_FP_WELCOME: Python answers it with the welcome redirect and must
+ * not add the key again.  A line whose key matches that of an earlier
+ * fallback line of the same batch (which Python may still add) falls back
+ * too, so adds happen in line order.
+ *
+ * Nothing here allocates, writes to stdout or stderr, or exits; every read
+ * stays inside the given buffers and the mapped lists (checked by listindex).
+ */
+#ifndef SGB_FASTPATH_H
+#define SGB_FASTPATH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bloom.h"
+
+/* cdef-begin */
+#define SGB_FP_MAX_URL 4096
+
+/* rule kinds: how a rule tests the client's IPv4 address */
+#define SGB_FP_MASK 0  /* (addr & b) == a */
+#define SGB_FP_RANGE 1 /* a <= addr <= b */
+#define SGB_FP_ANY 2   /* every address */
+
+/* source flags */
+#define SGB_FP_SRC_FQDN 1       /* also needs a client domain: with an fqdn -> Python, else no match */
+#define SGB_FP_SRC_USER 2       /* also needs a user: with a user -> Python */
+#define SGB_FP_SRC_EMPTY_USER 4 /* ... and matches the empty user ("-") */
+#define SGB_FP_SRC_LOG 8        /* has a log spec */
+#define SGB_FP_SRC_VERBOSE 16   /* ... that logs passes */
+
+/* pass-list item kinds (inactive dests, unknown words and in-addr are left out:
+ * C never sees an address host) */
+#define SGB_FP_DEST 0
+#define SGB_FP_ALL 1
+#define SGB_FP_NONE 2
+
+/* branch flags */
+#define SGB_FP_BR_PYTHON 1  /* every line on this branch goes to Python */
+#define SGB_FP_BR_REWRITE 2 /* an allowed line may be rewritten: Python */
+
+/* dest flags */
+#define SGB_FP_D_PYTHON 1  /* lists C cannot read: a line that reaches it goes to Python */
+#define SGB_FP_D_LOG 2     /* has its own log spec */
+#define SGB_FP_D_VERBOSE 4 /* ... that logs passes */
+
+/* program flags */
+#define SGB_FP_DEFAULT_LOG 1     /* the default acl has a log spec */
+#define SGB_FP_DEFAULT_VERBOSE 2 /* ... that logs passes */
+#define SGB_FP_WELCOME_BY_USER 4 /* welcome key is the user when known: lines with a user -> Python */
+
+/* fallback kinds */
+#define SGB_FP_PYTHON 0  /* Python decides and answers the line */
+#define SGB_FP_WELCOME 1 /* a first visit, already added to the filter: Python answers it */
+
+struct sgb_fp_rule {
+    uint32_t kind;   /* SGB_FP_MASK, SGB_FP_RANGE or SGB_FP_ANY */
+    uint32_t a, b;   /* host-order addresses */
+    uint32_t source; /* index into sources */
+};
+
+struct sgb_fp_source {
+    uint32_t flags;  /* SGB_FP_SRC_* */
+    int32_t branch;  /* index into branches, -1: its lines go to Python */
+};
+
+struct sgb_fp_item {
+    uint32_t kind;   /* SGB_FP_DEST, SGB_FP_ALL or SGB_FP_NONE */
+    uint32_t negate; /* written with '!' */
+    uint32_t dest;   /* index into dests (SGB_FP_DEST) */
+};
+
+struct sgb_fp_branch {
+    uint32_t flags;  /* SGB_FP_BR_* */
+    uint32_t first;  /* its pass list: items[first .. first + count) */
+    uint32_t count;
+};
+
+struct sgb_fp_dest {
+    const uint8_t *domains; /* mapped compiled domain list, or NULL */
+    uint64_t domains_size;
+    const uint8_t *urls;    /* mapped compiled url list, or NULL */
+    uint64_t urls_size;
+    uint32_t flags;         /* SGB_FP_D_* */
+    uint32_t first_literal; /* expression prefilter: spans[first .. first + count) */
+    uint32_t nliterals;
+};
+
+struct sgb_fp_program {
+    const struct sgb_fp_rule *rules;
+    uint32_t nrules;
+    const struct sgb_fp_source *sources;
+    uint32_t nsources;
+    const struct sgb_fp_branch *branches;
+    uint32_t nbranches;
+    const struct sgb_fp_item *items;
+    uint32_t nitems;
+    const struct sgb_fp_dest *dests;
+    uint32_t ndests;
+    const uint8_t *text;    /* bytes of literals and exempt hosts */
+    uint64_t text_size;
+    const uint32_t *spans;  /* nspans (offset, length) pairs into text */
+    uint32_t nspans;
+    int32_t default_branch; /* the branch of clients no source matches */
+    uint32_t flags;         /* SGB_FP_DEFAULT_LOG ... */
+    sgb_bloom *welcome;     /* welcome filter (current generation), or NULL */
+    const sgb_bloom *welcome_previous; /* previous generation, or NULL */
+    uint32_t first_exempt;  /* hosts never welcomed: spans[first .. first + count) */
+    uint32_t nexempt;
+};
+
+struct sgb_fp_fallback {
+    uint32_t line; /* index of the line in the batch */
+    uint32_t kind; /* SGB_FP_PYTHON or SGB_FP_WELCOME */
+    uint32_t at;   /* where its reply goes in out */
+};
+
+/*
+ * Answer the nlines lines in in[0..len), separated by '\n' (the last one
+ * without).  Replies go to out (outcap >= len + 5 * nlines always suffices),
+ * each fallback line to rest (room for nlines entries) in line order;
+ * *nrest gets their number.  scratch (nscratch entries, a power of two
+ * >= 2 * nlines, or NULL/0 without a welcome filter) holds the batch's
+ * fallback keys.  Returns the number of bytes written to out, or -1 when
+ * the arguments are inconsistent or the batch is 2 GiB or more (nothing is
+ * then added to the filter).
+ */
+int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *in, size_t len,
+                     size_t nlines, uint8_t *out, size_t outcap,
+                     struct sgb_fp_fallback *rest, uint64_t *nrest,
+                     uint64_t *scratch, size_t nscratch);
+/* cdef-end */
+
+#endif

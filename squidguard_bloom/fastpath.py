@@ -1,0 +1,250 @@
+"""The C fast path (csrc/fastpath.h) behind one Python class: a batch per C call.
+
+:class:`FastPath` turns the engine's :class:`~squidguard_bloom.policy.FastPlan`
+into the C program (again whenever the plan changes: a reload builds a new
+FastPath, a change of active time blocks a new plan) and hands it each
+batch.  C answers the lines it can decide with certainty; the others come
+back as (line index, reply offset, welcomed) for the Python engine, whose
+replies the helper splices in at those offsets.
+
+Like :mod:`squidguard_bloom.bloom` and :mod:`squidguard_bloom.lists.compiled`
+this module touches cffi, and no cffi object leaves it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from squidguard_bloom import _bloom  # noqa: TID251 - this module is the fast path's wrapper
+from squidguard_bloom.lists import compiled
+from squidguard_bloom.lists.literals import required_literals
+
+if TYPE_CHECKING:
+    from squidguard_bloom.policy import Engine, FastPlan
+    from squidguard_bloom.welcome import Welcome
+
+_ffi: Any = _bloom.ffi
+_lib: Any = _bloom.lib
+
+#: More address rules than this and C's linear scan would cost more than it saves.
+MAX_RULES = 1024
+_RULE_KINDS = {"mask": _lib.SGB_FP_MASK, "range": _lib.SGB_FP_RANGE}
+_LIMIT = 1 << 31  # sgb_fp_batch refuses batches this long
+
+
+def _mapped(lst: object, kind: type) -> tuple[Any, int] | None:
+    """The mapped table of a compiled list (for C), None for any other list."""
+    if type(lst) is not kind:
+        return None
+    buf, size = getattr(lst, "_buf", None), getattr(lst, "_size", None)
+    if buf is None or not isinstance(size, int):
+        return None
+    return buf, size
+
+
+def _log_flags(spec: object, has: int, verbose: int) -> int:
+    if spec is None:
+        return 0
+    return has | (verbose if getattr(spec, "verbose", False) else 0)
+
+
+class _Text:
+    """The program's byte strings (literals, exempt hosts) and their (offset, length) spans."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.spans: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.spans) // 2
+
+    def add(self, raw: bytes) -> None:
+        self.spans.extend((len(self.data), len(raw)))
+        self.data.extend(raw)
+
+
+def _rules(plan: FastPlan) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """(rules, sources): each source's address tests in file order, and its flags."""
+    rules: list[tuple[int, ...]] = []
+    sources: list[tuple[int, ...]] = []
+    for i, s in enumerate(plan.sources):
+        flags = ((_lib.SGB_FP_SRC_FQDN if s.fqdn else 0)
+                 | (_lib.SGB_FP_SRC_USER if s.user else 0)
+                 | (_lib.SGB_FP_SRC_EMPTY_USER if s.empty_user else 0)
+                 | _log_flags(s.log, _lib.SGB_FP_SRC_LOG, _lib.SGB_FP_SRC_VERBOSE))
+        sources.append((flags, s.branch))
+        if s.ips is None:
+            rules.append((_lib.SGB_FP_ANY, 0, 0, i))
+        else:
+            rules.extend((_RULE_KINDS[kind], a, b, i) for kind, a, b in s.ips)
+    if len(rules) > MAX_RULES:
+        raise ValueError(f"{len(rules)} address rules: more than the fast path scans")
+    return rules, sources
+
+
+def _branches(plan: FastPlan) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """(branches, items): each branch's flags and its slice of the pass-list items."""
+    kinds = {"dest": _lib.SGB_FP_DEST, "all": _lib.SGB_FP_ALL, "none": _lib.SGB_FP_NONE}
+    branches: list[tuple[int, ...]] = []
+    items: list[tuple[int, ...]] = []
+    for b in plan.branches:
+        flags = _lib.SGB_FP_BR_REWRITE if b.rewrite else 0
+        if b.passes is None:
+            branches.append((flags | _lib.SGB_FP_BR_PYTHON, 0, 0))
+            continue
+        branches.append((flags, len(items), len(b.passes)))
+        items.extend((kinds[word], int(negate), max(dest, 0)) for word, negate, dest in b.passes)
+    return branches, items
+
+
+def _dests(plan: FastPlan, text: _Text) -> list[tuple[Any, ...]]:
+    """Each dest's mapped lists, flags and expression prefilter literals (added to text)."""
+    dests: list[tuple[Any, ...]] = []
+    for d in plan.dests:
+        flags = _log_flags(d.log, _lib.SGB_FP_D_LOG, _lib.SGB_FP_D_VERBOSE)
+        domains = _mapped(d.domains, compiled.CompiledDomainList)
+        urls = _mapped(d.urls, compiled.CompiledUrlList)
+        if (d.domains is not None and domains is None) or (d.urls is not None and urls is None):
+            flags |= _lib.SGB_FP_D_PYTHON  # a text list: only Python reads it
+        first = len(text)
+        if d.expressions is not None:
+            patterns = getattr(d.expressions, "patterns", None)
+            found = [required_literals(p) for p in patterns] if patterns is not None else [None]
+            if any(lits is None for lits in found):
+                flags |= _lib.SGB_FP_D_PYTHON
+            else:
+                for lit in sorted({x for lits in found for x in lits or ()}):
+                    text.add(lit.encode("ascii"))
+        dom_buf, dom_size = domains if domains is not None else (_ffi.NULL, 0)
+        url_buf, url_size = urls if urls is not None else (_ffi.NULL, 0)
+        dests.append((dom_buf, dom_size, url_buf, url_size, flags, first, len(text) - first))
+    return dests
+
+
+class _Program:
+    """One struct sgb_fp_program and every C array it points to."""
+
+    __slots__ = ("keep", "ptr")
+
+    def __init__(self, plan: FastPlan, welcome: Welcome | None) -> None:
+        self.keep: list[Any] = []
+        text = _Text()
+        rules, sources = _rules(plan)
+        branches, items = _branches(plan)
+        dests = _dests(plan, text)
+        flags = _log_flags(plan.default_log, _lib.SGB_FP_DEFAULT_LOG, _lib.SGB_FP_DEFAULT_VERBOSE)
+        first_exempt = len(text)
+        if welcome is not None:
+            if welcome.by_user:
+                flags |= _lib.SGB_FP_WELCOME_BY_USER
+            for host in sorted(welcome.settings.exempt_hosts):
+                text.add(host.encode("utf-8", "surrogateescape"))
+        p = self.ptr = self._new("struct sgb_fp_program *")
+        p.rules = self._array("struct sgb_fp_rule", rules, ("kind", "a", "b", "source"))
+        p.nrules = len(rules)
+        p.sources = self._array("struct sgb_fp_source", sources, ("flags", "branch"))
+        p.nsources = len(sources)
+        p.branches = self._array("struct sgb_fp_branch", branches, ("flags", "first", "count"))
+        p.nbranches = len(branches)
+        p.items = self._array("struct sgb_fp_item", items, ("kind", "negate", "dest"))
+        p.nitems = len(items)
+        p.dests = self._array("struct sgb_fp_dest", dests, (
+            "domains", "domains_size", "urls", "urls_size", "flags", "first_literal",
+            "nliterals"))
+        p.ndests = len(dests)
+        p.text = self._new("uint8_t[]", bytes(text.data) or b"\0")
+        p.text_size = len(text.data)
+        p.spans = self._new("uint32_t[]", text.spans or [0])
+        p.nspans = len(text)
+        p.default_branch = plan.default_branch
+        p.flags = flags
+        p.first_exempt = first_exempt
+        p.nexempt = len(text) - first_exempt
+        p.welcome = p.welcome_previous = _ffi.NULL
+
+    def _new(self, ctype: str, init: object = None) -> Any:
+        obj = _ffi.new(ctype, init)
+        self.keep.append(obj)
+        return obj
+
+    def _array(self, ctype: str, rows: list[tuple[Any, ...]], fields: tuple[str, ...]) -> Any:
+        arr = self._new(f"{ctype}[]", max(len(rows), 1))
+        for i, row in enumerate(rows):
+            for name, value in zip(fields, row, strict=True):
+                setattr(arr[i], name, value)
+        return arr
+
+
+class FastPath:
+    """Answers the common lines of a batch in C and names the lines Python must answer."""
+
+    __slots__ = ("_cap", "_engine", "_nrest", "_out", "_plan", "_prog", "_rest", "_scratch",
+                 "_welcome", "lines", "python_lines")
+
+    def __init__(self, engine: Engine, welcome: Welcome | None = None) -> None:
+        self._engine = engine
+        self._welcome = welcome
+        self._plan: FastPlan | None = None
+        self._prog: _Program | None = None
+        self._cap = 0
+        self._out: Any = None
+        self._rest: Any = None
+        self._scratch: Any = None
+        self._nrest = _ffi.new("uint64_t *")
+        self.lines = 0  # lines seen, and of them answered by Python (welcomes included)
+        self.python_lines = 0
+
+    def _program(self, now: float) -> _Program | None:
+        plan = self._engine.fast_plan(now)
+        if plan is not self._plan:
+            self._plan = plan
+            try:
+                self._prog = _Program(plan, self._welcome)
+            except ValueError:
+                self._prog = None
+        return self._prog
+
+    def _room(self, size: int, count: int) -> None:
+        cap = max(self._cap, 1 << 16)
+        while cap < size + 5 * count or cap < 2 * count:
+            cap *= 2
+        if cap != self._cap:
+            self._cap = cap
+            self._out = _ffi.new("uint8_t[]", cap + 5 * cap)
+            self._rest = _ffi.new("struct sgb_fp_fallback[]", cap)
+            self._scratch = _ffi.new("uint64_t[]", 4 * cap)
+
+    def answer(self, lines: list[bytes], now: float) -> tuple[bytes, list[tuple[int, int, bool]]] \
+            | None:
+        """(replies of the lines C answered, [(line index, offset in replies, welcomed)]).
+
+        The listed lines are Python's to answer, in order; welcomed ones are
+        first visits already added to the welcome filter.  None when C takes
+        no part in this batch (every line is Python's).
+        """
+        prog = self._program(now)
+        if prog is None or not lines:
+            return None
+        data = b"\n".join(lines)
+        if len(data) >= _LIMIT:
+            return None
+        count = len(lines)
+        self._room(len(data), count)
+        p = prog.ptr
+        scratch, nscratch = _ffi.NULL, 0
+        if self._welcome is not None:
+            current, previous = self._welcome.filters(now)
+            p.welcome = current._live()
+            p.welcome_previous = previous._live() if previous is not None else _ffi.NULL
+            scratch, nscratch = self._scratch, 1 << (2 * count).bit_length()
+        size = _lib.sgb_fp_batch(p, data, len(data), count, self._out, 6 * self._cap,
+                                 self._rest, self._nrest, scratch, nscratch)
+        p.welcome = p.welcome_previous = _ffi.NULL
+        if size < 0:
+            return None
+        n = int(self._nrest[0])
+        self.lines += count
+        self.python_lines += n
+        replies = _ffi.buffer(self._out, size)[:]
+        flat = memoryview(_ffi.buffer(self._rest, 12 * n)).cast("I").tolist()
+        return replies, list(zip(flat[0::3], flat[2::3], map(bool, flat[1::3]), strict=True))
