@@ -2,7 +2,7 @@
 
     squidguard-bloom [-c FILE] [-d] [-C FILE|all] [-u] [-b] [-P] [-t TIME] [-v] [-h]
                      [--explain] [--emergency pass|block:URL] [--reply-style squid34|legacy]
-                     [--example] [--check]
+                     [--example] [--check] [--no-fast-path]
 
 Exit codes follow squidGuard: 0 normal, 1 usage, 4 fatal error with -P.
 """
@@ -42,6 +42,8 @@ Options:
               : reply format (legacy: Squid <= 3.3 "302:URL" style)
   --example   : run on the bundled example configuration and lists
   --check     : load the configuration and lists, report problems, exit 0/1
+  --no-fast-path
+              : decide every request in Python (the C fast path gives the same answers)
 """
 
 
@@ -68,6 +70,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--reply-style", choices=("squid34", "legacy"), default="squid34")
     p.add_argument("--example", action="store_true")
     p.add_argument("--check", action="store_true")
+    p.add_argument("--no-fast-path", dest="fast_path", action="store_false")
     return p.parse_args(argv)
 
 
@@ -125,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         style=args.reply_style,
         explain=args.explain,
         example=args.example,
+        fast_path=args.fast_path,
     )
     return runtime.run(options)
 

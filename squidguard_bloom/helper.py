@@ -63,6 +63,7 @@ class Runtime:
     clock_offset: float = 0.0  # squidGuard's -t
     notes: list[str] = field(default_factory=list)
     main_log: str | None = None  # squidGuard.log in logdir: start/stop/reload messages
+    fast: Any = None  # a fastpath.FastPath: answers the common lines of a batch in C
 
     def close(self) -> None:
         """Release files and the filter mapping."""
@@ -86,8 +87,12 @@ class Helper:
         self.reload_requested = False
         self.now = time.time()
 
-    def respond(self, line: bytes) -> bytes:
-        """The reply line (with its newline) for one request line."""
+    def respond(self, line: bytes, welcomed: bool = False) -> bytes:
+        """The reply line (with its newline) for one request line.
+
+        welcomed: the fast path already found this a first visit (and added
+        the client to the welcome filter).
+        """
         req = parse_request(line)
         try:
             if isinstance(line, LongLine):
@@ -103,7 +108,7 @@ class Helper:
                 return reply_unparsable(req.channel, decision.url, rt.style)
             if decision.action == PASS:
                 if rt.welcome is not None and rt.emergency is None:
-                    welcome = self._welcome(req, decision)
+                    welcome = self._welcome(req, decision, welcomed)
                     if welcome is not None:
                         return welcome
                 self._say(req, decision.explanation)
@@ -120,14 +125,14 @@ class Helper:
             traceback.print_exc(file=sys.stderr)
             return reply_error(req.channel, f"internal error: {type(exc).__name__}", self.rt.style)
 
-    def _welcome(self, req: Request, decision: Decision) -> bytes | None:
+    def _welcome(self, req: Request, decision: Decision, added: bool) -> bytes | None:
         welcome = self.rt.welcome
         assert welcome is not None
         if req.method.upper() not in WELCOME_METHODS:
             return None
         if decision.host in welcome.settings.exempt_hosts:
             return None
-        if not welcome.first_visit(req.client, req.user, self.now):
+        if not (added or welcome.first_visit(req.client, req.user, self.now)):
             return None
         values = TemplateValues(req.client, req.fqdn, req.user, decision.source, "welcome",
                                 req.url)
@@ -150,8 +155,26 @@ class Helper:
             self.reload_requested = False
             self.rt = self._reload(self.rt)
         self.now = time.time() + self.rt.clock_offset
-        out = b"".join([self.respond(line) for line in lines])
-        self.rt.sink.flush()
+        rt = self.rt
+        fast = None
+        if rt.fast is not None and rt.emergency is None and self._explain is None \
+                and LongLine not in map(type, lines):
+            fast = rt.fast.answer(lines, self.now)
+        if fast is None:
+            out = b"".join([self.respond(line) for line in lines])
+        else:
+            # C answered the common lines; the rest go through respond() and
+            # are spliced in where they belong.
+            replies, rest = fast
+            parts = []
+            pos = 0
+            for i, at, welcomed in rest:
+                parts.append(replies[pos:at])
+                parts.append(self.respond(lines[i], welcomed))
+                pos = at
+            parts.append(replies[pos:])
+            out = b"".join(parts)
+        rt.sink.flush()
         if self._explain is not None:
             self._explain.flush()
         return out
@@ -199,7 +222,9 @@ def serve(helper: Helper, instream: Any = None, outstream: Any = None) -> int:
             buf += parts[-1]
             if len(buf) > MAX_LINE:
                 buf, long_head = b"", buf[:64]
-        if lines and not _send(outstream, helper.batch([_strip(x) for x in lines])):
+        if lines and (b"\r" in chunk or lines[0][-1:] == b"\r"):
+            lines = [_strip(x) for x in lines]
+        if lines and not _send(outstream, helper.batch(lines)):
             return 0
     if buf or long_head is not None:  # a last line without its newline is answered too
         last = _strip(buf) if long_head is None else LongLine(long_head)

@@ -53,6 +53,7 @@ class Options:
     explain: bool = False
     example: bool = False
     workdir: str | None = None  # --example: where state and logs go
+    fast_path: bool = True  # answer the common requests in C (--no-fast-path: never)
 
 
 def _defaults() -> Path:
@@ -84,6 +85,7 @@ def _welcome_settings(config: Config, options: Options) -> WelcomeSettings | Non
 
 def build(options: Options) -> Runtime:
     """A ready Runtime for options.config; raises SquidguardBloomError/OSError on problems."""
+    from squidguard_bloom.fastpath import FastPath  # noqa: PLC0415 - as Engine
     from squidguard_bloom.policy import Engine  # noqa: PLC0415 - RE2 and lists load only here
 
     config = _load(options)
@@ -95,8 +97,11 @@ def build(options: Options) -> Runtime:
     notes = [str(w) for w in config.warnings] + engine.notes
     if welcome is not None:
         notes.append(f"welcome: {welcome.describe()}")
+    # --explain and legacy replies are rare and need the Python path's details.
+    use_fast = options.fast_path and not options.explain and options.style == "squid34"
     rt = Runtime(policy=engine, sink=sink, welcome=welcome, welcome_log=welcome_log,
-                 style=options.style, clock_offset=options.clock_offset, notes=notes)
+                 style=options.style, clock_offset=options.clock_offset, notes=notes,
+                 fast=FastPath(engine, welcome) if use_fast else None)
     rt.main_log = os.path.join(config.logdir, MAIN_LOG)
     return rt
 
