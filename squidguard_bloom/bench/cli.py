@@ -156,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     h.add_argument("--no-welcome", action="store_true", help="skip the run with a welcome block")
     h.add_argument(
-        "--ours", help="command of our helper (default: squidguard-bloom beside this Python)"
+        "--ours",
+        help="command of our helper (default: this package staged as an installation runs it,"
+        " byte-compiled, without an editable finder)",
     )
     h.add_argument("--squidguard", help="squidGuard binary (default: on PATH); 'none' to skip")
     h.add_argument(
@@ -274,7 +276,8 @@ def cmd_helper(args: argparse.Namespace) -> int:
     )
     info = machine.describe()
     setups = 1 + (squidguard != "") + (not args.no_welcome)
-    bar = Progress(1 + setups * 4, "helper", enabled=not args.quiet, force=args.progress)
+    steps = 1 + setups * 4 + (params.ours is None)  # + staging our helper
+    bar = Progress(steps, "helper", enabled=not args.quiet, force=args.progress)
     tmp = None
     try:
         if args.workdir:

@@ -1,11 +1,14 @@
 """Our helper next to squidGuard on one generated blacklist and request stream.
 
-Steps: generate the lists and the stream (seeded; see :mod:`.gen`), write a
-squidGuard.conf for each program (ours twice more: with a ``welcome``
-block), compile the lists with each program's ``-C all``, then for each
-setup measure
+Steps: generate the lists and the stream (seeded; see :mod:`.gen`), stage
+our helper as an installation runs it (see :mod:`.staged`; unless a
+command is given), write a squidGuard.conf for each program (ours twice
+more: with a ``welcome`` block), compile the lists with each program's
+``-C all``, then for each setup measure
 
-* startup: wall time of a run on empty stdin (median of ``startup_runs``);
+* startup: wall time of a run on empty stdin (median of ``startup_runs``),
+  next to the floor of the interpreter ours runs on (``python -S -c pass``:
+  no ``site``; ``python -c pass``: with the staged venv's ``site``);
 * throughput: the whole stream on stdin, answers to a file; lines/s with
   and without the startup time, peak RSS (kernel, at exit) and peak PSS
   (sampled from /proc; shared mmapped pages split between processes);
@@ -28,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from squidguard_bloom.bench import gen
+from squidguard_bloom.bench import gen, staged
 from squidguard_bloom.bench.procs import GroupResult, run_group
 from squidguard_bloom.bench.table import Column, count, fixed, format_table, human, text
 
@@ -49,7 +52,7 @@ class HelperParams:
     procs: int = 4
     startup_runs: int = 3
     welcome: bool = True
-    ours: list[str] | None = None  # default: squidguard-bloom beside sys.executable
+    ours: list[str] | None = None  # default: a staged install of this package (see .staged)
     squidguard: str | None = None  # default: squidGuard on PATH; "" = do not run it
     timeout: float = 1800.0
     pipes: bool = True  # requests and answers through pipes, as with Squid (else plain files)
@@ -99,11 +102,16 @@ class HelperResult:
     skipped: dict[str, str] = field(default_factory=dict)
     welcome_cost: list[dict[str, Any]] = field(default_factory=list)
     answer_diff: dict[str, Any] | None = None  # ours vs squidGuard, line by line
+    floor: list[Row] = field(default_factory=list)  # the bare interpreter's startup
+    ours_install: str = ""  # how ours was run
 
 
 def default_ours() -> list[str]:
     """The ``squidguard-bloom`` console script installed next to this Python."""
     return [str(Path(sys.executable).with_name("squidguard-bloom"))]
+
+
+FLOOR = (("python -S -c pass", ["-S", "-c", "pass"]), ("python -c pass", ["-c", "pass"]))
 
 
 def default_squidguard() -> str | None:
@@ -195,10 +203,12 @@ def prepare(workdir: Path, params: HelperParams) -> tuple[gen.StreamStats, Path,
     return stats, requests, expected
 
 
-def make_setups(workdir: Path, params: HelperParams, squidguard: str | None) -> list[Setup]:
+def make_setups(
+    workdir: Path, params: HelperParams, squidguard: str | None, ours: list[str] | None = None
+) -> list[Setup]:
     """Directories, configs and compiled-list homes of every setup."""
     setups = []
-    ours = params.ours or default_ours()
+    ours = ours or params.ours or default_ours()
     variants: list[tuple[str, list[str], bool]] = []
     if squidguard:
         variants.append(("squidGuard", [squidguard], False))
@@ -244,14 +254,32 @@ def _reset_welcome(setup: Setup) -> None:
 
 def measure_startup(setup: Setup, runs: int, timeout: float) -> tuple[float, int]:
     """Median wall seconds and peak RSS (kB) of runs on empty stdin."""
+    return time_start(
+        [*setup.command, "-c", str(setup.config)],
+        runs,
+        timeout,
+        setup.config.parent / "startup",
+        before=lambda: _reset_welcome(setup),
+    )
+
+
+def time_start(
+    command: list[str],
+    runs: int,
+    timeout: float,
+    where: Path,
+    before: Callable[[], None] | None = None,
+) -> tuple[float, int]:
+    """Median wall seconds of runs of command on empty stdin, and its peak RSS (kB)."""
     walls = []
     for i in range(runs + 1):  # the last run, under GNU time, only for the RSS
-        _reset_welcome(setup)
+        if before is not None:
+            before()
         res = run_group(
-            [[*setup.command, "-c", str(setup.config)]],
+            [command],
             [None],
             [None],
-            stderr_dir=setup.config.parent / f"startup.{i}",
+            stderr_dir=where.with_name(f"{where.name}.{i}"),
             timeout=timeout,
             measure_rss=i == runs,
         )
@@ -371,6 +399,33 @@ def measure_stream(
     )
 
 
+def _ours(
+    params: HelperParams, workdir: Path, say: Callable[[str], None]
+) -> tuple[list[str], str, str]:
+    """Our helper's command, the Python it runs on, and how it was installed."""
+    if params.ours:
+        ours, python, how = params.ours, sys.executable, f"ours runs as {' '.join(params.ours)}"
+    else:
+        say("staging our helper")
+        ours, python = staged.stage(workdir / "staged")
+        how = staged.DESCRIPTION
+    if not Path(ours[0]).exists() and shutil.which(ours[0]) is None:
+        msg = f"{ours[0]}: not found; install the package (pip install -e .) or pass --ours COMMAND"
+        raise FileNotFoundError(msg)
+    return ours, python, how
+
+
+def measure_floor(python: str, params: HelperParams, where: Path) -> list[Row]:
+    """Startup and RSS of the bare interpreter, without and with ``site``."""
+    rows = []
+    for name, args in FLOOR:
+        wall, rss = time_start(
+            [python, *args], params.startup_runs, params.timeout, where / name.replace(" ", "_")
+        )
+        rows.append(Row(name, 1, 0, startup_s=wall, peak_rss_kb=rss, note="interpreter floor"))
+    return rows
+
+
 def run(
     params: HelperParams, workdir: Path, progress: Callable[[str], None] | None = None
 ) -> HelperResult:
@@ -387,15 +442,12 @@ def run(
     elif not Path(squidguard).exists():
         result.skipped["squidGuard"] = f"{squidguard}: no such file"
         squidguard = None
-    ours = params.ours or default_ours()
-    if not Path(ours[0]).exists() and shutil.which(ours[0]) is None:
-        msg = f"{ours[0]}: not found; install the package (pip install -e .) or pass --ours COMMAND"
-        raise FileNotFoundError(msg)
-    say("generating lists and requests")
     workdir.mkdir(parents=True, exist_ok=True)
+    ours, python, result.ours_install = _ours(params, workdir, say)
+    say("generating lists and requests")
     result.stats, requests, expected_file = prepare(workdir, params)
     expected = expected_file.read_bytes()
-    setups = make_setups(workdir, params, squidguard)
+    setups = make_setups(workdir, params, squidguard, ours)
     whole = [(requests, 0, params.lines)]
     parts = split_stream(requests, params.procs, workdir / "parts") if params.procs > 1 else []
     compiled: set[Path] = set()
@@ -426,6 +478,7 @@ def run(
                 )
         except (TimeoutError, OSError) as exc:
             result.skipped[setup.name] = str(exc)
+    result.floor = measure_floor(python, params, workdir / "floor")
     sg_answers = workdir / "sg" / "run-squidGuard-1" / "answers.0"
     our_answers = workdir / "ours" / "run-ours-1" / "answers.0"
     if {"squidGuard", "ours"} <= {r.setup for r in result.rows if r.lines}:
@@ -506,6 +559,8 @@ def to_json(result: HelperResult, machine: dict[str, Any]) -> dict[str, Any]:
         "compile_s": result.compile_s,
         "skipped": result.skipped,
         "rows": [_row_view(r) for r in result.rows],
+        "floor": [_row_view(r) for r in result.floor],
+        "ours_install": result.ours_install,
         "welcome_cost": result.welcome_cost,
         "answer_diff": result.answer_diff,
     }
@@ -526,7 +581,7 @@ def render(result: HelperResult) -> str:
         out.append(
             "compile (-C all): " + ", ".join(f"{k} {v:.2f} s" for k, v in result.compile_s.items())
         )
-    out.append(format_table(COLUMNS, [_row_view(r) for r in result.rows]))
+    out.append(format_table(COLUMNS, [_row_view(r) for r in result.rows + result.floor]))
     out += [
         f"note {r.setup} x{r.procs}: {r.note}"
         for r in result.rows
@@ -541,8 +596,11 @@ def render(result: HelperResult) -> str:
             f"(status=302 instead of rewrite-url, deliberate); {d['differ_other']:,} others differ"
             + (f"; first: {d['first_other']}" if d["first_other"] else "")
         )
+    if result.ours_install:
+        out.append(result.ours_install)
     out.append(
-        "startup: median wall time on empty stdin; RSS: sum of each process's peak; "
+        "startup: median wall time on empty stdin; python rows: the interpreter ours runs on, "
+        "without and with site; RSS: sum of each process's peak; "
         "PSS: peak of the sampled sum (shared pages split)"
     )
     return "\n".join(out)

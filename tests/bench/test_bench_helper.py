@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from squidguard_bloom.bench import cli, firstvisit, gen, sidebyside
+from squidguard_bloom.bench import cli, firstvisit, gen, sidebyside, staged
 
 SQUIDGUARD = shutil.which("squidGuard") or "/usr/bin/squidGuard"
 OURS = Path(sys.executable).with_name("squidguard-bloom")
@@ -155,6 +155,9 @@ def test_side_by_side_with_squidguard_and_a_broken_helper(tmp_path: Path, pipes:
     assert diff["differ_connect"] + diff["differ_other"] == result.stats.blocked
     assert "squidGuard 'OK" in diff["first_other"]
     assert by["squidGuard", 1, 0].startup_s > 0
+    assert [r.setup for r in result.floor] == ["python -S -c pass", "python -c pass"]
+    assert all(r.startup_s > 0 and r.peak_rss_kb > 0 for r in result.floor)
+    assert result.ours_install == f"ours runs as {sys.executable} {fake}"
     assert set(result.compile_s) == {"squidGuard", "ours"}
     assert list((tmp_path / "work" / "sg" / "db" / "bench").glob("*.db"))
     text = sidebyside.render(result)
@@ -294,6 +297,28 @@ def test_our_helper_blocks_what_squidguard_blocks(tmp_path: Path) -> None:
     assert result.answer_diff["identical"] > 0.9 * params.lines
     welcomed = [r.welcomed for r in streams if r.setup == "ours+welcome"]
     assert all(0 < w <= params.clients for w in welcomed)
+    assert result.ours_install.startswith("ours runs from a staged install")
+    assert "python -S -c pass" in sidebyside.render(result)
+
+
+def test_staged_install_runs_compiled_without_the_editable_finder(tmp_path: Path) -> None:
+    """The staged helper imports its byte-compiled copy, not the development tree."""
+    command, python = staged.stage(tmp_path)
+    assert Path(python).parent == Path(command[0]).parent
+    probe = (
+        "import sys, squidguard_bloom.cli as c; "
+        "print(c.__file__, c.__cached__, any('editable' in repr(f) for f in sys.meta_path))"
+    )
+    out = subprocess.run(
+        [python, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    source, cached, editable = out.stdout.split()
+    assert source.startswith(str(tmp_path))
+    assert Path(cached).exists()
+    assert editable == "False"
+    version = subprocess.run([*command, "-v"], capture_output=True, text=True, check=False)
+    assert version.returncode == 0
+    assert "squidguard-bloom" in version.stderr
 
 
 def test_helper_exit_status_when_our_helper_cannot_run(
