@@ -14,6 +14,7 @@ lost or doubled.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -101,8 +102,10 @@ class Checkpoint:
             raise
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             raise CheckpointError(
-                f"{origin}: not a valid checkpoint ({exc}); move it away to start over "
-                "(the monitor's copies are rewritten from offset 0, byte-identical)"
+                f"{origin}: not a valid checkpoint ({exc}); move it away to start over: "
+                "the shipper then continues the monitor's copy of each live file where it "
+                "ends (after comparing its bytes) and numbers new segments after the "
+                "monitor's; rotated files it had not finished are not shipped again"
             ) from exc
         return cls(streams=streams)
 
@@ -161,3 +164,35 @@ class CheckpointFile:
                 f"{self.path}: cannot write checkpoint: {exc.strerror}; "
                 "check that the state directory exists and is writable by the shipper"
             ) from exc
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """Create ``state_dir`` and hold its ``lock`` file for the life of the process.
+
+    Returns the descriptor (closing it, or the process ending even by
+    ``kill -9``, releases the lock). Raises ``CheckpointError`` when another
+    shipper holds it: two shippers on one checkpoint would undo each other's
+    progress.
+    """
+    path = state_dir / "lock"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise CheckpointError(
+            f"{state_dir}: cannot use the state directory: {exc.strerror}; create it and "
+            "make it writable by the shipper's user (or set state_dir)"
+        ) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise CheckpointError(
+            f"{state_dir} is in use by another squidguard-bloom-ship (pid {other}); stop it "
+            "first (e.g. systemctl stop squidguard-bloom-ship), or give this one its own "
+            "--state-dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd

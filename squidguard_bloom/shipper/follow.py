@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import stat
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from pathlib import Path
 from squidguard_bloom.shipper.checkpoint import Segment, StreamState
 
 HEAD_MAX = 4096
+SEGMENT_NAME = re.compile(r"(\d{8,})-([0-9a-f]+)-([0-9a-f]+)\.log")
 COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z", ".zip")
 
 log = logging.getLogger("squidguard_bloom.shipper")
@@ -60,6 +62,11 @@ class _Reading:
     closing_sent: bool = False
     rotated_logged: bool = False
     lost_after: int = -1  # fd gone (truncated without copy): bytes past this are lost
+
+
+def segment_name(seq: int, st: os.stat_result) -> str:
+    """The remote file name of generation ``seq`` with identity ``st``."""
+    return f"{seq:08d}-{st.st_dev:x}-{st.st_ino:x}.log"
 
 
 def _head_hash(fd: int, length: int) -> str:
@@ -196,6 +203,90 @@ class Follower:
         cur.read_pos = seg.acked
         cur.closing_sent = False
 
+    def local_bytes(self, offset: int, length: int) -> bytes | None:
+        """``length`` bytes of the current generation from ``offset``; None if not all readable."""
+        cur = self._cur
+        if cur is None or cur.fd is None:
+            return None
+        data = os.pread(cur.fd, length, offset)
+        return data if len(data) == length else None
+
+    def resend_all(self, reason: str) -> None:
+        """Ship the current generation again from offset 0 (its remote copy was altered)."""
+        cur = self._cur
+        if cur is None:
+            return
+        log.warning(
+            "%s: %s; rewriting %s from offset 0 with the local bytes (%d bytes)",
+            self.name,
+            reason,
+            cur.seg.remote,
+            cur.seg.acked,
+        )
+        cur.seg.acked = 0
+        cur.read_pos = 0
+        cur.closing_sent = False
+        self.persist()
+
+    def adopt(
+        self, listing: list[tuple[str, int]]
+    ) -> tuple[Segment, list[tuple[int, bytes]]] | None:
+        """With no checkpoint state for this file, take the monitor's listing into account.
+
+        Segment numbers continue after the highest one there, so the monitor's
+        name order stays the order of generations. If the newest segment
+        carrying the live file's device and inode is not longer than the file,
+        it is returned as a candidate with (offset, local bytes) windows at its
+        head and its end: the caller compares them with the remote bytes and
+        calls ``take_over`` when they match.
+        """
+        found = [(m, size) for name, size in listing if (m := SEGMENT_NAME.fullmatch(name))]
+        if not found:
+            return None
+        self.state.next_seq = max(self.state.next_seq, *(int(m[1]) + 1 for m, _ in found))
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            ident = (f"{st.st_dev:x}", f"{st.st_ino:x}")
+            mine = [(m, size) for m, size in found if (m[2], m[3]) == ident]
+            if not mine:
+                return None
+            m, size = max(mine, key=lambda ms: int(ms[0][1]))
+            if size > st.st_size:
+                return None
+            head = min(size, HEAD_MAX)
+            tail = max(head, size - HEAD_MAX)
+            windows = [(0, os.pread(fd, head, 0)), (tail, os.pread(fd, size - tail, tail))]
+        finally:
+            os.close(fd)
+        seg = Segment(
+            seq=int(m[1]),
+            remote=f"{self.name}/{m[0]}",
+            dev=st.st_dev,
+            ino=st.st_ino,
+            head_len=head,
+            head_sha256=hashlib.sha256(windows[0][1]).hexdigest(),
+            acked=size,
+        )
+        return seg, windows
+
+    def take_over(self, seg: Segment) -> None:
+        """Continue the remote segment ``seg`` (checked by the caller) with the live file."""
+        log.warning(
+            "%s: no checkpoint for %s; continuing the monitor's %s at offset %d (its bytes "
+            "match the local file); later segments are numbered from %d",
+            self.name,
+            self.path,
+            seg.remote,
+            seg.acked,
+            self.state.next_seq,
+        )
+        self.state.segments.append(seg)
+        self.persist()
+
     def rotation_pending(self) -> bool:
         """True while a rotated-away generation waits out ``rotate_wait`` before it is finished."""
         cur = self._cur
@@ -330,13 +421,22 @@ class Follower:
                 found = self._find(seg, same_inode=False)
                 final = found is not None
             if found is None:
+                try:
+                    st = os.stat(self.path)
+                    same = (st.st_dev, st.st_ino) == (seg.dev, seg.ino)
+                except OSError:
+                    same = False
                 log.warning(
-                    "%s: the local file of segment %s (dev %d, inode %d) is gone; "
-                    "anything it held past offset %d is lost",
+                    "%s: the local file of segment %s (dev %d, inode %d) is gone%s; %d bytes "
+                    "of it were shipped, anything it held past them is lost",
                     self.name,
                     seg.remote,
                     seg.dev,
                     seg.ino,
+                    f" ({self.path} has that inode but other first bytes: rewritten in place "
+                    "or a reused inode; it is shipped as a new file)"
+                    if same
+                    else "",
                     seg.acked,
                 )
                 seg.closed = True
@@ -392,7 +492,7 @@ class Follower:
             seq = self.state.next_seq
             seg = Segment(
                 seq=seq,
-                remote=f"{self.name}/{seq:08d}-{st.st_dev:x}-{st.st_ino:x}.log",
+                remote=f"{self.name}/{segment_name(seq, st)}",
                 dev=st.st_dev,
                 ino=st.st_ino,
                 head_len=head_len,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import signal
 import time
@@ -26,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from squidguard_bloom.shipper.checkpoint import CheckpointFile
+from squidguard_bloom.shipper.checkpoint import CheckpointFile, lock_state_dir
 from squidguard_bloom.shipper.errors import CheckpointError, ShipError
 from squidguard_bloom.shipper.follow import Chunk, Follower
 from squidguard_bloom.shipper.transport import Link, LinkSettings
@@ -37,6 +38,7 @@ EXIT_OK = 0
 EXIT_TEMPFAIL = 75  # --once could not finish: the monitor stayed unreachable
 EXIT_IOERR = 74  # the checkpoint cannot be written
 EXIT_CONFIG = 78  # only an operator can fix it: host key, key, configuration
+VERIFY = 4096  # bytes read back from the monitor before resuming a segment
 
 
 @dataclass
@@ -77,7 +79,7 @@ class Shipper:
 
     def __init__(self, settings: ShipSettings) -> None:
         self.settings = settings
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_state_dir(settings.state_dir)
         self.cpfile = CheckpointFile(settings.state_dir / "checkpoint.json")
         self.cp = self.cpfile.load()
         self.streams = [
@@ -98,6 +100,8 @@ class Shipper:
         self._stop = asyncio.Event()
         self._last_save = 0.0
         self._unsynced = False  # acknowledged bytes not yet fsynced and checkpointed
+        self._failures = 0  # consecutive connections that failed before any progress
+        self._healthy = False  # this connection has made progress
         self._last_status = time.monotonic()
         self._last_remote_check = time.monotonic()
 
@@ -147,20 +151,23 @@ class Shipper:
         finally:
             for st in self.streams:
                 st.follower.close()
+            os.close(self._lock)
 
     async def _run(self) -> int:
         s = self.settings
-        failures = 0
         while not self._stop.is_set():
             link = Link(s.link)
+            self._healthy = False
             try:
-                self.link_state = "connecting"
-                await link.connect()
-                self._link_up(failures)
-                failures = 0
-                if await self._session(link):
-                    self.log_status()
-                    return EXIT_OK
+                try:
+                    self.link_state = "connecting"
+                    await link.connect()
+                    self.link_state = "up"
+                    if await self._session(link):
+                        self.log_status()
+                        return EXIT_OK
+                finally:
+                    await self._drop(link)
             except CheckpointError:
                 raise
             except ShipError as exc:
@@ -168,20 +175,30 @@ class Shipper:
                     self.link_state = "failed"
                     log.error("giving up: %s", exc)
                     return EXIT_CONFIG
-                failures += 1
-                if s.once and failures >= s.once_attempts:
-                    log.error("giving up after %d attempts (--once): %s", failures, exc)
+                # A connection that delivered nothing does not reset the back-off: a full
+                # disk fails right after every successful connect.
+                self._failures = 1 if self._healthy else self._failures + 1
+                if s.once and self._failures >= s.once_attempts:
+                    log.error("giving up after %d attempts (--once): %s", self._failures, exc)
                     return EXIT_TEMPFAIL
-                delay = self._backoff(failures)
+                delay = self._backoff(self._failures)
                 self._link_down(str(exc), delay)
                 await self._sleep(delay)
-            finally:
-                await link.close()
-                for st in self.streams:
-                    st.follower.rewind()
-                self.save()
         self.log_status()
         return EXIT_OK
+
+    async def _drop(self, link: Link) -> None:
+        await link.close()
+        for st in self.streams:
+            st.follower.rewind()
+        self.save()
+
+    def _made_progress(self) -> None:
+        """The link works end to end: a write was acknowledged, or everything is shipped."""
+        if not self._healthy:
+            self._healthy = True
+            self._link_up(self._failures)
+            self._failures = 0
 
     def _backoff(self, failures: int) -> float:
         s = self.settings
@@ -221,12 +238,51 @@ class Shipper:
             await asyncio.wait_for(self._stop.wait(), delay)
 
     async def _resume(self, link: Link) -> None:
-        """Reconcile each open segment with what the monitor actually holds."""
+        """Reconcile each open segment with what the monitor actually holds.
+
+        The remote size says whether bytes are missing there; the last
+        ``VERIFY`` bytes before the acknowledged offset, read back and compared
+        with the local ones, say whether what is there is still ours. A stream
+        the checkpoint does not know yet first looks at the monitor's listing
+        (a lost checkpoint: continue the segment there instead of starting a
+        second copy).
+        """
         for st in self.streams:
-            seg = st.follower.current()
-            if seg is not None:
-                st.follower.rewind(await link.size(seg.remote), check=True)
+            f = st.follower
+            if not f.state.segments:
+                await self._adopt(link, f)
+            seg = f.current()
+            if seg is None:
+                continue
+            size = await link.size(seg.remote)
+            if size is not None and 0 < seg.acked <= size:
+                n = min(VERIFY, seg.acked)
+                local = f.local_bytes(seg.acked - n, n)
+                if local is not None and await link.read(seg.remote, seg.acked - n, n) != local:
+                    f.resend_all(
+                        f"the monitor's {seg.remote} differs from the local file in the "
+                        f"{n} bytes before offset {seg.acked} (altered on the monitor?)"
+                    )
+                    continue
+            f.rewind(size, check=True)
         self.save()
+
+    async def _adopt(self, link: Link, f: Follower) -> None:
+        found = f.adopt(await link.listdir(f.name))
+        if found is None:
+            return
+        seg, windows = found
+        for offset, local in windows:
+            if await link.read(seg.remote, offset, len(local)) != local:
+                log.warning(
+                    "%s: no checkpoint for %s, and the monitor's %s does not hold its bytes; "
+                    "shipping it as a new segment",
+                    f.name,
+                    f.path,
+                    seg.remote,
+                )
+                return
+        f.take_over(seg)
 
     async def _session(self, link: Link) -> bool:
         """Ship over one connection. True: finished (--once or stopped). Raises on failure."""
@@ -253,6 +309,7 @@ class Shipper:
                     inflight.popleft()
                     st.follower.acknowledge(chunk)
                     self._unsynced = True
+                    self._made_progress()
                     st.stats.bytes += len(chunk.data)
                     st.stats.lines += chunk.data.count(b"\n")
                     if chunk.closes:
@@ -262,6 +319,7 @@ class Shipper:
                 link.check()
                 await self._check_remote(link)
                 await self._periodic(link, idle=True)
+                self._made_progress()
                 # --once still lets a rotated file settle: a writer may not have reopened yet.
                 settling = s.once and any(st.follower.rotation_pending() for st in self.streams)
                 if (s.once and not settling) or self._stop.is_set():

@@ -241,12 +241,21 @@ class Link:
             assert self._sftp is not None
             path = posixpath.join(self.settings.remote_dir, remote)
             parent = posixpath.dirname(path)
-            if parent not in self._dirs:
-                await self._deadline(self._sftp.makedirs(parent, exist_ok=True))
-                self._dirs.add(parent)
-            handle = await self._deadline(
-                self._sftp.open(path, asyncssh.FXF_WRITE | asyncssh.FXF_CREAT, encoding=None)
-            )
+            try:
+                if parent not in self._dirs:
+                    await self._deadline(self._sftp.makedirs(parent, exist_ok=True))
+                    self._dirs.add(parent)
+                handle = await self._deadline(
+                    self._sftp.open(path, asyncssh.FXF_WRITE | asyncssh.FXF_CREAT, encoding=None)
+                )
+            except asyncssh.SFTPError as exc:
+                if isinstance(exc, asyncssh.SFTPNoConnection | asyncssh.SFTPConnectionLost):
+                    raise
+                raise RemoteWriteError(
+                    f"{self.settings.target} cannot create {path}: {_describe(exc)} (check "
+                    "remote_dir, and that the account may write there; a full disk or "
+                    "quota on the monitor gives this too)"
+                ) from exc
             self._files[remote] = handle
         return handle
 
@@ -262,6 +271,40 @@ class Link:
             msg = f"link to {self.settings.target} lost (stat {path}): {_describe(exc)}"
             raise LinkError(msg) from exc
         return attrs.size
+
+    async def read(self, remote: str, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes of the remote segment from ``offset`` (short at its end)."""
+        assert self._sftp is not None
+        path = posixpath.join(self.settings.remote_dir, remote)
+        try:
+            handle = await self._deadline(self._sftp.open(path, "rb", encoding=None))
+            try:
+                data = await self._deadline(handle.read(length, offset))
+            finally:
+                await self._deadline(handle.close())
+        except LinkError:
+            raise
+        except (OSError, asyncssh.Error) as exc:
+            msg = f"link to {self.settings.target} lost (reading {path}): {_describe(exc)}"
+            raise LinkError(msg) from exc
+        return bytes(data)
+
+    async def listdir(self, stream: str) -> list[tuple[str, int]]:
+        """(name, size) of every file in a stream's remote directory; [] when it is missing."""
+        assert self._sftp is not None
+        path = posixpath.join(self.settings.remote_dir, stream)
+        try:
+            names = await self._deadline(self._sftp.readdir(path))
+        except asyncssh.SFTPNoSuchFile:
+            return []
+        except (OSError, asyncssh.Error) as exc:
+            msg = f"link to {self.settings.target} lost (listing {path}): {_describe(exc)}"
+            raise LinkError(msg) from exc
+        return sorted(
+            (str(n.filename), n.attrs.size or 0)
+            for n in names
+            if n.filename not in (".", "..") and n.attrs.type == asyncssh.FILEXFER_TYPE_REGULAR
+        )
 
     async def write(self, remote: str, offset: int, data: bytes) -> None:
         """Write ``data`` at ``offset`` of the remote segment; return once the monitor said OK."""

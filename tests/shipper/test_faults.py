@@ -286,3 +286,20 @@ def test_monitor_unreachable_once_gives_up_with_a_hint(harness: Harness) -> None
     assert result.stderr.count(" WARNING: ") == 1, result.stderr
     assert "is sshd running on the monitor and listening on port" in result.stderr
     assert "giving up after 5 attempts (--once)" in result.stderr
+
+
+def test_unusable_remote_dir_is_named(harness: Harness) -> None:
+    """remote_dir cannot be created (a file is in the way): the message names the path and
+    what to check; --once retries, then gives up with exit 75."""
+    log = harness.logs / "squidGuard.log"
+    log.write_bytes(lines(0, 10))
+    blocker = harness.sshd.data / "not-a-dir"
+    blocker.write_text("")
+    result = harness.run_once(str(log), remote_dir=str(blocker / "incoming"))
+    assert result.returncode == 75, result.stderr
+    assert f"cannot create {blocker}/incoming/squidGuard/00000001-" in result.stderr
+    assert "check remote_dir" in result.stderr
+    # Each connect succeeds, yet the back-off keeps growing and no "restored" line
+    # alternates with the warning: one line for the whole outage.
+    assert result.stderr.count(" WARNING: ") == 1, result.stderr
+    assert "restored" not in result.stderr and "link to" not in result.stderr
