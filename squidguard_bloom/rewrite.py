@@ -16,24 +16,27 @@ RE2 runs in time linear in the URL, so no request can make a rule slow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import re2
 
 from squidguard_bloom.config.model import RewriteRule
 from squidguard_bloom.errors import SquidguardBloomError
+from squidguard_bloom.records import FrozenRecord
 
 
 class RewriteError(SquidguardBloomError):
     """A rewrite rule whose regex RE2 cannot compile."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Compiled:
+class _Compiled(FrozenRecord):
+    __slots__ = ("regex", "parts", "global_", "prefix")
     regex: re2._Regexp
     parts: tuple[str | int, ...]  # literal text, or a group number
     global_: bool
     prefix: str  # "", "302:" or "301:"
+
+    def __init__(self, regex: re2._Regexp, parts: tuple[str | int, ...], global_: bool,
+                 prefix: str) -> None:
+        self._set(regex=regex, parts=parts, global_=global_, prefix=prefix)
 
 
 def _replacement(text: str) -> tuple[str | int, ...]:

@@ -10,7 +10,7 @@ read like LF files (squidGuard rejects them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from squidguard_bloom.records import FrozenRecord
 
 WORD = "word"
 STRING = "string"
@@ -24,14 +24,23 @@ _BLANK = " \t\r\f\v"
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "a": "\a", "b": "\b", '"': '"', "\\": "\\"}
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+_set = object.__setattr__
+
+
+class Token(FrozenRecord):
     """One token; ``text`` is the word, the unquoted string, or the rule."""
 
+    __slots__ = ("kind", "text", "line", "col")
     kind: str
     text: str
     line: int
     col: int
+
+    def __init__(self, kind: str, text: str, line: int, col: int) -> None:
+        _set(self, "kind", kind)  # not _set(**fields): one Token per word of the file
+        _set(self, "text", text)
+        _set(self, "line", line)
+        _set(self, "col", col)
 
     def shown(self) -> str:
         """How an error message quotes this token."""

@@ -9,38 +9,44 @@ squidGuard's: a *source* (``src``) says who, a *dest* says which sites, an
 from __future__ import annotations
 
 import time as _time
-from dataclasses import dataclass, field
+
+from squidguard_bloom.records import FrozenRecord, Record
 
 WITHIN = "within"
 OUTSIDE = "outside"
 
 
-@dataclass(frozen=True, slots=True)
-class Pos:
+class Pos(FrozenRecord):
     """Where something was written: file, 1-based line and column."""
 
+    __slots__ = ("file", "line", "col")
     file: str
     line: int
-    col: int = 1
+    col: int
+
+    def __init__(self, file: str, line: int, col: int = 1) -> None:
+        self._set(file=file, line=line, col=col)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
 
 
-@dataclass(frozen=True, slots=True)
-class Diagnostic:
+class Diagnostic(FrozenRecord):
     """One problem found while reading the configuration or a file it names."""
 
+    __slots__ = ("pos", "message", "severity")
     pos: Pos
     message: str  # e.g. "found '}', expected a dest name"
-    severity: str = "error"  # "error" or "warning"
+    severity: str  # "error" or "warning"
+
+    def __init__(self, pos: Pos, message: str, severity: str = "error") -> None:
+        self._set(pos=pos, message=message, severity=severity)
 
     def __str__(self) -> str:
         return f"{self.pos}: {self.severity}: {self.message}"
 
 
-@dataclass(frozen=True, slots=True)
-class TimeElement:
+class TimeElement(FrozenRecord):
     """One OR-ed element of a ``time`` block.
 
     ``weekdays`` (0 = Monday … 6 = Sunday) is set for ``weekly`` entries,
@@ -50,20 +56,28 @@ class TimeElement:
     ``start <= minute_of_day < end`` (minutes; 24:00 is 1440).
     """
 
+    __slots__ = ("weekdays", "date_from", "date_to", "start", "end")
     weekdays: frozenset[int] | None
     date_from: tuple[int | None, int | None, int | None] | None
     date_to: tuple[int, int, int] | None
     start: int
     end: int
 
+    def __init__(self, weekdays: frozenset[int] | None,
+                 date_from: tuple[int | None, int | None, int | None] | None,
+                 date_to: tuple[int, int, int] | None, start: int, end: int) -> None:
+        self._set(weekdays=weekdays, date_from=date_from, date_to=date_to, start=start, end=end)
 
-@dataclass(slots=True)
-class TimeSpec:
+
+class TimeSpec(Record):
     """A ``time NAME { … }`` block."""
 
-    name: str
-    elements: list[TimeElement]
-    pos: Pos
+    __slots__ = ("name", "elements", "pos")
+
+    def __init__(self, name: str, elements: list[TimeElement], pos: Pos) -> None:
+        self.name = name
+        self.elements = elements
+        self.pos = pos
 
     def active(self, when: _time.struct_time) -> bool:
         """Whether any element covers the local time ``when``."""
@@ -72,25 +86,30 @@ class TimeSpec:
         return is_active(self.elements, when)
 
 
-@dataclass(frozen=True, slots=True)
-class Restriction:
+class Restriction(FrozenRecord):
     """``within NAME`` or ``outside NAME``: when a block applies."""
 
+    __slots__ = ("kind", "time")
     kind: str  # WITHIN or OUTSIDE
     time: str  # name of a TimeSpec in Config.times
 
+    def __init__(self, kind: str, time: str) -> None:
+        self._set(kind=kind, time=time)
 
-@dataclass(frozen=True, slots=True)
-class LogSpec:
+
+class LogSpec(FrozenRecord):
     """``log|logfile [anonymous] [verbose] FILE``; path already resolved against logdir."""
 
+    __slots__ = ("path", "anonymous", "verbose")
     path: str
-    anonymous: bool = False
-    verbose: bool = False
+    anonymous: bool
+    verbose: bool
+
+    def __init__(self, path: str, anonymous: bool = False, verbose: bool = False) -> None:
+        self._set(path=path, anonymous=anonymous, verbose=verbose)
 
 
-@dataclass(frozen=True, slots=True)
-class IPEntry:
+class IPEntry(FrozenRecord):
     """One client-address entry of a source.
 
     ``kind`` "mask": matches when ``addr & b == a`` (CIDR is stored masked;
@@ -98,26 +117,37 @@ class IPEntry:
     "range": matches when ``a <= addr <= b``.  ``version`` is 4 or 6.
     """
 
+    __slots__ = ("kind", "a", "b", "version")
     kind: str
     a: int
     b: int
-    version: int = 4
+    version: int
+
+    def __init__(self, kind: str, a: int, b: int, version: int = 4) -> None:
+        self._set(kind=kind, a=a, b=b, version=version)
 
 
-@dataclass(slots=True)
-class Source:
+class Source(Record):
     """A ``src|source NAME { … }`` block.  Kinds are AND-ed, values OR-ed."""
 
-    name: str
-    pos: Pos
-    ips: list[IPEntry] = field(default_factory=list)  # from ip lines and iplist files
-    has_ip: bool = False  # ips is not empty (an empty or unreadable iplist adds nothing)
-    domains: list[str] = field(default_factory=list)  # client FQDN suffixes, as written
-    users: set[str] = field(default_factory=set)  # lower-cased, from user and userlist
-    has_user: bool = False  # a user or userlist line was written
-    restriction: Restriction | None = None
-    log: LogSpec | None = None
-    cont: bool = False  # the ``continue`` keyword
+    __slots__ = ("name", "pos", "ips", "has_ip", "domains", "users", "has_user", "restriction",
+                 "log", "cont")
+
+    def __init__(self, name: str, pos: Pos, ips: list[IPEntry] | None = None,
+                 has_ip: bool = False, domains: list[str] | None = None,
+                 users: set[str] | None = None, has_user: bool = False,
+                 restriction: Restriction | None = None, log: LogSpec | None = None,
+                 cont: bool = False) -> None:
+        self.name = name
+        self.pos = pos
+        self.ips: list[IPEntry] = [] if ips is None else ips  # from ip lines and iplist files
+        self.has_ip = has_ip  # ips is not empty (an empty or unreadable iplist adds nothing)
+        self.domains: list[str] = [] if domains is None else domains  # client FQDN suffixes
+        self.users: set[str] = set() if users is None else users  # lower-cased: user, userlist
+        self.has_user = has_user  # a user or userlist line was written
+        self.restriction = restriction
+        self.log = log
+        self.cont = cont  # the ``continue`` keyword
 
     @property
     def has_content(self) -> bool:
@@ -125,40 +155,52 @@ class Source:
         return self.has_ip or bool(self.domains) or self.has_user
 
 
-@dataclass(frozen=True, slots=True)
-class RewriteRule:
+class RewriteRule(FrozenRecord):
     """``s@REGEX@REPLACEMENT@FLAGS`` (escapes ``\\@``/``\\}`` already undone)."""
 
+    __slots__ = ("pattern", "replacement", "flags", "pos")
     pattern: str
     replacement: str
     flags: str  # any of "girR"
     pos: Pos
 
+    def __init__(self, pattern: str, replacement: str, flags: str, pos: Pos) -> None:
+        self._set(pattern=pattern, replacement=replacement, flags=flags, pos=pos)
 
-@dataclass(slots=True)
-class Rewrite:
+
+class Rewrite(Record):
     """A ``rew|rewrite NAME { … }`` block."""
 
-    name: str
-    pos: Pos
-    rules: list[RewriteRule] = field(default_factory=list)
-    restriction: Restriction | None = None  # parsed, not enforced (as squidGuard)
-    log: LogSpec | None = None
+    __slots__ = ("name", "pos", "rules", "restriction", "log")
+
+    def __init__(self, name: str, pos: Pos, rules: list[RewriteRule] | None = None,
+                 restriction: Restriction | None = None, log: LogSpec | None = None) -> None:
+        self.name = name
+        self.pos = pos
+        self.rules: list[RewriteRule] = [] if rules is None else rules
+        self.restriction = restriction  # parsed, not enforced (as squidGuard)
+        self.log = log
 
 
-@dataclass(slots=True)
-class Dest:
+class Dest(Record):
     """A ``dest|destination NAME { … }`` block.  List paths are absolute."""
 
-    name: str
-    pos: Pos
-    domainlist: str | None = None
-    urllist: str | None = None
-    expressionlist: str | None = None
-    redirect: str | None = None
-    rewrite: str | None = None  # name of a Rewrite
-    restriction: Restriction | None = None
-    log: LogSpec | None = None
+    __slots__ = ("name", "pos", "domainlist", "urllist", "expressionlist", "redirect", "rewrite",
+                 "restriction", "log")
+
+    def __init__(self, name: str, pos: Pos, domainlist: str | None = None,
+                 urllist: str | None = None, expressionlist: str | None = None,
+                 redirect: str | None = None, rewrite: str | None = None,
+                 restriction: Restriction | None = None, log: LogSpec | None = None) -> None:
+        self.name = name
+        self.pos = pos
+        self.domainlist = domainlist
+        self.urllist = urllist
+        self.expressionlist = expressionlist
+        self.redirect = redirect
+        self.rewrite = rewrite  # name of a Rewrite
+        self.restriction = restriction
+        self.log = log
 
     @property
     def has_content(self) -> bool:
@@ -167,66 +209,91 @@ class Dest:
                     or self.rewrite)
 
 
-@dataclass(frozen=True, slots=True)
-class PassItem:
+class PassItem(FrozenRecord):
     """One word of a ``pass`` list: a dest name, or all/any/none/in-addr."""
 
+    __slots__ = ("word", "negate")
     word: str  # dest name, "all" (any is stored as "all"), "none", "in-addr", "dnsbl:…"
-    negate: bool = False  # written with "!"
+    negate: bool  # written with "!"
+
+    def __init__(self, word: str, negate: bool = False) -> None:
+        self._set(word=word, negate=negate)
 
 
-@dataclass(slots=True)
-class AclBranch:
+class AclBranch(Record):
     """The content of one ``{ … }`` in the acl block."""
 
-    pos: Pos
-    passes: list[PassItem] | None = None  # None: no pass line (inherit default's)
-    redirect: str | None = None  # "default" means default's redirect
-    rewrite: str | None = None  # rewrite name, or "none"
-    log: LogSpec | None = None  # only honoured in default
+    __slots__ = ("pos", "passes", "redirect", "rewrite", "log")
+
+    def __init__(self, pos: Pos, passes: list[PassItem] | None = None,
+                 redirect: str | None = None, rewrite: str | None = None,
+                 log: LogSpec | None = None) -> None:
+        self.pos = pos
+        self.passes = passes  # None: no pass line (inherit default's)
+        self.redirect = redirect  # "default" means default's redirect
+        self.rewrite = rewrite  # rewrite name, or "none"
+        self.log = log  # only honoured in default
 
 
-@dataclass(slots=True)
-class Acl:
+class Acl(Record):
     """``NAME [within|outside TIME] { … } [else { … }]`` in the acl block."""
 
-    source: str  # a Source name, or "default"
-    branch: AclBranch
-    restriction: Restriction | None = None
-    other: AclBranch | None = None  # the else branch
+    __slots__ = ("source", "branch", "restriction", "other")
+
+    def __init__(self, source: str, branch: AclBranch, restriction: Restriction | None = None,
+                 other: AclBranch | None = None) -> None:
+        self.source = source  # a Source name, or "default"
+        self.branch = branch
+        self.restriction = restriction
+        self.other = other  # the else branch
 
 
-@dataclass(frozen=True, slots=True)
-class WelcomeConfig:
+class WelcomeConfig(FrozenRecord):
     """Our ``welcome { … }`` extension block (see docs/config.md)."""
 
+    __slots__ = ("redirect", "pos", "key", "capacity", "error", "state", "window", "status",
+                 "exempt_hosts", "log")
     redirect: str
     pos: Pos
-    key: str = "ip"  # "ip" or "user"
-    capacity: int = 1_000_000
-    error: float = 0.001
-    state: str = ""  # absolute path; the parser fills in dbhome/welcome.bloom
-    window: float | None = None  # seconds
-    status: int = 302
-    exempt_hosts: frozenset[str] = frozenset()  # lower-case host names, the redirect's own included
-    log: LogSpec | None = None
+    key: str  # "ip" or "user"
+    capacity: int
+    error: float
+    state: str  # absolute path; the parser fills in dbhome/welcome.bloom
+    window: float | None  # seconds
+    status: int
+    exempt_hosts: frozenset[str]  # lower-case host names, the redirect's own included
+    log: LogSpec | None
+
+    def __init__(self, redirect: str, pos: Pos, key: str = "ip", capacity: int = 1_000_000,
+                 error: float = 0.001, state: str = "", window: float | None = None,
+                 status: int = 302, exempt_hosts: frozenset[str] = frozenset(),
+                 log: LogSpec | None = None) -> None:
+        self._set(redirect=redirect, pos=pos, key=key, capacity=capacity, error=error,
+                  state=state, window=window, status=status, exempt_hosts=exempt_hosts, log=log)
 
 
-@dataclass(slots=True)
-class Config:
+class Config(Record):
     """A whole configuration, as read from ``path``."""
 
-    path: str
-    dbhome: str
-    logdir: str
-    times: dict[str, TimeSpec] = field(default_factory=dict)
-    sources: list[Source] = field(default_factory=list)  # file order matters
-    dests: dict[str, Dest] = field(default_factory=dict)
-    rewrites: dict[str, Rewrite] = field(default_factory=dict)
-    acls: list[Acl] = field(default_factory=list)  # file order, default included
-    welcome: WelcomeConfig | None = None
-    emergency: str | None = None  # our "emergency pass|block URL" setting, as written
-    warnings: list[Diagnostic] = field(default_factory=list)
+    __slots__ = ("path", "dbhome", "logdir", "times", "sources", "dests", "rewrites", "acls",
+                 "welcome", "emergency", "warnings")
+
+    def __init__(self, path: str, dbhome: str, logdir: str,
+                 times: dict[str, TimeSpec] | None = None, sources: list[Source] | None = None,
+                 dests: dict[str, Dest] | None = None, rewrites: dict[str, Rewrite] | None = None,
+                 acls: list[Acl] | None = None, welcome: WelcomeConfig | None = None,
+                 emergency: str | None = None, warnings: list[Diagnostic] | None = None) -> None:
+        self.path = path
+        self.dbhome = dbhome
+        self.logdir = logdir
+        self.times: dict[str, TimeSpec] = {} if times is None else times
+        self.sources: list[Source] = [] if sources is None else sources  # file order matters
+        self.dests: dict[str, Dest] = {} if dests is None else dests
+        self.rewrites: dict[str, Rewrite] = {} if rewrites is None else rewrites
+        self.acls: list[Acl] = [] if acls is None else acls  # file order, default included
+        self.welcome = welcome
+        self.emergency = emergency  # our "emergency pass|block URL" setting, as written
+        self.warnings: list[Diagnostic] = [] if warnings is None else warnings
 
     @property
     def default_acl(self) -> Acl:

@@ -11,7 +11,6 @@ names are checked afterwards, by :mod:`squidguard_bloom.config.resolve`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from squidguard_bloom.config import timespec
 from squidguard_bloom.config.addresses import parse_ip, split_ip_words
@@ -42,6 +41,7 @@ from squidguard_bloom.config.model import (
     TimeSpec,
 )
 from squidguard_bloom.config.words import NAME, name_problem, redirect_problem
+from squidguard_bloom.records import Record
 
 #: squidGuard keywords we read and ignore, each use giving a warning.
 IGNORED_TOP = frozenset({
@@ -56,24 +56,29 @@ WELCOME_KEYS = ("redirect", "key", "capacity", "error", "state", "window", "stat
                 "exempt", "log", "logfile")
 
 
-@dataclass(slots=True)
-class Ref:
+class Ref(Record):
     """A use of a name, checked once the whole file is read."""
 
-    kind: str  # "time", "src", "dest" or "rewrite"
-    name: str
-    tok: Token
-    defined_before: bool  # squidGuard has no forward references
+    __slots__ = ("kind", "name", "tok", "defined_before")
+
+    def __init__(self, kind: str, name: str, tok: Token, defined_before: bool) -> None:
+        self.kind = kind  # "time", "src", "dest" or "rewrite"
+        self.name = name
+        self.tok = tok
+        self.defined_before = defined_before  # squidGuard has no forward references
 
 
-@dataclass(slots=True)
-class FileRef:
+class FileRef(Record):
     """A file named in the configuration, read or checked afterwards."""
 
-    owner: object  # Dest, Source, or the thing a log belongs to
-    kind: str  # domainlist/urllist/expressionlist, iplist/userlist, or log
-    tok: Token  # the path as written
-    flags: frozenset[str] = frozenset()  # anonymous/verbose for logs
+    __slots__ = ("owner", "kind", "tok", "flags")
+
+    def __init__(self, owner: object, kind: str, tok: Token,
+                 flags: frozenset[str] = frozenset()) -> None:
+        self.owner = owner  # Dest, Source, or the thing a log belongs to
+        self.kind = kind  # domainlist/urllist/expressionlist, iplist/userlist, or log
+        self.tok = tok  # the path as written
+        self.flags = flags  # anonymous/verbose for logs
 
 
 def _one(args: list[Token]) -> Token | None:

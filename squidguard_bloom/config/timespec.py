@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
 
 from squidguard_bloom.config.model import TimeElement
+from squidguard_bloom.records import FrozenRecord
 
 _LETTERS = {"m": 0, "t": 1, "w": 2, "h": 3, "f": 4, "a": 5, "s": 6}
 _FULL = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -49,12 +49,15 @@ class TimeSyntaxError(ValueError):
         self.found = found
 
 
-@dataclass(frozen=True, slots=True)
-class _Joined:
+class _Joined(FrozenRecord):
     """Words joined by one blank, with the offset where each starts."""
 
+    __slots__ = ("text", "starts")
     text: str
     starts: tuple[int, ...]
+
+    def __init__(self, text: str, starts: tuple[int, ...]) -> None:
+        self._set(text=text, starts=starts)
 
     @classmethod
     def of(cls, words: list[str]) -> _Joined:
