@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -174,15 +172,17 @@ def _main_log(rt: Runtime, message: str) -> None:
 
 def run(options: Options) -> int:
     """Serve Squid's requests on stdin/stdout until EOF; the exit status."""
-    tmp = None
-    if options.example:
-        tmp = options.workdir = tempfile.mkdtemp(prefix="squidguard-bloom-example-")
-        options.debug = True
+    if not options.example:
+        return _run(options)
+    import shutil  # noqa: PLC0415 - only --example needs these, not a helper's start
+    import tempfile  # noqa: PLC0415
+
+    tmp = options.workdir = tempfile.mkdtemp(prefix="squidguard-bloom-example-")
+    options.debug = True
     try:
         return _run(options)
     finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _run(options: Options) -> int:
