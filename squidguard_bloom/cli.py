@@ -5,16 +5,22 @@
                      [--example] [--check] [--no-fast-path]
 
 Exit codes follow squidGuard: 0 normal, 1 usage, 4 fatal error with -P.
+
+Squid starts this for every helper child and waits for it, so the flags are
+read by a getopt-style loop of a few lines rather than argparse (which,
+with the gettext and locale lookups it brings, costs a few milliseconds of
+every start).  Short flags combine (``-dP``) and take their value attached
+or as the next word (``-cFILE``, ``-c FILE``), as squidGuard's getopt(3)
+does; long options take ``--name=VALUE`` or ``--name VALUE`` and may be
+shortened to any unambiguous prefix.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from squidguard_bloom import __version__
 
@@ -47,31 +53,104 @@ Options:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"squidguard-bloom: {message}\n" + USAGE % DEFAULT_CONFIG)
-        raise SystemExit(EXIT_USAGE)
+REPLY_STYLES = ("squid34", "legacy")
+#: One-letter flags that take a value, and those that do not: letter -> Args field.
+SHORT_VALUES = {"c": "config", "C": "compile", "t": "start_time"}
+SHORT_FLAGS = {"d": "debug", "u": "update", "b": "progress", "P": "passthrough",
+               "v": "version", "h": "help", "?": "help"}
+#: Long options: name -> (Args field, what a flag stores there, or None: takes a value).
+LONG: dict[str, tuple[str, bool | None]] = {
+    "help": ("help", True), "explain": ("explain", True), "emergency": ("emergency", None),
+    "reply-style": ("reply_style", None), "example": ("example", True),
+    "check": ("check", True), "no-fast-path": ("fast_path", False),
+}
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """squidGuard-compatible flags plus our long options."""
-    p = _Parser(add_help=False, usage=argparse.SUPPRESS)
-    p.add_argument("-c", dest="config", default=None)
-    p.add_argument("-d", dest="debug", action="store_true")
-    p.add_argument("-C", dest="compile", default=None)
-    p.add_argument("-u", dest="update", action="store_true")
-    p.add_argument("-b", dest="progress", action="store_true")
-    p.add_argument("-P", dest="passthrough", action="store_true")
-    p.add_argument("-t", dest="start_time", default=None)
-    p.add_argument("-v", dest="version", action="store_true")
-    p.add_argument("-h", "-?", "--help", dest="help", action="store_true")
-    p.add_argument("--explain", action="store_true")
-    p.add_argument("--emergency", default=None)
-    p.add_argument("--reply-style", choices=("squid34", "legacy"), default="squid34")
-    p.add_argument("--example", action="store_true")
-    p.add_argument("--check", action="store_true")
-    p.add_argument("--no-fast-path", dest="fast_path", action="store_false")
-    return p.parse_args(argv)
+class Args:
+    """The command line, read: one field per flag."""
+
+    __slots__ = ("check", "compile", "config", "debug", "emergency", "example", "explain",
+                 "fast_path", "help", "passthrough", "progress", "reply_style", "start_time",
+                 "update", "version")
+
+    def __init__(self) -> None:
+        self.config: str | None = None
+        self.compile: str | None = None
+        self.start_time: str | None = None
+        self.emergency: str | None = None
+        self.reply_style = "squid34"
+        self.fast_path = True
+        self.debug = self.update = self.progress = self.passthrough = False
+        self.version = self.help = self.explain = self.example = self.check = False
+
+
+class UsageError(Exception):
+    """A command line that cannot be read (the message says why)."""
+
+
+def _long(args: Args, word: str, rest: list[str]) -> None:
+    given, eq, value = word[2:].partition("=")
+    names = [given] if given in LONG else [n for n in LONG if n.startswith(given)]
+    if not names:
+        raise UsageError(f"unknown option --{given}")
+    if len(names) > 1:
+        raise UsageError(f"ambiguous option --{given} (--{', --'.join(names)})")
+    name = names[0]
+    field, flag = LONG[name]
+    if flag is not None:
+        if eq:
+            raise UsageError(f"--{name} takes no value")
+        setattr(args, field, flag)
+        return
+    if not eq:
+        if not rest:
+            raise UsageError(f"--{name} needs a value")
+        value = rest.pop(0)
+    if field == "reply_style" and value not in REPLY_STYLES:
+        raise UsageError(f"--reply-style {value!r}: expected one of {', '.join(REPLY_STYLES)}")
+    setattr(args, field, value)
+
+
+def _short(args: Args, word: str, rest: list[str]) -> None:
+    for i, letter in enumerate(word[1:], 1):
+        if letter in SHORT_FLAGS:
+            setattr(args, SHORT_FLAGS[letter], True)
+            continue
+        if letter not in SHORT_VALUES:
+            raise UsageError(f"unknown option -{letter}")
+        value = word[i + 1 :]
+        if not value:
+            if not rest:
+                raise UsageError(f"option -{letter} needs a value")
+            value = rest.pop(0)
+        setattr(args, SHORT_VALUES[letter], value)
+        return
+
+
+def read_args(argv: Sequence[str]) -> Args:
+    """squidGuard-compatible flags plus our long options; UsageError if unreadable."""
+    args, rest = Args(), list(argv)
+    while rest:
+        word = rest.pop(0)
+        if word == "--":
+            if rest:
+                raise UsageError(f"unexpected argument {rest[0]!r}")
+        elif word.startswith("--"):
+            _long(args, word, rest)
+        elif word.startswith("-") and word != "-":
+            _short(args, word, rest)
+        else:
+            raise UsageError(f"unexpected argument {word!r}")
+    return args
+
+
+def parse_args(argv: Sequence[str] | None) -> Args:
+    """read_args of argv (default: sys.argv[1:]); on a usage error, say why and exit 1."""
+    try:
+        return read_args(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        sys.stderr.write(f"squidguard-bloom: {exc}\n" + USAGE % DEFAULT_CONFIG)
+        raise SystemExit(EXIT_USAGE) from None
 
 
 def clock_offset(start_time: str) -> float:
@@ -86,9 +165,10 @@ def clock_offset(start_time: str) -> float:
     raise ValueError(msg)
 
 
-def example_config() -> Path:
+def example_config() -> str:
     """The bundled example squidGuard.conf (its lists sit beside it)."""
-    return Path(__file__).resolve().parent / "defaults" / "squidGuard.conf"
+    here = os.path.dirname(os.path.realpath(__file__))
+    return os.path.join(here, "defaults", "squidGuard.conf")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() + offset))
         sys.stderr.write(f"squidguard-bloom: emulating date {stamp}\n")
-    config = args.config or (str(example_config()) if args.example else DEFAULT_CONFIG)
+    config = args.config or (example_config() if args.example else DEFAULT_CONFIG)
 
     # Imported here so that -h and -v work even if the engine cannot load.
     from squidguard_bloom import runtime  # noqa: PLC0415 - keep -h/-v independent of the engine

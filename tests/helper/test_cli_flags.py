@@ -1,0 +1,83 @@
+"""squidguard-bloom's command line: squidGuard's getopt flags and our long options."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from squidguard_bloom.cli import EXIT_USAGE, UsageError, parse_args, read_args
+
+
+def test_defaults() -> None:
+    """No flags: every option off, squid34 replies, the fast path on."""
+    a = read_args([])
+    assert (a.config, a.compile, a.start_time, a.emergency) == (None, None, None, None)
+    assert (a.reply_style, a.fast_path) == ("squid34", True)
+    assert not (a.debug or a.update or a.progress or a.passthrough or a.version or a.help
+                or a.explain or a.example or a.check)
+
+
+@pytest.mark.parametrize("argv", [
+    ["-c", "/x.conf", "-d", "-P"], ["-c/x.conf", "-dP"], ["-dPc", "/x.conf"], ["-dPc/x.conf"],
+])
+def test_short_flags_combine_and_take_values_like_getopt(argv: list[str]) -> None:
+    """-dP, -cFILE, -c FILE and -dPcFILE all read the same."""
+    a = read_args(argv)
+    assert (a.config, a.debug, a.passthrough) == ("/x.conf", True, True)
+
+
+def test_every_short_flag() -> None:
+    """squidGuard's letters, each to its field; -? is -h."""
+    a = read_args(["-C", "all", "-u", "-b", "-t", "2026-01-01T00:00:00", "-v", "-?"])
+    assert (a.compile, a.update, a.progress, a.start_time, a.version, a.help) == (
+        "all", True, True, "2026-01-01T00:00:00", True, True)
+    assert read_args(["-c", "-d"]).config == "-d"  # the next word is the value, as getopt takes it
+
+
+def test_long_options_with_values_flags_and_prefixes() -> None:
+    """--name=VALUE or --name VALUE; unambiguous prefixes; --no-fast-path clears fast_path."""
+    a = read_args(["--reply-style=legacy", "--emergency", "block:http://b/", "--expl",
+                   "--check", "--no-fast", "--help"])
+    assert (a.reply_style, a.emergency, a.explain, a.check, a.fast_path, a.help) == (
+        "legacy", "block:http://b/", True, True, False, True)
+    assert read_args(["--example"]).example
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["-x"], "unknown option -x"),
+    (["--bogus"], "unknown option --bogus"),
+    (["--ex"], "ambiguous option --ex (--explain, --example)"),
+    (["-c"], "option -c needs a value"),
+    (["--emergency"], "--emergency needs a value"),
+    (["--check=yes"], "--check takes no value"),
+    (["--reply-style", "squid26"], "--reply-style 'squid26': expected one of squid34, legacy"),
+    (["extra"], "unexpected argument 'extra'"),
+    (["-d", "--", "x"], "unexpected argument 'x'"),
+])
+def test_unreadable_command_lines_say_why(argv: list[str], message: str) -> None:
+    """Each kind of usage error has its own message."""
+    with pytest.raises(UsageError) as err:
+        read_args(argv)
+    assert str(err.value) == message
+
+
+def test_usage_error_prints_usage_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    """The message, then the usage text, on stderr; exit status 1 as squidGuard's."""
+    with pytest.raises(SystemExit) as done:
+        parse_args(["-x"])
+    assert done.value.code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("squidguard-bloom: unknown option -x\nUsage: squidguard-bloom")
+
+
+def test_helper_start_imports_no_argparse_and_no_writer() -> None:
+    """A start on up-to-date lists needs neither argparse nor the list writer."""
+    probe = ("import sys; from squidguard_bloom import cli; cli.parse_args(['-c', 'x']); "
+             "import squidguard_bloom.runtime, squidguard_bloom.policy; "
+             "print(sorted({'argparse', 'squidguard_bloom.lists.writer', 'shutil', 'tempfile'}"
+             " & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
