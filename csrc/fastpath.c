@@ -16,7 +16,9 @@ struct line {
     size_t urllen;
     const uint8_t *client;
     size_t clientlen;
+    const uint8_t *fqdn;
     size_t fqdnlen; /* 0: none, or written as "-..." */
+    const uint8_t *user;
     size_t userlen; /* 0: written as "-" */
     const uint8_t *method;
     size_t methodlen;
@@ -31,7 +33,15 @@ struct target {
     size_t hostlen; /* the host is furl[0 .. hostlen) */
 };
 
-enum outcome { ANSWER_PASS, TO_PYTHON, TO_WELCOME };
+enum outcome { ANSWER_PASS, ANSWER_BLOCK, TO_PYTHON, TO_WELCOME };
+
+/* What the pass-list scan found (policy._Verdict). */
+struct verdict {
+    const struct sgb_fp_branch *branch;
+    const struct sgb_fp_dest *dest; /* the dest that decided, or NULL */
+    const char *word;               /* the terminator that decided, when no dest did */
+    uint32_t name;                  /* span of the acl name (%s) */
+};
 
 static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 
@@ -91,11 +101,14 @@ static int split_line(const uint8_t *p, size_t n, struct line *L) {
     const uint8_t *slash = memchr(c, '/', clen);
     L->client = c;
     L->clientlen = slash ? (size_t)(slash - c) : clen;
+    L->fqdn = c;
     L->fqdnlen = 0;
     if (slash != NULL) {
         size_t flen = clen - L->clientlen - 1;
+        L->fqdn = slash + 1;
         if (flen > 0 && slash[1] != '-') L->fqdnlen = flen;
     }
+    L->user = tok[first + 2];
     L->userlen = (tlen[first + 2] == 1 && tok[first + 2][0] == '-') ? 0 : tlen[first + 2];
     L->method = tok[first + 3];
     L->methodlen = tlen[first + 3];
@@ -125,6 +138,12 @@ static int parse_v4(const uint8_t *s, size_t n, uint32_t *addr) {
 static int has_pair(const uint8_t *s, size_t n, uint8_t a, uint8_t b) {
     for (size_t i = 0; i + 1 < n; i++)
         if (s[i] == a && s[i + 1] == b) return 1;
+    return 0;
+}
+
+static int has_scheme(const uint8_t *u, size_t n) {
+    for (size_t i = 0; i + 2 < n; i++)
+        if (u[i] == ':' && u[i + 1] == '/' && u[i + 2] == '/') return 1;
     return 0;
 }
 
@@ -216,7 +235,17 @@ static int is_address_host(const struct target *t) {
     return is_digit((uint8_t)t->furl[t->hostlen - 1]); /* lists.lookup._is_address */
 }
 
-/* The dest's verdict on t: 1 listed, 0 not, -1 Python must look. */
+/* Whether the list record at off carries its own redirect (1), not (0), or is unreadable (-1). */
+static int entry_redirect(const uint8_t *base, uint64_t size, int64_t off) {
+    uint64_t key, value;
+    uint32_t keylen, valuelen;
+    if (sgb_record_parts(base, size, (uint64_t)off, &key, &keylen, &value, &valuelen) < 0)
+        return -1;
+    return valuelen > 0;
+}
+
+/* The dest's verdict on t: 1 listed, 2 listed by an entry with its own
+ * redirect, 0 not listed, -1 Python must look. */
 static int dest_lists(const struct sgb_fp_program *p, const struct sgb_fp_dest *d,
                       const struct target *t) {
     if (d->flags & SGB_FP_D_PYTHON) return -1;
@@ -224,11 +253,18 @@ static int dest_lists(const struct sgb_fp_program *p, const struct sgb_fp_dest *
         int64_t off = is_address_host(t)
                           ? sgb_list_find(d->domains, d->domains_size, t->furl, t->hostlen)
                           : sgb_domain_find(d->domains, d->domains_size, t->furl, t->hostlen);
-        if (off >= 0) return 1;
+        if (off >= 0) {
+            int r = entry_redirect(d->domains, d->domains_size, off);
+            return r < 0 ? -1 : 1 + r;
+        }
     }
     if (d->urls != NULL) {
-        if (sgb_url_find(d->urls, d->urls_size, t->surl, t->surllen) >= 0) return 1;
-        if (sgb_url_find(d->urls, d->urls_size, t->furl, t->furllen) >= 0) return 1;
+        int64_t off = sgb_url_find(d->urls, d->urls_size, t->surl, t->surllen);
+        if (off < 0) off = sgb_url_find(d->urls, d->urls_size, t->furl, t->furllen);
+        if (off >= 0) {
+            int r = entry_redirect(d->urls, d->urls_size, off);
+            return r < 0 ? -1 : 1 + r;
+        }
     }
     if (d->nliterals > 0 && literal_hit(p, d, t)) return -1;
     return 0;
@@ -236,8 +272,9 @@ static int dest_lists(const struct sgb_fp_program *p, const struct sgb_fp_dest *
 
 /* Source and acl branch of the client: branch index, or -1 for Python. */
 static int32_t find_branch(const struct sgb_fp_program *p, uint32_t addr, const struct line *L,
-                           uint32_t *src_flags) {
+                           uint32_t *src_flags, uint32_t *name) {
     *src_flags = 0;
+    *name = p->default_name;
     for (uint32_t i = 0; i < p->nrules; i++) {
         const struct sgb_fp_rule *r = &p->rules[i];
         int hit = r->kind == SGB_FP_ANY || (r->kind == SGB_FP_MASK && (addr & r->b) == r->a) ||
@@ -253,31 +290,36 @@ static int32_t find_branch(const struct sgb_fp_program *p, uint32_t addr, const 
             if (L->userlen > 0) return -1;
             if (!(s->flags & SGB_FP_SRC_EMPTY_USER)) continue;
         }
-        *src_flags = s->flags | 0x80000000u; /* a source matched */
+        *src_flags = s->flags;
+        *name = s->name;
         return s->branch;
     }
     return p->default_branch;
 }
 
-/* Decide one parsed line whose client is addr: ANSWER_PASS or TO_PYTHON. */
+/* Decide one parsed line whose client is addr: ANSWER_PASS, ANSWER_BLOCK (v
+ * says by what) or TO_PYTHON. */
 static enum outcome decide(const struct sgb_fp_program *p, const struct line *L, uint32_t addr,
-                           const struct target *t) {
+                           const struct target *t, struct verdict *v) {
     uint32_t sflags;
-    int32_t b = find_branch(p, addr, L, &sflags);
+    int32_t b = find_branch(p, addr, L, &sflags, &v->name);
     if (b < 0 || (uint32_t)b >= p->nbranches) return TO_PYTHON;
-    const struct sgb_fp_branch *br = &p->branches[b];
+    const struct sgb_fp_branch *br = v->branch = &p->branches[b];
     if (br->flags & SGB_FP_BR_PYTHON) return TO_PYTHON;
     if ((uint64_t)br->first + br->count > p->nitems) return TO_PYTHON;
-    int allow = 1;
+    int allow = 1, own_redirect = 0;
     const struct sgb_fp_dest *hit = NULL;
+    v->word = NULL;
     for (uint32_t j = 0; j < br->count; j++) {
         const struct sgb_fp_item *it = &p->items[br->first + j];
         if (it->kind == SGB_FP_ALL) {
             allow = !it->negate;
+            v->word = "all";
             break;
         }
         if (it->kind == SGB_FP_NONE) {
             allow = it->negate != 0;
+            v->word = "none";
             break;
         }
         if (it->kind != SGB_FP_DEST || it->dest >= p->ndests) return TO_PYTHON;
@@ -286,20 +328,193 @@ static enum outcome decide(const struct sgb_fp_program *p, const struct line *L,
         if (listed < 0) return TO_PYTHON;
         if (listed) {
             allow = !it->negate;
+            own_redirect = listed == 2;
             hit = d;
             break;
         }
     }
-    if (!allow || (br->flags & SGB_FP_BR_REWRITE)) return TO_PYTHON;
-    /* policy.Engine._log_spec: does this pass write a log line? */
-    int verbose;
-    if (hit == NULL && (p->flags & SGB_FP_DEFAULT_LOG))
+    v->dest = hit;
+    /* policy.Engine._log_spec: is there a log line to write? */
+    int logs, verbose;
+    if (hit == NULL && (p->flags & SGB_FP_DEFAULT_LOG)) {
+        logs = 1;
         verbose = (p->flags & SGB_FP_DEFAULT_VERBOSE) != 0;
-    else if (hit != NULL && (hit->flags & SGB_FP_D_LOG))
+    } else if (hit != NULL && (hit->flags & SGB_FP_D_LOG)) {
+        logs = 1;
         verbose = (hit->flags & SGB_FP_D_VERBOSE) != 0;
-    else
-        verbose = (sflags & SGB_FP_SRC_LOG) && (sflags & SGB_FP_SRC_VERBOSE);
-    return verbose ? TO_PYTHON : ANSWER_PASS;
+    } else {
+        logs = (sflags & SGB_FP_SRC_LOG) != 0;
+        verbose = logs && (sflags & SGB_FP_SRC_VERBOSE);
+    }
+    if (!allow) {
+        /* Blocks are answered here when they write no log and their redirect
+         * is known: not a list entry's own, not the result of a rewrite. */
+        if (logs || own_redirect) return TO_PYTHON;
+        if (hit != NULL && hit->redirect < 0 && (hit->flags & SGB_FP_D_REWRITE)) return TO_PYTHON;
+        if ((hit == NULL || hit->redirect < 0) && br->redirect < 0) return TO_PYTHON;
+        return ANSWER_BLOCK;
+    }
+    if ((br->flags & SGB_FP_BR_REWRITE) || verbose) return TO_PYTHON;
+    return ANSWER_PASS;
+}
+
+/* Bounded appends to the output buffer; a reply that does not fit is dropped. */
+struct writer {
+    uint8_t *p;
+    size_t n, cap;
+    int full;
+};
+
+static void put(struct writer *w, const void *s, size_t n) {
+    if (w->full || w->cap - w->n < n) {
+        w->full = 1;
+        return;
+    }
+    memcpy(w->p + w->n, s, n);
+    w->n += n;
+}
+
+static const char HEX[] = "0123456789ABCDEF";
+
+static void put_pct(struct writer *w, uint8_t c) {
+    uint8_t e[3] = {'%', (uint8_t)HEX[c >> 4], (uint8_t)HEX[c & 15]};
+    put(w, e, 3);
+}
+
+/* template.safe: bytes that could break a reply or a page are %-encoded. */
+static void put_safe(struct writer *w, const uint8_t *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\'' || c == '<' || c == '>' ||
+            c == '\\' || c == '`')
+            put_pct(w, c);
+        else
+            put(w, &c, 1);
+    }
+}
+
+/* protocol.quote's escaping of one byte of literal template text. */
+static void put_quoted(struct writer *w, uint8_t c) {
+    if (c == '"' || c == '\\') {
+        uint8_t e[2] = {'\\', c};
+        put(w, e, 2);
+    } else if (c < 0x20 || c == 0x7f) {
+        put_pct(w, c);
+    } else {
+        put(w, &c, 1);
+    }
+}
+
+static void put_span(struct writer *w, const struct sgb_fp_program *p, uint32_t i) {
+    if (!span_ok(p, i)) {
+        w->full = 1;
+        return;
+    }
+    put_safe(w, p->text + p->spans[2 * i], p->spans[2 * i + 1]);
+}
+
+/* template.expand's substitution of code c; 0, or -1 when C cannot (non-ASCII user). */
+static int put_code(struct writer *w, const struct sgb_fp_program *p, uint8_t c,
+                    const struct line *L, const struct verdict *v) {
+    const uint8_t *url = L->url;
+    size_t n = L->urllen;
+    switch (c) {
+    case 'a':
+        put_safe(w, L->client, L->clientlen);
+        return 0;
+    case 'n':
+        put_safe(w, L->fqdn, L->fqdnlen);
+        return 0;
+    case 'q':
+        put(w, "noquota", 7);
+        put_safe(w, L->fqdn, L->fqdnlen);
+        return 0;
+    case 'i':
+        for (size_t i = 0; i < L->userlen; i++) {
+            uint8_t u = lower(L->user[i]);
+            if (u >= 0x80) return -1;
+            put_safe(w, &u, 1);
+        }
+        return 0;
+    case 's':
+        put_span(w, p, v->name);
+        return 0;
+    case 't':
+        if (v->dest != NULL)
+            put_span(w, p, v->dest->name);
+        else
+            put_safe(w, (const uint8_t *)v->word, strlen(v->word));
+        return 0;
+    case 'u':
+        put_safe(w, url, n < 2048 ? n : 2048);
+        return 0;
+    case 'p': {
+        const uint8_t *start = NULL;
+        for (size_t i = 0; i + 1 < n; i++) {
+            if (url[i] == '/' && url[i + 1] == '/') {
+                start = url + i + 2;
+                break;
+            }
+        }
+        if (start == NULL) return 0;
+        const uint8_t *slash = memchr(start, '/', (size_t)(url + n - start));
+        if (slash != NULL) put_safe(w, slash + 1, (size_t)(url + n - slash - 1));
+        return 0;
+    }
+    case 'f': {
+        size_t i = n;
+        while (i > 0 && url[i - 1] != '/') i--;
+        put_safe(w, url + i, n - i);
+        return 0;
+    }
+    default:
+        return 1; /* not a code: stays literal */
+    }
+}
+
+/* The reply to a block (helper.respond over template.expand); 0, or -1 to fall back. */
+static int put_block(struct writer *w, const struct sgb_fp_program *p, const struct line *L,
+                     const struct verdict *v) {
+    int32_t ti = (v->dest != NULL && v->dest->redirect >= 0) ? v->dest->redirect
+                                                              : v->branch->redirect;
+    if (ti < 0 || (uint32_t)ti >= p->ntemplates) return -1;
+    const struct sgb_fp_template *tp = &p->templates[ti];
+    if (!span_ok(p, tp->span)) return -1;
+    const uint8_t *s = p->text + p->spans[2 * tp->span];
+    size_t n = p->spans[2 * tp->span + 1];
+    if (L->chan != NULL) {
+        put(w, L->chan, L->chanlen);
+        put(w, " ", 1);
+    }
+    int connect = L->methodlen == 7 && memcmp(L->method, "CONNECT", 7) == 0;
+    if (tp->status != 0 || connect || !has_scheme(L->url, L->urllen)) {
+        char num[16];
+        size_t k = 0;
+        uint32_t st = tp->status ? tp->status : 302;
+        do num[sizeof num - 1 - k++] = (char)('0' + st % 10); while ((st /= 10) && k < 10);
+        put(w, "OK status=", 10);
+        put(w, num + sizeof num - k, k);
+        put(w, " url=\"", 6);
+    } else {
+        put(w, "OK rewrite-url=\"", 16);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%' && i + 1 < n) {
+            int r = put_code(w, p, s[i + 1], L, v);
+            if (r < 0) return -1;
+            if (r == 0) {
+                i++;
+                continue;
+            }
+            put_quoted(w, s[i]);
+            put_quoted(w, s[i + 1]);
+            i++;
+            continue;
+        }
+        put_quoted(w, s[i]);
+    }
+    put(w, "\"\n", 2);
+    return w->full ? -1 : 0;
 }
 
 static int ieq(const uint8_t *s, size_t n, const char *word) {
@@ -368,9 +583,19 @@ int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *text, size_t
         uint32_t addr = 0;
         int haskey = 0;
         enum outcome what = TO_PYTHON;
+        struct verdict v;
         if (split_line(p, n, &L) == 0 && parse_v4(L.client, L.clientlen, &addr) == 0) {
             haskey = 1;
-            if (parse_url(L.url, L.urllen, &t) == 0) what = decide(prog, &L, addr, &t);
+            if (parse_url(L.url, L.urllen, &t) == 0) what = decide(prog, &L, addr, &t, &v);
+        }
+        if (what == ANSWER_BLOCK) {
+            struct writer w = {out, o, outcap, 0};
+            if (put_block(&w, prog, &L, &v) == 0) {
+                o = w.n;
+                p = nl ? nl + 1 : end;
+                continue;
+            }
+            what = TO_PYTHON;
         }
         if (what == ANSWER_PASS && seen != NULL && !exempt(prog, &t)) {
             int m = welcome_method(&L);

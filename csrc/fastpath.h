@@ -6,8 +6,8 @@
  * the loaded configuration (policy.Engine.fast_plan) whenever the config is
  * (re)loaded or the set of active time blocks changes, and hands each batch
  * of request lines to sgb_fp_batch.  For each line the C code either writes
- * the reply (the "ERR" of a pass, with the channel-ID echoed) or records the
- * line as a fallback, to be answered by the Python engine and spliced into
+ * the reply (a pass's "ERR" or a block's redirect, with the channel-ID
+ * echoed) or records the line as a fallback, to be answered by the Python engine and spliced into
  * the output at the recorded offset.  So order and channel-IDs stay exact
  * whatever the mix.
  *
@@ -23,9 +23,11 @@
  *           at most SGB_FP_MAX_URL bytes;
  *   policy  the source is found by the client address alone (rules), the
  *           pass list is scanned over compiled domain and url lists and the
- *           expression prefilter; only passes are answered here: blocks,
- *           rewrites, verbose logs and anything the program marks for Python
- *           fall back.
+ *           expression prefilter; passes are answered with "ERR", blocks
+ *           with the redirect template of the dest or the acl expanded as
+ *           template.expand does; blocks that log, list entries with their
+ *           own redirect, dest rewrites, rewrites of allowed requests,
+ *           verbose logs and anything the program marks for Python fall back.
  *
  * Expressions run only in Python (RE2): for each expression the program
  * holds literal strings of which at least one occurs (lower-cased) in any
@@ -81,6 +83,7 @@
 #define SGB_FP_D_PYTHON 1  /* lists C cannot read: a line that reaches it goes to Python */
 #define SGB_FP_D_LOG 2     /* has its own log spec */
 #define SGB_FP_D_VERBOSE 4 /* ... that logs passes */
+#define SGB_FP_D_REWRITE 8 /* has a rewrite: a block without a dest redirect -> Python */
 
 /* program flags */
 #define SGB_FP_DEFAULT_LOG 1     /* the default acl has a log spec */
@@ -100,6 +103,7 @@ struct sgb_fp_rule {
 struct sgb_fp_source {
     uint32_t flags;  /* SGB_FP_SRC_* */
     int32_t branch;  /* index into branches, -1: its lines go to Python */
+    uint32_t name;   /* span of its acl's name (%s), "default" without an acl */
 };
 
 struct sgb_fp_item {
@@ -109,9 +113,17 @@ struct sgb_fp_item {
 };
 
 struct sgb_fp_branch {
-    uint32_t flags;  /* SGB_FP_BR_* */
-    uint32_t first;  /* its pass list: items[first .. first + count) */
+    uint32_t flags;   /* SGB_FP_BR_* */
+    uint32_t first;   /* its pass list: items[first .. first + count) */
     uint32_t count;
+    int32_t redirect; /* template of its blocks (its own, else default's), -1: none */
+};
+
+/* A redirect template, its "NNN:" prefix already read (status 0: none,
+ * answered as rewrite-url unless the request is a CONNECT). */
+struct sgb_fp_template {
+    uint32_t status;
+    uint32_t span;   /* the rest: text with squidGuard's % codes */
 };
 
 struct sgb_fp_dest {
@@ -122,6 +134,8 @@ struct sgb_fp_dest {
     uint32_t flags;         /* SGB_FP_D_* */
     uint32_t first_literal; /* expression prefilter: spans[first .. first + count) */
     uint32_t nliterals;
+    uint32_t name;          /* span of its name (%t) */
+    int32_t redirect;       /* its redirect template, -1: none */
 };
 
 struct sgb_fp_program {
@@ -139,7 +153,10 @@ struct sgb_fp_program {
     uint64_t text_size;
     const uint32_t *spans;  /* nspans (offset, length) pairs into text */
     uint32_t nspans;
+    const struct sgb_fp_template *templates;
+    uint32_t ntemplates;
     int32_t default_branch; /* the branch of clients no source matches */
+    uint32_t default_name;  /* span of "default" (%s when no source matched) */
     uint32_t flags;         /* SGB_FP_DEFAULT_LOG ... */
     sgb_bloom *welcome;     /* welcome filter (current generation), or NULL */
     const sgb_bloom *welcome_previous; /* previous generation, or NULL */
@@ -155,8 +172,9 @@ struct sgb_fp_fallback {
 
 /*
  * Answer the nlines lines in in[0..len), separated by '\n' (the last one
- * without).  Replies go to out (outcap >= len + 5 * nlines always suffices),
- * each fallback line to rest (room for nlines entries) in line order;
+ * without).  Replies go to out (a line whose reply does not fit in outcap
+ * falls back; len + 5 * nlines always holds every pass), each fallback line
+ * to rest (room for nlines entries) in line order;
  * *nrest gets their number.  scratch (nscratch entries, a power of two
  * >= 2 * nlines, or NULL/0 without a welcome filter) holds the batch's
  * fallback keys.  Returns the number of bytes written to out, or -1 when

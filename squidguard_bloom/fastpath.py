@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from squidguard_bloom import _bloom  # noqa: TID251 - this module is the fast path's wrapper
 from squidguard_bloom.lists import compiled
 from squidguard_bloom.lists.literals import required_literals
+from squidguard_bloom.template import split_status
 
 if TYPE_CHECKING:
     from squidguard_bloom.policy import Engine, FastPlan
@@ -49,21 +50,31 @@ def _log_flags(spec: object, has: int, verbose: int) -> int:
 
 
 class _Text:
-    """The program's byte strings (literals, exempt hosts) and their (offset, length) spans."""
+    """The program's byte strings and redirect templates, by index."""
 
     def __init__(self) -> None:
         self.data = bytearray()
-        self.spans: list[int] = []
+        self.spans: list[int] = []  # (offset, length) pairs into data
+        self.templates: list[tuple[int, int]] = []  # (status or 0, span of the rest)
 
     def __len__(self) -> int:
         return len(self.spans) // 2
 
-    def add(self, raw: bytes) -> None:
+    def add(self, text: str) -> int:
+        raw = text.encode("utf-8", "surrogateescape")
         self.spans.extend((len(self.data), len(raw)))
         self.data.extend(raw)
+        return len(self) - 1
+
+    def template(self, text: str | None) -> int:
+        if text is None:
+            return -1
+        status, rest = split_status(text)
+        self.templates.append((status or 0, self.add(rest)))
+        return len(self.templates) - 1
 
 
-def _rules(plan: FastPlan) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+def _rules(plan: FastPlan, text: _Text) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
     """(rules, sources): each source's address tests in file order, and its flags."""
     rules: list[tuple[int, ...]] = []
     sources: list[tuple[int, ...]] = []
@@ -72,7 +83,7 @@ def _rules(plan: FastPlan) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]
                  | (_lib.SGB_FP_SRC_USER if s.user else 0)
                  | (_lib.SGB_FP_SRC_EMPTY_USER if s.empty_user else 0)
                  | _log_flags(s.log, _lib.SGB_FP_SRC_LOG, _lib.SGB_FP_SRC_VERBOSE))
-        sources.append((flags, s.branch))
+        sources.append((flags, s.branch, text.add(s.acl_name)))
         if s.ips is None:
             rules.append((_lib.SGB_FP_ANY, 0, 0, i))
         else:
@@ -82,26 +93,30 @@ def _rules(plan: FastPlan) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]
     return rules, sources
 
 
-def _branches(plan: FastPlan) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+def _branches(plan: FastPlan, text: _Text) -> tuple[list[tuple[int, ...]],
+                                                    list[tuple[int, ...]]]:
     """(branches, items): each branch's flags and its slice of the pass-list items."""
     kinds = {"dest": _lib.SGB_FP_DEST, "all": _lib.SGB_FP_ALL, "none": _lib.SGB_FP_NONE}
     branches: list[tuple[int, ...]] = []
     items: list[tuple[int, ...]] = []
     for b in plan.branches:
         flags = _lib.SGB_FP_BR_REWRITE if b.rewrite else 0
+        redirect = text.template(b.redirect)
         if b.passes is None:
-            branches.append((flags | _lib.SGB_FP_BR_PYTHON, 0, 0))
+            branches.append((flags | _lib.SGB_FP_BR_PYTHON, 0, 0, redirect))
             continue
-        branches.append((flags, len(items), len(b.passes)))
+        branches.append((flags, len(items), len(b.passes), redirect))
         items.extend((kinds[word], int(negate), max(dest, 0)) for word, negate, dest in b.passes)
     return branches, items
 
 
 def _dests(plan: FastPlan, text: _Text) -> list[tuple[Any, ...]]:
-    """Each dest's mapped lists, flags and expression prefilter literals (added to text)."""
+    """Each dest's mapped lists, flags, prefilter literals, name and redirect."""
     dests: list[tuple[Any, ...]] = []
     for d in plan.dests:
         flags = _log_flags(d.log, _lib.SGB_FP_D_LOG, _lib.SGB_FP_D_VERBOSE)
+        if d.rewrite is not None:
+            flags |= _lib.SGB_FP_D_REWRITE
         domains = _mapped(d.domains, compiled.CompiledDomainList)
         urls = _mapped(d.urls, compiled.CompiledUrlList)
         if (d.domains is not None and domains is None) or (d.urls is not None and urls is None):
@@ -114,10 +129,12 @@ def _dests(plan: FastPlan, text: _Text) -> list[tuple[Any, ...]]:
                 flags |= _lib.SGB_FP_D_PYTHON
             else:
                 for lit in sorted({x for lits in found for x in lits or ()}):
-                    text.add(lit.encode("ascii"))
+                    text.add(lit)
+        nlit = len(text) - first
         dom_buf, dom_size = domains if domains is not None else (_ffi.NULL, 0)
         url_buf, url_size = urls if urls is not None else (_ffi.NULL, 0)
-        dests.append((dom_buf, dom_size, url_buf, url_size, flags, first, len(text) - first))
+        dests.append((dom_buf, dom_size, url_buf, url_size, flags, first, nlit,
+                      text.add(d.name), text.template(d.redirect or None)))
     return dests
 
 
@@ -129,34 +146,39 @@ class _Program:
     def __init__(self, plan: FastPlan, welcome: Welcome | None) -> None:
         self.keep: list[Any] = []
         text = _Text()
-        rules, sources = _rules(plan)
-        branches, items = _branches(plan)
+        rules, sources = _rules(plan, text)
+        branches, items = _branches(plan, text)
         dests = _dests(plan, text)
         flags = _log_flags(plan.default_log, _lib.SGB_FP_DEFAULT_LOG, _lib.SGB_FP_DEFAULT_VERBOSE)
+        default_name = text.add("default")
         first_exempt = len(text)
         if welcome is not None:
             if welcome.by_user:
                 flags |= _lib.SGB_FP_WELCOME_BY_USER
             for host in sorted(welcome.settings.exempt_hosts):
-                text.add(host.encode("utf-8", "surrogateescape"))
+                text.add(host)
         p = self.ptr = self._new("struct sgb_fp_program *")
         p.rules = self._array("struct sgb_fp_rule", rules, ("kind", "a", "b", "source"))
         p.nrules = len(rules)
-        p.sources = self._array("struct sgb_fp_source", sources, ("flags", "branch"))
+        p.sources = self._array("struct sgb_fp_source", sources, ("flags", "branch", "name"))
         p.nsources = len(sources)
-        p.branches = self._array("struct sgb_fp_branch", branches, ("flags", "first", "count"))
+        p.branches = self._array("struct sgb_fp_branch", branches,
+                                 ("flags", "first", "count", "redirect"))
         p.nbranches = len(branches)
         p.items = self._array("struct sgb_fp_item", items, ("kind", "negate", "dest"))
         p.nitems = len(items)
         p.dests = self._array("struct sgb_fp_dest", dests, (
             "domains", "domains_size", "urls", "urls_size", "flags", "first_literal",
-            "nliterals"))
+            "nliterals", "name", "redirect"))
         p.ndests = len(dests)
+        p.templates = self._array("struct sgb_fp_template", text.templates, ("status", "span"))
+        p.ntemplates = len(text.templates)
         p.text = self._new("uint8_t[]", bytes(text.data) or b"\0")
         p.text_size = len(text.data)
         p.spans = self._new("uint32_t[]", text.spans or [0])
         p.nspans = len(text)
         p.default_branch = plan.default_branch
+        p.default_name = default_name
         p.flags = flags
         p.first_exempt = first_exempt
         p.nexempt = len(text) - first_exempt

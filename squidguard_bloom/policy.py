@@ -84,6 +84,7 @@ class PlanSource:
     empty_user: bool  # ... and the empty user is one of its users
     log: LogSpec | None
     branch: int  # index into FastPlan.branches; -1: Python decides (``continue``)
+    acl_name: str  # %s of its blocks: its acl's name, "default" when it has none
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class PlanBranch:
 
     passes: tuple[tuple[str, bool, int], ...] | None  # word "dest", "all" or "none"
     rewrite: bool  # allowed requests may be rewritten
+    redirect: str | None  # template of blocks no dest redirects: its own, else default's
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,8 +313,9 @@ class Engine(Policy):
         def plan_branch(branch: AclBranch) -> PlanBranch:
             passes = self._passes_of(branch)
             rewrite = self._rewrite_of(branch) is not None
+            redirect = self._branch_redirect(branch)
             if passes is None:
-                return PlanBranch(None, rewrite)
+                return PlanBranch(None, rewrite, redirect)
             items: list[tuple[str, bool, int]] = []
             for item in passes:
                 if item.word in ("all", "none"):
@@ -325,7 +328,7 @@ class Engine(Policy):
                     dest_index[d.name] = len(dests)
                     dests.append(d)
                 items.append(("dest", item.negate, dest_index[d.name]))
-            return PlanBranch(tuple(items), rewrite)
+            return PlanBranch(tuple(items), rewrite, redirect)
 
         default_branch = add_branch(self._default_branch()[0])
         sources: list[PlanSource] = []
@@ -337,7 +340,8 @@ class Engine(Policy):
             ips = (tuple((e.kind, e.a, e.b) for e in src.ips if e.version == 4)
                    if src.has_ip else None)
             sources.append(PlanSource(ips, bool(src.domains), src.has_user, "" in src.users,
-                                      src.log, -1 if src.cont else branch))
+                                      src.log, -1 if src.cont else branch,
+                                      found[0].source if found is not None else "default"))
         return FastPlan(tuple(sources), tuple(branches), tuple(dests), default_branch,
                         self._default.branch.log)
 
@@ -450,10 +454,14 @@ class Engine(Policy):
                 result = d.rewrite.apply(target.orig)
                 if result is not None:
                     return result, f"dest {d.name} rewrite {d.rewrite.name}"
-        default_redirect = self._default.branch.redirect
+        own = branch.redirect and branch.redirect != "default"
+        return self._branch_redirect(branch), "the acl" if own else "the default acl"
+
+    def _branch_redirect(self, branch: AclBranch) -> str | None:
+        """The redirect of a block that no dest redirects: the acl's, else default's."""
         if branch.redirect and branch.redirect != "default":
-            return branch.redirect, "the acl"
-        return default_redirect, "the default acl"
+            return branch.redirect
+        return self._default.branch.redirect
 
 
 def _status_prefix(text: str) -> tuple[int | None, str]:

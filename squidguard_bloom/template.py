@@ -76,6 +76,15 @@ def _values(v: TemplateValues) -> dict[str, str]:
     }
 
 
+def split_status(template: str) -> tuple[int | None, str]:
+    """(status or None, the rest) of a template: how expand reads a ``NNN:`` prefix."""
+    m = _STATUS_PREFIX.match(template)
+    if not m:
+        return None, template
+    status = int(m.group(1))
+    return (status if status in REDIRECT_STATUSES else 302), template[m.end() :]
+
+
 def expand(template: str, values: TemplateValues) -> tuple[int | None, str]:
     """Expand template; return (status or None, url).
 
@@ -84,13 +93,7 @@ def expand(template: str, values: TemplateValues) -> tuple[int | None, str]:
     ``rewrite-url``.  A prefix Squid would refuse (e.g. ``200:``) becomes 302,
     so a block can never silently turn into a pass.
     """
-    status: int | None = None
-    m = _STATUS_PREFIX.match(template)
-    if m:
-        status = int(m.group(1))
-        if status not in REDIRECT_STATUSES:
-            status = 302
-        template = template[m.end() :]
+    status, template = split_status(template)
     if "%" not in template:
         return status, template
     table = _values(values)
