@@ -111,11 +111,17 @@ def _canonical_host(host: str) -> tuple[str, bool]:
 
 
 def _clean_path(path: str) -> str:
-    """Backslashes, repeated slashes and dot segments, before the query only."""
+    """Backslashes, repeated slashes and dot segments, before the query only.
+
+    A ``#fragment`` is kept behind the cleaned path and query, unchanged, as
+    squidGuard keeps it: an expression or url entry that names it still
+    matches a hand-made request that carries one.
+    """
     if not path or path == "/":
         return path
     if "#" in path:
-        path = path.split("#", 1)[0]
+        path, hash_, fragment = path.partition("#")
+        return _clean_path(path) + hash_ + fragment
     query = ""
     q = path.find("?")
     if q >= 0:

@@ -28,7 +28,7 @@ EVASIONS = [
     ("http://doubleclick%252enet/x", "doubleclick.net", "doubleclick.net/x"),
     ("http://doubleclick.net%20/x", "doubleclick.net", "doubleclick.net/x"),
     ("http://doubleclick.net?x", "doubleclick.net", "doubleclick.net/?x"),
-    ("http://doubleclick.net#x", "doubleclick.net", "doubleclick.net"),
+    ("http://doubleclick.net#x", "doubleclick.net", "doubleclick.net/#x"),  # fragment kept
     ("http://doubleclick.net\\x", "doubleclick.net", "doubleclick.net/x"),
     ("http://doubleclick.net//x", "doubleclick.net", "doubleclick.net/x"),
     ("http://doubleclick.net/a/../x", "doubleclick.net", "doubleclick.net/x"),
@@ -204,3 +204,15 @@ def test_big_list_compiles_and_opens(tmp_path):
     lst = open_list("domain", str(path))
     assert len(lst) == len(names)
     assert all(lst.lookup("www." + n) for n in list(names)[:1000])
+
+
+def test_fragments_are_kept_for_lookups_as_squidguard_keeps_them():
+    """An expression or url entry naming a #fragment blocks a request carrying it."""
+    t = parse_target("http://x.com/a//b/../c?q=1#frag")
+    assert t is not None
+    assert (t.furl, t.surl) == ("x.com/a/c?q=1#frag", "x.com/a/c?q=1#frag")
+    assert ExpressionList("e", "frag$\n").lookup(t.furl) is not None
+    assert UrlList("u", "x.com/a/c?q=1#f\n").lookup(t) is not None
+    plain = parse_target("http://x.com/a/c?q=1")
+    assert plain is not None
+    assert ExpressionList("e", "frag$\n").lookup(plain.furl) is None

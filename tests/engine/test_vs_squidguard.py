@@ -92,7 +92,7 @@ HOSTS = ["doubleclick.net", "www.doubleclick.net", "ad.doubleclick.net", "Double
          "example.org", "news.example.org", "example.net", "www.example.net", "sex.com",
          "sexy.example", "10.9.8.7", "1.2.3.4", "xdoubleclick.net", "www7.example.net"]
 PATHS = ["/", "/ads", "/adsense", "/banner.gif", "/x/y", "/pic.JPG", "/?utm_source=a&b=1",
-         "/a//b", "/p?q=1"]
+         "/a//b", "/p?q=1", "/ads#frag", "/x.png#top", "/y#a.png"]
 CLIENTS = ["10.1.2.3/-", "10.1.2.3/pc.lab", "10.2.0.7/-", "10.3.0.5/-", "192.168.1.1/-",
            "10.2.0.60/-"]
 USERS = ["-", "boss", "Boss", "alice"]
