@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from squidguard_bloom.records import FrozenRecord
 
 PASS = "pass"
 REDIRECT = "redirect"  # answered OK status=NNN url="…"
@@ -10,8 +10,10 @@ REWRITE = "rewrite"  # answered OK rewrite-url="…" (a 302 for CONNECT)
 UNPARSABLE = "unparsable"  # no host in the URL: answered ERR message="…" (url holds the text)
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+_setfield = object.__setattr__
+
+
+class Decision(FrozenRecord):
     """The verdict on a request, with everything the helper must write about it.
 
     ``status`` is the redirect status for REDIRECT.  ``host`` is the
@@ -20,14 +22,27 @@ class Decision:
     holds (log file path, squidGuard request line) pairs to append.
     """
 
+    __slots__ = ("action", "url", "status", "host", "explanation", "log", "source", "target")
     action: str
-    url: str = ""
-    status: int = 302
-    host: str = ""
-    explanation: str = ""
-    log: tuple[tuple[str, str], ...] = ()
-    source: str = "default"
-    target: str = "unknown"
+    url: str
+    status: int
+    host: str
+    explanation: str
+    log: tuple[tuple[str, str], ...]
+    source: str
+    target: str
+
+    def __init__(self, action: str, url: str = "", status: int = 302, host: str = "",
+                 explanation: str = "", log: tuple[tuple[str, str], ...] = (),
+                 source: str = "default", target: str = "unknown") -> None:
+        _setfield(self, "action", action)  # not self._set(**fields): one Decision per request
+        _setfield(self, "url", url)
+        _setfield(self, "status", status)
+        _setfield(self, "host", host)
+        _setfield(self, "explanation", explanation)
+        _setfield(self, "log", log)
+        _setfield(self, "source", source)
+        _setfield(self, "target", target)
 
 
 PASS_ALL = Decision(PASS, explanation="emergency mode: passing everything")

@@ -24,7 +24,7 @@ _BLANK = " \t\r\f\v"
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "a": "\a", "b": "\b", '"': '"', "\\": "\\"}
 
 
-_set = object.__setattr__
+_setfield = object.__setattr__
 
 
 class Token(FrozenRecord):
@@ -37,10 +37,10 @@ class Token(FrozenRecord):
     col: int
 
     def __init__(self, kind: str, text: str, line: int, col: int) -> None:
-        _set(self, "kind", kind)  # not _set(**fields): one Token per word of the file
-        _set(self, "text", text)
-        _set(self, "line", line)
-        _set(self, "col", col)
+        _setfield(self, "kind", kind)  # not self._set(**fields): one Token per word of the file
+        _setfield(self, "text", text)
+        _setfield(self, "line", line)
+        _setfield(self, "col", col)
 
     def shown(self) -> str:
         """How an error message quotes this token."""

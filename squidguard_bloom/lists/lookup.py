@@ -13,24 +13,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import re2
 
 from squidguard_bloom.lists.errors import ListError
 from squidguard_bloom.lists.text import domain_key, entries, expression_lines, url_key
+from squidguard_bloom.records import FrozenRecord
 from squidguard_bloom.rewrite import ere_to_re2
 from squidguard_bloom.urlnorm import Target
 
 _UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+_setfield = object.__setattr__
+
+
+class Match(FrozenRecord):
     """A list hit: the entry as stored, and its per-entry redirect if any."""
 
+    __slots__ = ("entry", "redirect")
     entry: str
     redirect: str | None
+
+    def __init__(self, entry: str, redirect: str | None) -> None:
+        _setfield(self, "entry", entry)  # not self._set(**fields): one Match per list hit
+        _setfield(self, "redirect", redirect)
 
 
 def _is_address(host: str) -> bool:
