@@ -193,6 +193,9 @@ def _setup_logging(log_file: Path | None, verbose: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     root.propagate = False
+    # asyncio's own complaints about a transport that died under it
+    # ("socket.send() raised exception.") repeat what the link-lost line says.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

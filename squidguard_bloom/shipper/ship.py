@@ -26,6 +26,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import asyncssh
 
 from squidguard_bloom.shipper.checkpoint import CheckpointFile, lock_state_dir
 from squidguard_bloom.shipper.errors import CheckpointError, ShipError
@@ -139,6 +142,7 @@ class Shipper:
     async def run(self) -> int:
         """Ship until stopped; return the process exit status."""
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_quiet_link_errors)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGUSR1, self.log_status)
             loop.add_signal_handler(signal.SIGTERM, self.stop)
@@ -363,6 +367,21 @@ class Shipper:
             self.save()
         if now - self._last_status >= s.status_interval:
             self.log_status()
+
+
+def _quiet_link_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Keep asyncssh's orphaned sub-requests of a dropped link out of the log.
+
+    A large write is split by asyncssh into parallel requests; when the link
+    drops, the ones still pending fail after the write itself was abandoned,
+    and asyncio would print each as "Task exception was never retrieved" with
+    a traceback. The failure was already reported in one line.
+    """
+    exc = context.get("exception")
+    if isinstance(exc, OSError | asyncssh.Error | asyncio.CancelledError):
+        log.debug("after the link dropped: %s", context.get("message"))
+        return
+    loop.default_exception_handler(context)
 
 
 async def ship(settings: ShipSettings) -> int:

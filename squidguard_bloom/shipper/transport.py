@@ -70,7 +70,7 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
-def _connect_hint(exc: BaseException, settings: LinkSettings) -> str:
+def _connect_hint(exc: BaseException, settings: LinkSettings) -> str | None:
     """What to check when a connection attempt fails, by the kind of failure."""
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve {settings.host}: check 'host' and the proxy's DNS"
@@ -83,7 +83,7 @@ def _connect_hint(exc: BaseException, settings: LinkSettings) -> str:
         )
     if isinstance(exc, asyncssh.ChannelOpenError):
         return "the monitor refused the SFTP subsystem: check its sshd_config (docs/shipper.md)"
-    return "retrying"
+    return None
 
 
 def known_hosts_text(text: str, port: int) -> str:
@@ -190,7 +190,8 @@ class Link:
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             await self.close()
             raise LinkError(
-                f"cannot connect to {s.target}: {_describe(exc)} ({_connect_hint(exc, s)})"
+                f"cannot connect to {s.target}: {_describe(exc)}"
+                + (f" ({hint})" if (hint := _connect_hint(exc, s)) else "")
             ) from exc
 
     def _host_key_error(self, known: asyncssh.SSHKnownHosts) -> HostKeyError:

@@ -35,6 +35,12 @@ def shipper_log(proc: subprocess.Popen[bytes]) -> str:
     return proc.log_path.read_text()  # type: ignore[attr-defined]
 
 
+def assert_no_noise(text: str) -> None:
+    """Only the shipper's own one-line messages: no traceback, no asyncio chatter."""
+    foreign = [ln for ln in text.splitlines() if ln and " squidguard-bloom-ship " not in ln[:60]]
+    assert not foreign, "\n".join(foreign[:20])
+
+
 def test_cut_mid_batch_resumes_byte_exact(harness: Harness, proxy: FaultProxy) -> None:
     """RSTs while a window of 256 KiB writes is in flight: nothing lost, nothing doubled."""
     log = harness.logs / "squidGuard.log"
@@ -55,6 +61,7 @@ def test_cut_mid_batch_resumes_byte_exact(harness: Harness, proxy: FaultProxy) -
     text = shipper_log(proc)
     assert text.count("link to") >= 3 and "restored" in text, text
     assert "INFO: status: link " in text  # periodic, not only on SIGUSR1
+    assert_no_noise(text)
     assert harness.remote_bytes("squidGuard") == log.read_bytes()
 
 
@@ -79,6 +86,7 @@ def test_stall_is_detected_within_the_bound(harness: Harness, proxy: FaultProxy)
         harness.wait_for(lambda r=round_: shipper_log(proc).count("restored") > r, 10, "heal")
     harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 20, "resume")
     assert harness.stop(proc) == 0
+    assert_no_noise(shipper_log(proc))
 
 
 def test_hung_sftp_server_is_caught_by_the_write_deadline(harness: Harness) -> None:
@@ -100,6 +108,7 @@ def test_hung_sftp_server_is_caught_by_the_write_deadline(harness: Harness) -> N
     finally:
         harness.sshd.thaw(frozen)
     assert harness.stop(proc) == 0
+    assert_no_noise(shipper_log(proc))
 
 
 def test_sshd_restart_with_sessions_killed(harness: Harness) -> None:
