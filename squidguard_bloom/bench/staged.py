@@ -12,12 +12,14 @@ of the wheel, ``./setup.sh system-install``) has neither: pip writes the
 package as it is imported now (its compiled extension included),
 byte-compiled, a ``.pth`` line for the directory holding the dependencies
 (cffi, mmh3, google-re2; the ``.pth`` files found there are not run, so no
-editable finder), and the console script written the way pip writes it.
+editable finder), and the console script written the way pip writes it
+for the entry point the installed metadata names.
 """
 
 from __future__ import annotations
 
 import compileall
+import importlib.metadata
 import shutil
 import sysconfig
 import venv
@@ -25,15 +27,14 @@ from pathlib import Path
 
 import squidguard_bloom
 
-#: What pip writes as the ``squidguard-bloom`` console script (its shebang aside).
+#: What pip (26; setup.sh upgrades it) writes as a console script for MODULE:FUNCTION,
+#: its shebang aside.
 SCRIPT = """\
-# -*- coding: utf-8 -*-
-import re
 import sys
-from squidguard_bloom.cli import main
-if __name__ == "__main__":
-    sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
-    sys.exit(main())
+from {module} import {function}
+if __name__ == '__main__':
+    sys.argv[0] = sys.argv[0].removesuffix('.exe')
+    sys.exit({function}())
 """
 
 DESCRIPTION = (
@@ -45,6 +46,13 @@ DESCRIPTION = (
 def _site_packages(env_dir: Path) -> Path:
     paths = sysconfig.get_paths(vars={"base": str(env_dir), "platbase": str(env_dir)})
     return Path(paths["purelib"])
+
+
+def entry_point() -> str:
+    """MODULE:FUNCTION of the ``squidguard-bloom`` console script, as installed."""
+    for ep in importlib.metadata.entry_points(group="console_scripts", name="squidguard-bloom"):
+        return ep.value
+    return "squidguard_bloom.cli:command"  # not installed: what pyproject.toml says
 
 
 def stage(directory: Path) -> tuple[list[str], str]:
@@ -64,7 +72,9 @@ def stage(directory: Path) -> tuple[list[str], str]:
     (site / "squidguard-bloom-deps.pth").write_text(
         "\n".join(sorted(deps)) + "\n", encoding="utf-8"
     )
+    module, function = entry_point().split(":")
     script = env_dir / "bin" / "squidguard-bloom"
-    script.write_text(f"#!{python}\n{SCRIPT}", encoding="utf-8")
+    text = SCRIPT.format(module=module, function=function)
+    script.write_text(f"#!{python}\n{text}", encoding="utf-8")
     script.chmod(0o755)
     return [str(script)], str(python)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +82,18 @@ def test_helper_start_imports_no_argparse_and_no_writer() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_console_script_exits_after_delivering_every_reply(tmp_path: Path) -> None:
+    """command() skips the interpreter's teardown, not the flushing of the replies."""
+    script = Path(sys.executable).with_name("squidguard-bloom")
+    lines = b"".join(b"http://www.example.com/%d 10.1.2.3/- - GET\n" % i for i in range(500))
+    out = tmp_path / "answers"
+    with out.open("wb") as fh:
+        done = subprocess.run([str(script), "--example"], input=lines, stdout=fh,
+                              stderr=subprocess.PIPE, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert len(out.read_bytes().splitlines()) == 500
+    version = subprocess.run([str(script), "-v"], capture_output=True, check=False)
+    assert (version.returncode, version.stdout) == (0, b"")
+    assert version.stderr.startswith(b"squidguard-bloom ")
