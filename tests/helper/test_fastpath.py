@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from squidguard_bloom import runtime
+from squidguard_bloom.bloom import BloomFilter
 from squidguard_bloom.helper import Helper, LongLine
+from squidguard_bloom.keys import address_key, user_key
 from squidguard_bloom.lists import compile_list
 from squidguard_bloom.lists.literals import required_literals
 
@@ -202,7 +205,7 @@ def request_lines(draw: st.DrawFn) -> bytes:
 
 def _helper(tmp: Path, name: str, conf: str, db: Path, fast: bool) -> Helper:
     base = tmp / name
-    (base / "logs").mkdir(parents=True)
+    (base / "logs").mkdir(parents=True, exist_ok=True)
     path = base / "sg.conf"
     path.write_text(f"dbhome {db}\nlogdir {base / 'logs'}\n"
                     + conf.replace("capacity 1000", f"capacity 1000\n  state {base}/w.bloom"))
@@ -296,11 +299,22 @@ def test_fast_path_decides_the_common_lines(tmp_path):
     assert fast.rt.fast.python_lines < 0.3 * 2000
 
 
-@given(key=st.sampled_from(["ip", "user"]), order=st.permutations(range(8)))
-@settings(max_examples=40)
-def test_welcome_in_line_order(tmp_path_factory, key, order):
-    """Lines Python answers and lines C answers welcome the same clients, in line order."""
+@given(key=st.sampled_from(["ip", "user"]), window=st.booleans(),
+       order=st.permutations(range(8)))
+@settings(max_examples=60)
+def test_welcome_in_line_order(tmp_path_factory, key, window, order):
+    """Lines Python answers and lines C answers welcome the same clients, in line order.
+
+    With a window, clients in the previous generation are not welcomed again.
+    """
     tmp = tmp_path_factory.mktemp("wo")
+    if window:
+        gen = int(time.time() // (30 * 86400))
+        for name in ("fast", "slow"):
+            (tmp / name).mkdir()
+            with BloomFilter(1000, 0.001, str(tmp / name / f"w.bloom.{gen - 1}")) as old:
+                old.add(address_key("10.0.0.5"))
+                old.add(user_key("alice"))
     lines = [
         b"http://news.example/%61 10.0.0.5/- - GET",  # Python (a %-escape): would welcome
         b"http://news.example/a 10.0.0.5/- - GET",  # C: same client, must not be first
@@ -313,6 +327,8 @@ def test_welcome_in_line_order(tmp_path_factory, key, order):
     ]
     conf = COMMON.replace("capacity 1000", f"capacity 1000\n    key {key}").replace(
         "pass none", "pass !bad all")
+    if window:
+        conf = conf.replace("capacity 1000", "capacity 1000\n    window 30d")
     batch = [lines[i] for i in order]
     _run_both(tmp, conf, [batch, batch[:3], batch])
 
