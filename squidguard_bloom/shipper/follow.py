@@ -270,6 +270,7 @@ class Follower:
             head_len=head,
             head_sha256=hashlib.sha256(windows[0][1]).hexdigest(),
             acked=size,
+            mtime_ns=st.st_mtime_ns,
         )
         return seg, windows
 
@@ -497,6 +498,10 @@ class Follower:
                 ino=st.st_ino,
                 head_len=head_len,
                 head_sha256=_head_hash(fd, head_len),
+                # Until it is finished, the generation's mtime when first seen: rotated
+                # files older than that are history (see ``since`` above), even if this
+                # generation later disappears without being finished.
+                mtime_ns=st.st_mtime_ns,
             )
             self.state.next_seq += 1
             self.state.segments.append(seg)
