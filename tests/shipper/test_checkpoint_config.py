@@ -84,3 +84,14 @@ def test_missing_and_unknown_settings(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, BASE + "hots = 1\n")
     with pytest.raises(ShipConfigError, match="unknown setting 'hots'"):
         settings_from(build_parser().parse_args(["-c", str(cfg)]))
+
+
+def test_documented_config_example_loads(tmp_path: Path) -> None:
+    """The TOML example of docs/shipper.md is a valid config as it stands."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "shipper.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    settings, _ = settings_from(
+        build_parser().parse_args(["-c", str(write_config(tmp_path, example))])
+    )
+    assert settings.link.host == "monitor.example.org" and settings.link.remote_dir == "/incoming"
+    assert set(settings.files) == {"squidGuard", "blocked", "access"}
