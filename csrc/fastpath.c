@@ -551,7 +551,7 @@ static uint64_t *key_slot(uint64_t *set, size_t size, uint32_t key) {
 }
 
 int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *text, size_t len,
-                     size_t nlines, uint8_t *out, size_t outcap,
+                     size_t nlines, int strip_cr, uint8_t *out, size_t outcap,
                      struct sgb_fp_fallback *rest, uint64_t *nrest,
                      uint64_t *scratch, size_t nscratch) {
     const uint8_t *in = (const uint8_t *)text;
@@ -579,6 +579,7 @@ int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *text, size_t
     for (size_t li = 0; li < nlines; li++) {
         const uint8_t *nl = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (strip_cr && n > 0 && p[n - 1] == '\r') n--;
         struct line L = {0};
         uint32_t addr = 0;
         int haskey = 0;
@@ -633,6 +634,8 @@ int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *text, size_t
             rest[nr].line = (uint32_t)li;
             rest[nr].kind = what == TO_WELCOME ? SGB_FP_WELCOME : SGB_FP_PYTHON;
             rest[nr].at = (uint32_t)o;
+            rest[nr].start = (uint32_t)(p - in);
+            rest[nr].end = (uint32_t)(p - in + n);
             nr++;
         }
         p = nl ? nl + 1 : end;

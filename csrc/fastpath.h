@@ -165,14 +165,16 @@ struct sgb_fp_program {
 };
 
 struct sgb_fp_fallback {
-    uint32_t line; /* index of the line in the batch */
-    uint32_t kind; /* SGB_FP_PYTHON or SGB_FP_WELCOME */
-    uint32_t at;   /* where its reply goes in out */
+    uint32_t line;  /* index of the line in the batch */
+    uint32_t kind;  /* SGB_FP_PYTHON or SGB_FP_WELCOME */
+    uint32_t at;    /* where its reply goes in out */
+    uint32_t start; /* the line is in[start .. end), its CR dropped with strip_cr */
+    uint32_t end;
 };
 
 /*
  * Answer the nlines lines in in[0..len), separated by '\n' (the last one
- * without).  Replies go to out (a line whose reply does not fit in outcap
+ * without; with strip_cr, one '\r' ending a line is not part of it).  Replies go to out (a line whose reply does not fit in outcap
  * falls back; len + 5 * nlines always holds every pass), each fallback line
  * to rest (room for nlines entries) in line order;
  * *nrest gets their number.  scratch (nscratch entries, a power of two
@@ -182,7 +184,7 @@ struct sgb_fp_fallback {
  * then added to the filter).
  */
 int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *in, size_t len,
-                     size_t nlines, uint8_t *out, size_t outcap,
+                     size_t nlines, int strip_cr, uint8_t *out, size_t outcap,
                      struct sgb_fp_fallback *rest, uint64_t *nrest,
                      uint64_t *scratch, size_t nscratch);
 /* cdef-end */

@@ -236,21 +236,20 @@ class FastPath:
             self._rest = _ffi.new("struct sgb_fp_fallback[]", cap)
             self._scratch = _ffi.new("uint64_t[]", 4 * cap)
 
-    def answer(self, lines: list[bytes], now: float) -> tuple[bytes, list[tuple[int, int, bool]]] \
-            | None:
-        """(replies of the lines C answered, [(line index, offset in replies, welcomed)]).
+    def answer(self, data: bytes, count: int, now: float, *, strip_cr: bool = False) \
+            -> tuple[bytes, list[tuple[int, int, int, bool]]] | None:
+        """Answer the count lines of data (joined by newlines; with strip_cr, a CR
+        ending a line is not part of it).
 
-        The listed lines are Python's to answer, in order; welcomed ones are
-        first visits already added to the welcome filter.  None when C takes
-        no part in this batch (every line is Python's).
+        Returns (replies of the lines C answered, [(start, end, offset in
+        replies, welcomed)]): the lines data[start:end] are Python's to
+        answer, in order, their replies going at those offsets; welcomed ones
+        are first visits already added to the welcome filter.  None when C
+        takes no part in this batch (every line is Python's).
         """
         prog = self._program(now)
-        if prog is None or not lines:
+        if prog is None or count <= 0 or len(data) >= _LIMIT:
             return None
-        data = b"\n".join(lines)
-        if len(data) >= _LIMIT:
-            return None
-        count = len(lines)
         self._room(len(data), count)
         p = prog.ptr
         scratch, nscratch = _ffi.NULL, 0
@@ -259,7 +258,7 @@ class FastPath:
             p.welcome = current._live()
             p.welcome_previous = previous._live() if previous is not None else _ffi.NULL
             scratch, nscratch = self._scratch, 1 << (2 * count).bit_length()
-        size = _lib.sgb_fp_batch(p, data, len(data), count, self._out, 6 * self._cap,
+        size = _lib.sgb_fp_batch(p, data, len(data), count, strip_cr, self._out, 6 * self._cap,
                                  self._rest, self._nrest, scratch, nscratch)
         p.welcome = p.welcome_previous = _ffi.NULL
         if size < 0:
@@ -268,5 +267,7 @@ class FastPath:
         self.lines += count
         self.python_lines += n
         replies = _ffi.buffer(self._out, size)[:]
-        flat = memoryview(_ffi.buffer(self._rest, 12 * n)).cast("I").tolist()
-        return replies, list(zip(flat[0::3], flat[2::3], map(bool, flat[1::3]), strict=True))
+        if not n:
+            return replies, []
+        f = memoryview(_ffi.buffer(self._rest, 20 * n)).cast("I").tolist()
+        return replies, list(zip(f[3::5], f[4::5], f[2::5], map(bool, f[1::5]), strict=True))

@@ -149,31 +149,42 @@ class Helper:
         if self._explain is not None:
             self._explain.write(f"# {req.url} {req.client or '-'}: {why}\n")
 
-    def batch(self, lines: list[bytes]) -> bytes:
-        """Answer a batch of lines read together; reload first if asked to."""
+    def batch(self, lines: list[bytes] | bytes) -> bytes:
+        """Answer a batch of lines read together; reload first if asked to.
+
+        lines: the lines, or (from serve) the bytes read, newline-separated,
+        with their CRs still on.
+        """
         if self.reload_requested and self._reload is not None:
             self.reload_requested = False
             self.rt = self._reload(self.rt)
         self.now = time.time() + self.rt.clock_offset
         rt = self.rt
         fast = None
-        if rt.fast is not None and rt.emergency is None and self._explain is None \
-                and LongLine not in map(type, lines):
-            fast = rt.fast.answer(lines, self.now)
+        data = lines
+        if rt.fast is not None and rt.emergency is None and self._explain is None:
+            if isinstance(lines, bytes):
+                fast = rt.fast.answer(lines, lines.count(b"\n") + 1, self.now, strip_cr=True)
+            elif LongLine not in map(type, lines):
+                data = b"\n".join(lines)
+                fast = rt.fast.answer(data, len(lines), self.now)
         if fast is None:
+            if isinstance(lines, bytes):
+                lines = [_strip(x) for x in lines.split(b"\n")]
             out = b"".join([self.respond(line) for line in lines])
         else:
             # C answered the common lines; the rest go through respond() and
             # are spliced in where they belong.
-            replies, rest = fast
-            parts = []
-            pos = 0
-            for i, at, welcomed in rest:
-                parts.append(replies[pos:at])
-                parts.append(self.respond(lines[i], welcomed))
-                pos = at
-            parts.append(replies[pos:])
-            out = b"".join(parts)
+            out, rest = fast
+            if rest:
+                parts = []
+                pos = 0
+                for start, end, at, welcomed in rest:
+                    parts.append(out[pos:at])
+                    parts.append(self.respond(data[start:end], welcomed))
+                    pos = at
+                parts.append(out[pos:])
+                out = b"".join(parts)
         rt.sink.flush()
         if self._explain is not None:
             self._explain.flush()
@@ -211,6 +222,14 @@ def serve(helper: Helper, instream: Any = None, outstream: Any = None) -> int:
     buf = b""  # the unfinished line so far
     long_head: bytes | None = None  # set while dropping an over-long line
     while chunk := read(_CHUNK):
+        end = chunk.rfind(b"\n")
+        if end >= 0 and long_head is None and len(buf) + end <= MAX_LINE:
+            # The usual read: complete lines, none too long, answered as one block.
+            data = buf + chunk[:end] if buf else chunk[:end]
+            buf = chunk[end + 1 :]
+            if not _send(outstream, helper.batch(data)):
+                return 0
+            continue
         parts = chunk.split(b"\n")
         lines: list[bytes] = []
         if len(parts) > 1:

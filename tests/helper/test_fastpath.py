@@ -10,6 +10,7 @@ counts must be the same.
 
 from __future__ import annotations
 
+import io
 import random
 import re
 import time
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from squidguard_bloom import runtime
 from squidguard_bloom.bloom import BloomFilter
-from squidguard_bloom.helper import Helper, LongLine
+from squidguard_bloom.helper import Helper, LongLine, serve
 from squidguard_bloom.keys import address_key, user_key
 from squidguard_bloom.lists import compile_list
 from squidguard_bloom.lists.literals import required_literals
@@ -351,6 +352,44 @@ def test_every_odd_url_as_python(tmp_path):
              for i, u in enumerate(urls)]
     fast, _ = _run_both(tmp_path, URLS_ONLY, [lines])
     assert fast.rt.fast.python_lines < len(lines) / 2
+
+
+class _Chunks:
+    """A binary stream whose read1 hands out random-sized pieces, as a pipe does."""
+
+    def __init__(self, data: bytes, rng: random.Random) -> None:
+        self.data, self.pos, self.rng = data, 0, rng
+
+    def read1(self, n: int) -> bytes:
+        size = min(n, self.rng.choice([1, 7, 100, 4096, 70000]))
+        piece = self.data[self.pos : self.pos + size]
+        self.pos += len(piece)
+        return piece
+
+    read = read1
+
+
+@given(lines=st.lists(request_lines(), min_size=1, max_size=80),
+       ends=st.lists(st.sampled_from([b"\n", b"\r\n", b"\r\r\n"]), min_size=1),
+       seed=st.integers(0, 1000))
+@settings(max_examples=60)
+def test_serve_stream_as_python(tmp_path_factory, lines, ends, seed):
+    """Through serve (blocks of bytes, CRLF line ends, lines split across reads): same output."""
+    tmp = tmp_path_factory.mktemp("serve")
+    db = _lists_dir(tmp.parent / "shared-lists")
+    stream = b"".join(x + ends[i % len(ends)] for i, x in enumerate(lines))
+    if seed % 3 == 0:
+        stream = stream.rstrip(b"\n")  # a last line without its newline
+    outs = []
+    for name, fast in (("fast", True), ("slow", False)):
+        h = _helper(tmp, name, COMMON, db, fast)
+        out = io.BytesIO()
+        serve(h, _Chunks(stream, random.Random(seed)), out)
+        h.rt.close()
+        outs.append(out.getvalue())
+    assert outs[0] == outs[1]
+    assert outs[0].count(b"\n") == len(lines)
+    assert _logs(tmp / "fast") == _logs(tmp / "slow")
 
 
 def test_garbage_never_crashes_and_gets_one_reply_per_line(tmp_path):
