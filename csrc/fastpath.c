@@ -31,6 +31,7 @@ struct target {
     char surl[SGB_FP_MAX_URL + 2]; /* host without www./web./ftpN. and port, then path */
     size_t surllen;
     size_t hostlen; /* the host is furl[0 .. hostlen) */
+    int same;       /* surl is furl (no www. prefix, no port) */
 };
 
 enum outcome { ANSWER_PASS, ANSWER_BLOCK, TO_PYTHON, TO_WELCOME };
@@ -69,18 +70,18 @@ static int all_digits(const uint8_t *t, size_t n) {
 static int split_line(const uint8_t *p, size_t n, struct line *L) {
     const uint8_t *tok[MAX_TOKENS];
     size_t tlen[MAX_TOKENS];
-    size_t k = 0, start = 0;
-    if (n == 0 || p[0] == ' ' || p[n - 1] == ' ') return -1;
-    for (size_t i = 0; i <= n; i++) {
-        if (i == n || p[i] == ' ') {
-            if (i == start || k == MAX_TOKENS) return -1; /* two spaces, or too many tokens */
-            tok[k] = p + start;
-            tlen[k] = i - start;
-            k++;
-            start = i + 1;
-        } else if (p[i] < 0x20 || p[i] == 0x7f) {
-            return -1;
-        }
+    size_t k = 0, i = 0;
+    for (;;) {
+        size_t start = i;
+        while (i < n && p[i] > 0x20 && p[i] != 0x7f) i++;
+        /* an empty token (leading, trailing or double space), or too many */
+        if (i == start || k == MAX_TOKENS) return -1;
+        tok[k] = p + start;
+        tlen[k] = i - start;
+        k++;
+        if (i == n) break;
+        if (p[i] != ' ') return -1; /* a control byte */
+        i++;
     }
     size_t first = 0;
     L->chan = NULL;
@@ -211,6 +212,7 @@ static int parse_url(const uint8_t *u, size_t n, struct target *t) {
     t->furllen = f;
     t->surllen = s;
     t->hostlen = hostlen;
+    t->same = skip == 0 && colon == NULL;
     return 0;
 }
 
@@ -260,7 +262,8 @@ static int dest_lists(const struct sgb_fp_program *p, const struct sgb_fp_dest *
     }
     if (d->urls != NULL) {
         int64_t off = sgb_url_find(d->urls, d->urls_size, t->surl, t->surllen);
-        if (off < 0) off = sgb_url_find(d->urls, d->urls_size, t->furl, t->furllen);
+        if (off < 0 && !t->same) /* else the same string: the same answer */
+            off = sgb_url_find(d->urls, d->urls_size, t->furl, t->furllen);
         if (off >= 0) {
             int r = entry_redirect(d->urls, d->urls_size, off);
             return r < 0 ? -1 : 1 + r;
