@@ -392,6 +392,48 @@ def test_serve_stream_as_python(tmp_path_factory, lines, ends, seed):
     assert _logs(tmp / "fast") == _logs(tmp / "slow")
 
 
+TIMED = """
+time morning { weekly * 00:00-12:00 }
+src lan { ip 10.0.0.0/8 }
+dest bad { domainlist d0
+           redirect http://block.test/?u=%u }
+acl {
+    lan within morning { pass !bad all } else { pass all }
+    default { pass none
+              redirect http://block.test/ }
+}
+"""
+
+
+def test_time_blocks_and_reload_rebuild_the_program(tmp_path):
+    """The program follows the clock (time blocks) and a reload, as the Python engine does."""
+    db = _lists_dir(tmp_path.parent / "shared-lists")
+    bad = (db / "d0").read_text().split()[0]
+    lines = [f"http://{bad}/x 10.0.0.1/- - GET".encode(), b"http://ok.example/ 10.0.0.1/- - GET"]
+    fast = _helper(tmp_path, "fast", TIMED, db, True)
+    slow = _helper(tmp_path, "slow", TIMED, db, False)
+    answers = set()
+    for when in ((2024, 12, 18, 10, 30), (2024, 12, 18, 13, 0), (2024, 12, 22, 11, 59)):
+        target = time.mktime((*when, 0, 0, 0, -1))
+        for h in (fast, slow):
+            h.rt.clock_offset = target - time.time()
+        got = fast.batch(lines)
+        assert got == slow.batch(lines)
+        answers.add(got)
+    assert len(answers) == 2  # blocked in the morning, passed in the afternoon
+    assert fast.rt.fast.python_lines == 0
+    conf = tmp_path / "fast" / "sg.conf"
+    conf.write_text(conf.read_text().replace("within morning", ""))
+    old = fast.rt
+    fast._reload = lambda _rt: runtime.build(runtime.Options(config=str(conf)))
+    fast.reload_requested = True
+    fast.rt.clock_offset = 0.0
+    assert fast.batch(lines).startswith(b"OK ")  # blocked at any time now
+    assert fast.rt is not old and fast.rt.fast is not old.fast
+    for rt in (old, fast.rt, slow.rt):
+        rt.close()
+
+
 def test_garbage_never_crashes_and_gets_one_reply_per_line(tmp_path):
     """Binary, very long and empty lines through the batch call: one reply each, as Python."""
     rng = random.Random(11)
