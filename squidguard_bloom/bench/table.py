@@ -21,10 +21,11 @@ def human(value: float | None) -> str:
     """1234567 -> ``1.23M``, 45600 -> ``45.6k``; None -> ``-``."""
     if value is None:
         return "-"
+    rounded = float(f"{value:.3g}")  # first, so 999,700 is 1M, not "1e+03k"
     for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= limit:
-            return f"{value / limit:.3g}{suffix}"
-    return f"{value:.3g}"
+        if abs(rounded) >= limit:
+            return f"{rounded / limit:.3g}{suffix}"
+    return f"{rounded:.3g}"
 
 
 def percent(value: float | None) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from squidguard_bloom.bench import cli, firstvisit, gen, sidebyside, staged
+from squidguard_bloom.bench import cli, firstvisit, gen, sidebyside, staged, table
 
 SQUIDGUARD = shutil.which("squidGuard") or "/usr/bin/squidGuard"
 OURS = Path(sys.executable).with_name("squidguard-bloom")
@@ -348,3 +348,13 @@ def test_compare_answers_counts_connects_apart(tmp_path: Path) -> None:
         "compared": 3, "identical": 1, "differ_connect": 1, "differ_other": 1,
     }  # fmt: skip
     assert diff["first_other"].startswith("line 3: 'http://c/")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(None, "-"), (999.4, "999"), (999.7, "1k"), (45_600, "45.6k"), (999_700, "1M"),
+     (1_234_567, "1.23M"), (2.5e9, "2.5G")],
+)  # fmt: skip
+def test_human_rounds_before_choosing_the_unit(value: float | None, shown: str) -> None:
+    """Three significant digits, and the unit of the rounded value."""
+    assert table.human(value) == shown
