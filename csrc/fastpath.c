@@ -32,6 +32,7 @@ struct target {
     size_t surllen;
     size_t hostlen; /* the host is furl[0 .. hostlen) */
     int same;       /* surl is furl (no www. prefix, no port) */
+    int dotted;     /* the host is an IPv4 address */
 };
 
 enum outcome { ANSWER_PASS, ANSWER_BLOCK, TO_PYTHON, TO_WELCOME };
@@ -148,11 +149,16 @@ static int has_scheme(const uint8_t *u, size_t n) {
     return 0;
 }
 
-/* A host urlnorm would leave as it is: _canonical_host changes only those made
- * of [0-9a-fx.] that start with a digit. */
+static int parse_v4(const uint8_t *s, size_t n, uint32_t *addr);
+
+/* Whether urlnorm leaves the host as it is: 1 a name, 2 a dotted quad (an
+ * address for in-addr), 0 no (_canonical_host rewrites the other hosts made
+ * of [0-9a-fx.] that start with a digit; '[' starts an IPv6 literal). */
 static int plain_host(const uint8_t *h, size_t n) {
+    uint32_t addr;
     if (n == 0 || h[0] == '[' || h[n - 1] == '.') return 0;
     if (!is_digit(h[0])) return 1;
+    if (parse_v4(h, n, &addr) == 0) return 2; /* inet_ntoa(inet_aton(h)) == h */
     for (size_t i = 0; i < n; i++) {
         uint8_t c = lower(h[i]);
         if (!(is_digit(c) || (c >= 'a' && c <= 'f') || c == 'x' || c == '.')) return 1;
@@ -182,7 +188,8 @@ static int parse_url(const uint8_t *u, size_t n, struct target *t) {
     const uint8_t *colon = memchr(auth, ':', alen);
     size_t hostlen = colon ? (size_t)(colon - auth) : alen;
     if (colon != NULL && !all_digits(colon + 1, alen - hostlen - 1)) return -1;
-    if (!plain_host(auth, hostlen)) return -1;
+    int plain = plain_host(auth, hostlen);
+    if (plain == 0) return -1;
     const uint8_t *path = u + aend;
     size_t plen = n - aend;
     const uint8_t *q = memchr(path, '?', plen);
@@ -213,6 +220,7 @@ static int parse_url(const uint8_t *u, size_t n, struct target *t) {
     t->surllen = s;
     t->hostlen = hostlen;
     t->same = skip == 0 && colon == NULL;
+    t->dotted = plain == 2;
     return 0;
 }
 
@@ -323,6 +331,12 @@ static enum outcome decide(const struct sgb_fp_program *p, const struct line *L,
         if (it->kind == SGB_FP_NONE) {
             allow = it->negate != 0;
             v->word = "none";
+            break;
+        }
+        if (it->kind == SGB_FP_INADDR) {
+            if (!t->dotted) continue;
+            allow = !it->negate;
+            v->word = "in-addr";
             break;
         }
         if (it->kind != SGB_FP_DEST || it->dest >= p->ndests) return TO_PYTHON;

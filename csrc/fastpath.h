@@ -18,8 +18,9 @@
  *           with single spaces, no control bytes, the user one token;
  *   client  a strict dotted IPv4 address (no leading zeros);
  *   URL     ASCII, no '%', '#' or '\', no '@' in the authority, a host that
- *           does not start with a digit or '[' and has no trailing dot, a
- *           port of digits if any, no "//" or "/." in the path before '?';
+ *           is a name (not one urlnorm reads as a number, not '[' IPv6) or a
+ *           dotted quad as inet_ntoa writes it, no trailing dot, a port of
+ *           digits if any, no "//" or "/." in the path before '?';
  *           at most SGB_FP_MAX_URL bytes;
  *   policy  the source is found by the client address alone (rules), the
  *           pass list is scanned over compiled domain and url lists and the
@@ -69,11 +70,11 @@
 #define SGB_FP_SRC_LOG 8        /* has a log spec */
 #define SGB_FP_SRC_VERBOSE 16   /* ... that logs passes */
 
-/* pass-list item kinds (inactive dests, unknown words and in-addr are left out:
- * C never sees an address host) */
+/* pass-list item kinds (inactive dests and unknown words are left out) */
 #define SGB_FP_DEST 0
 #define SGB_FP_ALL 1
 #define SGB_FP_NONE 2
+#define SGB_FP_INADDR 3 /* decides for a host that is an IPv4 address */
 
 /* branch flags */
 #define SGB_FP_BR_PYTHON 1  /* every line on this branch goes to Python */
@@ -107,7 +108,7 @@ struct sgb_fp_source {
 };
 
 struct sgb_fp_item {
-    uint32_t kind;   /* SGB_FP_DEST, SGB_FP_ALL or SGB_FP_NONE */
+    uint32_t kind;   /* SGB_FP_DEST, SGB_FP_ALL, SGB_FP_NONE or SGB_FP_INADDR */
     uint32_t negate; /* written with '!' */
     uint32_t dest;   /* index into dests (SGB_FP_DEST) */
 };

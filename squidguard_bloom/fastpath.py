@@ -96,7 +96,8 @@ def _rules(plan: FastPlan, text: _Text) -> tuple[list[tuple[int, ...]], list[tup
 def _branches(plan: FastPlan, text: _Text) -> tuple[list[tuple[int, ...]],
                                                     list[tuple[int, ...]]]:
     """(branches, items): each branch's flags and its slice of the pass-list items."""
-    kinds = {"dest": _lib.SGB_FP_DEST, "all": _lib.SGB_FP_ALL, "none": _lib.SGB_FP_NONE}
+    kinds = {"dest": _lib.SGB_FP_DEST, "all": _lib.SGB_FP_ALL, "none": _lib.SGB_FP_NONE,
+             "in-addr": _lib.SGB_FP_INADDR}
     branches: list[tuple[int, ...]] = []
     items: list[tuple[int, ...]] = []
     for b in plan.branches:

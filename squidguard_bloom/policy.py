@@ -91,7 +91,7 @@ class PlanSource:
 class PlanBranch:
     """An acl branch: its pass list as (word, negate, dest index), None: Python decides."""
 
-    passes: tuple[tuple[str, bool, int], ...] | None  # word "dest", "all" or "none"
+    passes: tuple[tuple[str, bool, int], ...] | None  # word "dest", "all", "none", "in-addr"
     rewrite: bool  # allowed requests may be rewritten
     redirect: str | None  # template of blocks no dest redirects: its own, else default's
 
@@ -101,8 +101,8 @@ class FastPlan:
     """The decision procedure for the current time, reduced to what C can run.
 
     Sources in file order (inactive ones left out), the branches they lead
-    to, and the dests those branches check (inactive dests, unknown words
-    and ``in-addr`` left out of pass lists: C never sees an address host).
+    to, and the dests those branches check (inactive dests and unknown words
+    left out of pass lists).
     """
 
     sources: tuple[PlanSource, ...]
@@ -321,6 +321,9 @@ class Engine(Policy):
                 if item.word in ("all", "none"):
                     items.append((item.word, item.negate, -1))
                     break
+                if item.word == "in-addr":
+                    items.append((item.word, item.negate, -1))
+                    continue
                 d = self._usable(item.word)
                 if d is None:
                     continue

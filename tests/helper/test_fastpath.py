@@ -27,14 +27,15 @@ from squidguard_bloom.lists import compile_list
 from squidguard_bloom.lists.literals import required_literals
 
 DOMAINS = ["bad.com", "evil.org", "ads.example.net", "x.y.z.com", "casino7-fun.io", "abc.123",
-           "site.org", "1password.com"]
+           "site.org", "1password.com", "10.0.0.1", "192.168.1.20"]
 URLS = ["site.org/ads", "www.shop.com/x?y", "shop.com:8080/a", "news.net/a/b", "bad.com/deep"]
 EXPRESSIONS = ["(^|\\.)casino[0-9]+-", "/warez/", "porn", "ab+c", "x{2}yz", "sh(o|a)p", ".*",
                "[0-9]\\.net", "(?i)shop", "news|porn"]
 HOSTS = ["bad.com", "www.bad.com", "a.evil.org", "ads.example.net", "www2.site.org", "site.org",
          "shop.com", "www.shop.com", "news.net", "good.example", "web.casino7-fun.io",
          "x.y.z.com", "abc.123", "1password.com", "www.", "ftp3.porn.example", "welcome.test",
-         "Bad.COM", "shop.com:8080", "news.net:80", "exempt.test"]
+         "Bad.COM", "shop.com:8080", "news.net:80", "exempt.test", "10.0.0.1", "192.168.1.20",
+         "192.168.1.20:443", "01.2.3.4", "1.2.3", "1.2.3.4.5", "255.255.255.255"]
 PATHS = ["", "/", "/ads", "/adsense?x=1", "/x?y", "/a", "/a/b/c", "/warez/z", "/abbbc", "/xxyz",
          "?q=http://bad.com/", "/r?u=a//b", "/shop"]
 ODD_URLS = ["http://site.org//ads", "http://site.org/./ads", "http://news.net/x/../a/b",
