@@ -201,7 +201,7 @@ class _Program:
 class FastPath:
     """Answers the common lines of a batch in C and names the lines Python must answer."""
 
-    __slots__ = ("_cap", "_engine", "_nrest", "_out", "_plan", "_prog", "_rest", "_scratch",
+    __slots__ = ("_engine", "_nrest", "_out", "_plan", "_prog", "_rest", "_scratch",
                  "_welcome", "lines", "python_lines")
 
     def __init__(self, engine: Engine, welcome: Welcome | None = None) -> None:
@@ -209,7 +209,6 @@ class FastPath:
         self._welcome = welcome
         self._plan: FastPlan | None = None
         self._prog: _Program | None = None
-        self._cap = 0
         self._out: Any = None
         self._rest: Any = None
         self._scratch: Any = None
@@ -227,15 +226,15 @@ class FastPath:
                 self._prog = None
         return self._prog
 
-    def _room(self, size: int, count: int) -> None:
-        cap = max(self._cap, 1 << 16)
-        while cap < size + 5 * count or cap < 2 * count:
-            cap *= 2
-        if cap != self._cap:
-            self._cap = cap
-            self._out = _ffi.new("uint8_t[]", cap + 5 * cap)
-            self._rest = _ffi.new("struct sgb_fp_fallback[]", cap)
-            self._scratch = _ffi.new("uint64_t[]", 4 * cap)
+    def _buffer(self, name: str, ctype: str, need: int) -> tuple[Any, int]:
+        """A C array of at least need elements (a power of two), kept for later batches."""
+        have = getattr(self, name)
+        if have is not None and len(have) >= need:
+            return have, len(have)
+        size = 1 << max(need - 1, 1).bit_length()
+        arr = _ffi.new(f"{ctype}[]", size)
+        setattr(self, name, arr)
+        return arr, size
 
     def answer(self, data: bytes, count: int, now: float, *, strip_cr: bool = False) \
             -> tuple[bytes, list[tuple[int, int, int, bool]]] | None:
@@ -251,24 +250,26 @@ class FastPath:
         prog = self._program(now)
         if prog is None or count <= 0 or len(data) >= _LIMIT:
             return None
-        self._room(len(data), count)
+        # Passes always fit in len + 5 per line; blocks get room to spare, or fall back.
+        out, outcap = self._buffer("_out", "uint8_t", 2 * len(data) + 8 * count + 4096)
+        rest, _ = self._buffer("_rest", "struct sgb_fp_fallback", count)
         p = prog.ptr
         scratch, nscratch = _ffi.NULL, 0
         if self._welcome is not None:
             current, previous = self._welcome.filters(now)
             p.welcome = current._live()
             p.welcome_previous = previous._live() if previous is not None else _ffi.NULL
-            scratch, nscratch = self._scratch, 1 << (2 * count).bit_length()
-        size = _lib.sgb_fp_batch(p, data, len(data), count, strip_cr, self._out, 6 * self._cap,
-                                 self._rest, self._nrest, scratch, nscratch)
+            scratch, nscratch = self._buffer("_scratch", "uint64_t", 2 * count)
+        size = _lib.sgb_fp_batch(p, data, len(data), count, strip_cr, out, outcap, rest,
+                                 self._nrest, scratch, nscratch)
         p.welcome = p.welcome_previous = _ffi.NULL
         if size < 0:
             return None
         n = int(self._nrest[0])
         self.lines += count
         self.python_lines += n
-        replies = _ffi.buffer(self._out, size)[:]
+        replies = _ffi.buffer(out, size)[:]
         if not n:
             return replies, []
-        f = memoryview(_ffi.buffer(self._rest, 20 * n)).cast("I").tolist()
+        f = memoryview(_ffi.buffer(rest, 20 * n)).cast("I").tolist()
         return replies, list(zip(f[3::5], f[4::5], f[2::5], map(bool, f[1::5]), strict=True))
