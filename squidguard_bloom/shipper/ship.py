@@ -311,6 +311,10 @@ class Shipper:
                     if task is not None:
                         await task
                     inflight.popleft()
+                    if chunk.closes and s.remote_fsync and chunk.end > 0:
+                        # A finished segment is never looked at again: make it durable
+                        # on the monitor before the checkpoint says it is done.
+                        await link.sync(chunk.segment.remote)
                     st.follower.acknowledge(chunk)
                     self._unsynced = True
                     self._made_progress()

@@ -324,9 +324,16 @@ class Link:
         except (OSError, asyncssh.Error) as exc:
             raise LinkError(f"link to {self.settings.target} lost: {_describe(exc)}") from exc
 
-    async def sync(self) -> None:
-        """Ask the monitor to fsync every open segment (``fsync@openssh.com``)."""
-        for remote, handle in list(self._files.items()):
+    async def sync(self, only: str | None = None) -> None:
+        """Ask the monitor to fsync every open segment, or just ``only`` (``fsync@openssh.com``).
+
+        Skipped silently when the server lacks the extension.
+        """
+        if only is not None:
+            handles = [(only, await self._file(only))]
+        else:
+            handles = list(self._files.items())
+        for remote, handle in handles:
             try:
                 await self._deadline(handle.fsync())
             except asyncssh.SFTPOpUnsupported:
