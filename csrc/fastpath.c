@@ -26,6 +26,8 @@ struct line {
 
 /* The lookup strings of a URL, as urlnorm.parse_target makes them. */
 struct target {
+    uint8_t orig[SGB_FP_MAX_URL];  /* the URL %-decoded once, as written otherwise (%u) */
+    size_t origlen;
     char furl[SGB_FP_MAX_URL + 2]; /* host[:port]/path?query, lower-case */
     size_t furllen;
     char surl[SGB_FP_MAX_URL + 2]; /* host without www./web./ftpN. and port, then path */
@@ -167,12 +169,29 @@ static int plain_host(const uint8_t *h, size_t n) {
 }
 
 /* urlnorm.parse_target for the URLs it would not change; -1 for the others. */
-static int parse_url(const uint8_t *u, size_t n, struct target *t) {
-    if (n > SGB_FP_MAX_URL) return -1;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = u[i];
-        if (c >= 0x80 || c == '%' || c == '#' || c == '\\') return -1;
+static int hex_value(uint8_t c) {
+    if (is_digit(c)) return c - '0';
+    c = lower(c);
+    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+static int parse_url(const uint8_t *raw, size_t rawlen, struct target *t) {
+    if (rawlen > SGB_FP_MAX_URL) return -1;
+    /* urlnorm._decode_once: %XX decoded once (%20 kept), into orig */
+    size_t n = 0;
+    for (size_t i = 0; i < rawlen; i++) {
+        uint8_t c = raw[i];
+        if (c == '%' && i + 2 < rawlen && hex_value(raw[i + 1]) >= 0 &&
+            hex_value(raw[i + 2]) >= 0 && !(raw[i + 1] == '2' && raw[i + 2] == '0')) {
+            c = (uint8_t)(hex_value(raw[i + 1]) << 4 | hex_value(raw[i + 2]));
+            i += 2;
+        }
+        /* not ASCII (str.lower is not ASCII's), NUL (ends the URL), control bytes */
+        if (c >= 0x80 || c < 0x20 || c == 0x7f || c == '#' || c == '\\') return -1;
+        t->orig[n++] = c;
     }
+    t->origlen = n;
+    const uint8_t *u = t->orig;
     size_t r = 0;
     for (size_t i = 0; i + 2 < n; i++) {
         if (u[i] == ':' && u[i + 1] == '/' && u[i + 2] == '/') {
@@ -184,7 +203,7 @@ static int parse_url(const uint8_t *u, size_t n, struct target *t) {
     while (aend < n && u[aend] != '/' && u[aend] != '?') aend++;
     const uint8_t *auth = u + r;
     size_t alen = aend - r;
-    if (memchr(auth, '@', alen) != NULL) return -1;
+    if (memchr(auth, '@', alen) != NULL || memchr(auth, '%', alen) != NULL) return -1;
     const uint8_t *colon = memchr(auth, ':', alen);
     size_t hostlen = colon ? (size_t)(colon - auth) : alen;
     if (colon != NULL && !all_digits(colon + 1, alen - hostlen - 1)) return -1;
@@ -432,9 +451,9 @@ static void put_span(struct writer *w, const struct sgb_fp_program *p, uint32_t 
 
 /* template.expand's substitution of code c; 0, or -1 when C cannot (non-ASCII user). */
 static int put_code(struct writer *w, const struct sgb_fp_program *p, uint8_t c,
-                    const struct line *L, const struct verdict *v) {
-    const uint8_t *url = L->url;
-    size_t n = L->urllen;
+                    const struct line *L, const struct target *t, const struct verdict *v) {
+    const uint8_t *url = t->orig;
+    size_t n = t->origlen;
     switch (c) {
     case 'a':
         put_safe(w, L->client, L->clientlen);
@@ -491,7 +510,7 @@ static int put_code(struct writer *w, const struct sgb_fp_program *p, uint8_t c,
 
 /* The reply to a block (helper.respond over template.expand); 0, or -1 to fall back. */
 static int put_block(struct writer *w, const struct sgb_fp_program *p, const struct line *L,
-                     const struct verdict *v) {
+                     const struct target *t, const struct verdict *v) {
     int32_t ti = (v->dest != NULL && v->dest->redirect >= 0) ? v->dest->redirect
                                                               : v->branch->redirect;
     if (ti < 0 || (uint32_t)ti >= p->ntemplates) return -1;
@@ -517,7 +536,7 @@ static int put_block(struct writer *w, const struct sgb_fp_program *p, const str
     }
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '%' && i + 1 < n) {
-            int r = put_code(w, p, s[i + 1], L, v);
+            int r = put_code(w, p, s[i + 1], L, t, v);
             if (r < 0) return -1;
             if (r == 0) {
                 i++;
@@ -608,7 +627,7 @@ int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *text, size_t
         }
         if (what == ANSWER_BLOCK) {
             struct writer w = {out, o, outcap, 0};
-            if (put_block(&w, prog, &L, &v) == 0) {
+            if (put_block(&w, prog, &L, &t, &v) == 0) {
                 o = w.n;
                 p = nl ? nl + 1 : end;
                 continue;

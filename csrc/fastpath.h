@@ -17,11 +17,12 @@
  *   line    [digits SP] URL SP client[/fqdn] SP user SP method [SP k=v]...
  *           with single spaces, no control bytes, the user one token;
  *   client  a strict dotted IPv4 address (no leading zeros);
- *   URL     ASCII, no '%', '#' or '\', no '@' in the authority, a host that
- *           is a name (not one urlnorm reads as a number, not '[' IPv6) or a
- *           dotted quad as inet_ntoa writes it, no trailing dot, a port of
- *           digits if any, no "//" or "/." in the path before '?';
- *           at most SGB_FP_MAX_URL bytes;
+ *   URL     at most SGB_FP_MAX_URL bytes; once %-decoded as urlnorm decodes
+ *           it (%20 kept): ASCII, no NUL or control byte, '#' or '\', no '@'
+ *           or '%' in the authority, a host that is a name (not one urlnorm
+ *           reads as a number, not an '[' IPv6 literal) or a dotted quad as
+ *           inet_ntoa writes it, no trailing dot, a port of digits if any,
+ *           no "//" or "/." in the path before '?';
  *   policy  the source is found by the client address alone (rules), the
  *           pass list is scanned over compiled domain and url lists and the
  *           expression prefilter; passes are answered with "ERR", blocks

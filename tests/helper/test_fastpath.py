@@ -28,7 +28,8 @@ from squidguard_bloom.lists.literals import required_literals
 
 DOMAINS = ["bad.com", "evil.org", "ads.example.net", "x.y.z.com", "casino7-fun.io", "abc.123",
            "site.org", "1password.com", "10.0.0.1", "192.168.1.20"]
-URLS = ["site.org/ads", "www.shop.com/x?y", "shop.com:8080/a", "news.net/a/b", "bad.com/deep"]
+URLS = ["site.org/ads", "www.shop.com/x?y", "shop.com:8080/a", "news.net/a/b", "bad.com/deep",
+        "news.net/a%20b"]
 EXPRESSIONS = ["(^|\\.)casino[0-9]+-", "/warez/", "porn", "ab+c", "x{2}yz", "sh(o|a)p", ".*",
                "[0-9]\\.net", "(?i)shop", "news|porn"]
 HOSTS = ["bad.com", "www.bad.com", "a.evil.org", "ads.example.net", "www2.site.org", "site.org",
@@ -37,8 +38,10 @@ HOSTS = ["bad.com", "www.bad.com", "a.evil.org", "ads.example.net", "www2.site.o
          "Bad.COM", "shop.com:8080", "news.net:80", "exempt.test", "10.0.0.1", "192.168.1.20",
          "192.168.1.20:443", "01.2.3.4", "1.2.3", "1.2.3.4.5", "255.255.255.255"]
 PATHS = ["", "/", "/ads", "/adsense?x=1", "/x?y", "/a", "/a/b/c", "/warez/z", "/abbbc", "/xxyz",
-         "?q=http://bad.com/", "/r?u=a//b", "/shop"]
-ODD_URLS = ["http://site.org//ads", "http://site.org/./ads", "http://news.net/x/../a/b",
+         "?q=http://bad.com/", "/r?u=a//b", "/shop", "/%61ds", "/a%20b", "/%2541", "/a%2f%2e%2e/x",
+         "/q?x=%3Cb%3E&y=%22", "/%e4", "/%00x", "/%0a", "/%2F%2Fads", "/war%65z/", "/%u"]
+ODD_URLS = ["http://b%61d.com/", "http://bad.com%2f/", "http://%62ad.com:80/", "h%74tp://bad.com/",
+            "http://site.org//ads", "http://site.org/./ads", "http://news.net/x/../a/b",
             "http://www.shop.com/./x?y", "http://bad.com/%61", "http://user@bad.com/",
             "http://bad.com//x", "http://bad.com/./x", "http://bad.com/'<q>\"",
             "http://bad.com./", "http://10.0.0.1/", "http://0x7f.1/", "http://[::1]/",
