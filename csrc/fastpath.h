@@ -7,9 +7,9 @@
  * (re)loaded or the set of active time blocks changes, and hands each batch
  * of request lines to sgb_fp_batch.  For each line the C code either writes
  * the reply (a pass's "ERR" or a block's redirect, with the channel-ID
- * echoed) or records the line as a fallback, to be answered by the Python engine and spliced into
- * the output at the recorded offset.  So order and channel-IDs stay exact
- * whatever the mix.
+ * echoed) or records the line as a fallback, to be answered by the Python
+ * engine and spliced into the output at the recorded offset.  So order and
+ * channel-IDs stay exact whatever the mix.
  *
  * What C decides must be what the Python engine decides, so C only takes
  * lines it can read with certainty and falls back on everything else:
@@ -43,7 +43,8 @@
  * as SGB_FP_WELCOME: Python answers it with the welcome redirect and must
  * not add the key again.  A line whose key matches that of an earlier
  * fallback line of the same batch (which Python may still add) falls back
- * too, so adds happen in line order.
+ * too, and so does every later candidate once a fallback line's key is one C
+ * cannot compute (another spelling of an address): adds happen in line order.
  *
  * Nothing here allocates, writes to stdout or stderr, or exits; every read
  * stays inside the given buffers and the mapped lists (checked by listindex).
