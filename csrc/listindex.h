@@ -1,24 +1,30 @@
 /*
  * listindex: lookups in a compiled blacklist (a LIST.sgb file), memory-mapped.
  *
- * The file is written by squidguard_bloom/lists/compiled.py; this code only
- * reads it.  Layout (format version 2), all integers little-endian:
+ * The file is written by squidguard_bloom/lists/writer.py; this code only
+ * reads it.  Layout (format version 3), all integers little-endian:
  *
  *   header (64 bytes)  magic "SGBLIST\x1a", u32 version, u32 kind,
  *                      u64 text size, u64 text mtime (ns), u64 text hash,
  *                      u64 file size, u32 nslots (a multiple of 16, > 0),
- *                      u32 nkeys, u32 seed, u32 0
+ *                      u32 nkeys, u32 seed, u32 nsuffixes (<= 255)
  *   tags               nslots x u16: 0 = empty slot, else a 16-bit tag of
  *                      the key's hash (never 0)
  *   blocks             nslots / 16 x u32: file offset of the first record
  *                      of the slots 16*b .. 16*b+15
+ *   suffixes           nsuffixes x 16 bytes: u8 length (1..15), the suffix
+ *                      (a key's last label, e.g. "com"), zero padding
  *   records            one per occupied slot, in slot order, each
- *                        varint (keylen << 1 | has_value),
+ *                        varint (keylen << 2 | has_suffix << 1 | has_value),
+ *                        u8 suffix index (only when has_suffix),
  *                        varint valuelen (only when has_value), key, value
+ *                      with has_suffix, the record's key is the stored
+ *                      key, a ".", and the suffix ("example" and "com");
  *                      domain list: the value is the entry's redirect;
  *                      url list: the key is a host, the value its entries,
- *                      each a record of the same shape (key: the url entry,
- *                      value: its redirect), in byte order of their keys
+ *                      each a record of the same shape without a suffix
+ *                      (key: the url entry, value: its redirect), in byte
+ *                      order of their keys
  *
  * varint: unsigned LEB128 (7 bits a byte, low first, high bit = more), at
  * most 5 bytes.  hash = low 64 bits of MurmurHash3 x64-128 (seed from the
@@ -50,9 +56,10 @@ int64_t sgb_domain_find(const uint8_t *base, uint64_t size, const char *host, si
 int64_t sgb_url_find(const uint8_t *base, uint64_t size, const char *s, size_t len);
 /* cdef-end */
 
-/* For C callers: where the key and the value (a redirect, possibly empty) of
- * the record at off lie, off being what one of the finders returned.
- * Returns 0, or -1 when the record does not fit in the file. */
+/* For C callers: where the stored key (without the suffix, if the record
+ * has one) and the value (a redirect, possibly empty) of the record at off
+ * lie, off being what one of the finders returned.  Returns 0, or -1 when
+ * the record does not fit in the file. */
 int sgb_record_parts(const uint8_t *base, uint64_t size, uint64_t off, uint64_t *key,
                      uint32_t *keylen, uint64_t *value, uint32_t *valuelen);
 

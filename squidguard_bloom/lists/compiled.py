@@ -2,8 +2,9 @@
 
 The file is a hash table over the list's keys (layout in csrc/listindex.h;
 :mod:`squidguard_bloom.lists.writer` writes it): 2 bytes of tag per slot,
-4 bytes of record offset per 16 slots, and records with varint lengths, so
-a million domains of 14 bytes take 18 MB.  Lookups run in C (one call per
+4 bytes of record offset per 16 slots, and records with varint lengths
+whose keys keep their last label (``com``) as one byte into a table, so a
+million domains of 14 bytes take 15 MB.  Lookups run in C (one call per
 lookup, walking parent domains there), and the pages are shared by every
 helper process that maps the file, so N children cost one copy of the
 list, and opening it costs an ``mmap``.
@@ -28,11 +29,14 @@ _ffi = _bloom.ffi
 _lib = _bloom.lib
 
 MAGIC = b"SGBLIST\x1a"
-VERSION = 2
+VERSION = 3
 KIND_CODES = {"domain": 1, "url": 2}
 SEED = 0x5347424C  # "SGBL"
 BLOCK = 16  # slots per record offset
-#: magic, version, kind, text size, text mtime (ns), text hash, file size, slots, keys, seed, 0
+SUFFIX_SLOT = 16  # bytes per suffix: length, up to 15 bytes, zero padding
+MAX_SUFFIXES = 255
+#: magic, version, kind, text size, text mtime (ns), text hash, file size, slots, keys, seed,
+#: suffixes
 HEADER = struct.Struct("<8sIIQQQQIIII")
 SUFFIX = ".sgb"
 
@@ -46,9 +50,9 @@ def compiled_path(path: str) -> str:
     return path + SUFFIX
 
 
-def tables_size(nslots: int) -> int:
-    """Bytes of header, tags and block offsets before the first record."""
-    return HEADER.size + 2 * nslots + 4 * (nslots // BLOCK)
+def tables_size(nslots: int, nsuffixes: int) -> int:
+    """Bytes of header, tags, block offsets and suffixes before the first record."""
+    return HEADER.size + 2 * nslots + 4 * (nslots // BLOCK) + SUFFIX_SLOT * nsuffixes
 
 
 def check(kind: str, path: str) -> mmap.mmap:
@@ -65,7 +69,7 @@ def check(kind: str, path: str) -> mmap.mmap:
         mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
     finally:
         os.close(fd)
-    magic, version, code, tsize, tmtime, _thash, fsize, nslots, _n, seed, _ = \
+    magic, version, code, tsize, tmtime, _thash, fsize, nslots, _n, seed, nsuffixes = \
         HEADER.unpack_from(mm)
     st = os.stat(path)
     problem = ""
@@ -80,7 +84,7 @@ def check(kind: str, path: str) -> mmap.mmap:
     elif size < fsize:
         problem = f"is truncated ({size} of its {fsize} bytes)"
     elif (size != fsize or seed != SEED or nslots == 0 or nslots % BLOCK
-          or tables_size(nslots) > size):
+          or nsuffixes > MAX_SUFFIXES or tables_size(nslots, nsuffixes) > size):
         problem = "is damaged"
     if problem:
         mm.close()
@@ -100,8 +104,20 @@ def _varint(mm: mmap.mmap, off: int) -> tuple[int, int]:
         shift += 7
 
 
+def suffix_table(mm: mmap.mmap) -> list[bytes]:
+    """The suffixes of a checked compiled file, by index."""
+    fields = HEADER.unpack_from(mm)
+    nslots, nsuffixes = fields[7], fields[10]
+    at = tables_size(nslots, 0)
+    out = []
+    for i in range(nsuffixes):
+        slot = at + i * SUFFIX_SLOT
+        out.append(bytes(mm[slot + 1 : slot + 1 + mm[slot]]))
+    return out
+
+
 class _Mapped:
-    __slots__ = ("_buf", "_mm", "_size", "entries", "path")
+    __slots__ = ("_buf", "_mm", "_size", "_suffixes", "entries", "path")
 
     def __init__(self, path: str, mm: mmap.mmap) -> None:
         self.path = path
@@ -109,6 +125,7 @@ class _Mapped:
         self._size = len(mm)
         self._buf = _ffi.from_buffer("uint8_t[]", mm)
         self.entries: int = HEADER.unpack_from(mm)[8]
+        self._suffixes: list[bytes] | None = None  # read at the first hit
 
     def __len__(self) -> int:
         return self.entries
@@ -117,12 +134,19 @@ class _Mapped:
         """The entry and redirect of the record at off (an offset C returned: it fits)."""
         mm = self._mm
         head, start = _varint(mm, off)
+        suffix = b""
+        if head & 2:
+            if self._suffixes is None:
+                self._suffixes = suffix_table(mm)
+            suffix = b"." + self._suffixes[mm[start]]
+            start += 1
         redirlen = 0
         if head & 1:
             redirlen, start = _varint(mm, start)
-        end = start + (head >> 1)
+        end = start + (head >> 2)
         redirect = mm[end : end + redirlen].decode("utf-8", "surrogateescape")
-        return Match(mm[start:end].decode("utf-8", "surrogateescape"), redirect or None)
+        key = (mm[start:end] + suffix).decode("utf-8", "surrogateescape")
+        return Match(key, redirect or None)
 
 
 class CompiledDomainList(_Mapped):

@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 from array import array
+from collections import Counter
 
 import mmh3
 
@@ -18,7 +19,9 @@ from squidguard_bloom.lists.compiled import (
     HEADER,
     KIND_CODES,
     MAGIC,
+    MAX_SUFFIXES,
     SEED,
+    SUFFIX_SLOT,
     VERSION,
     compiled_path,
     tables_size,
@@ -29,13 +32,13 @@ from squidguard_bloom.lists.text import domain_key, entries, url_key
 #: At most 7 keys for 10 slots: a miss then probes about 6 slots (12 bytes of tags).
 LOAD_TENTHS = 7
 MAX_FILE = 0xFFFF_FFFF  # record offsets are 32-bit
-_ONE_BYTE = [bytes((n,)) for n in range(0x80)]
+_BYTE = [bytes((n,)) for n in range(256)]
 
 
 def _varint(n: int) -> bytes:
     """n as unsigned LEB128: 7 bits a byte, low bits first, high bit set on all but the last."""
     if n < 0x80:
-        return _ONE_BYTE[n]
+        return _BYTE[n]
     out = bytearray()
     while n >= 0x80:
         out.append(n & 0x7F | 0x80)
@@ -44,11 +47,31 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def record(key: bytes, value: bytes) -> bytes:
-    """One record: varint (keylen << 1 | has_value), [varint valuelen], key, value."""
+def record(key: bytes, value: bytes, suffixes: dict[bytes, int] | None = None) -> bytes:
+    """One record: varint (keylen << 2 | has_suffix << 1 | has_value), [u8 suffix index],
+    [varint valuelen], key (less ".suffix" when its last label is one of suffixes), value."""
+    head, index = len(key) << 2, b""
+    if suffixes:
+        stem, dot, last = key.rpartition(b".")
+        if dot and stem and last in suffixes:
+            head, index = len(stem) << 2 | 2, _BYTE[suffixes[last]]
+            key = stem
     if value:
-        return _varint(len(key) << 1 | 1) + _varint(len(value)) + key + value
-    return _varint(len(key) << 1) + key
+        return _varint(head | 1) + index + _varint(len(value)) + key + value
+    return _varint(head) + index + key
+
+
+def pick_suffixes(keys: list[bytes]) -> list[bytes]:
+    """The last labels worth a slot of the suffix table: those that save the most bytes.
+
+    A key ending in ``.com`` stores one index byte instead of 4 bytes, so each
+    use saves len(suffix) bytes; a slot costs SUFFIX_SLOT.
+    """
+    parts = (k.rpartition(b".") for k in keys)
+    counts = Counter(last for stem, dot, last in parts if dot and stem)
+    gains = [(n * len(s), s) for s, n in counts.items()
+             if 0 < len(s) < SUFFIX_SLOT and n * len(s) > SUFFIX_SLOT]
+    return [s for _, s in sorted(gains, reverse=True)[:MAX_SUFFIXES]]
 
 
 def slot_count(nkeys: int) -> int:
@@ -73,15 +96,20 @@ def _u32_code() -> str:
     return "I" if array("I").itemsize == 4 else "L"
 
 
-def _records(kind: str, text: str) -> tuple[dict[bytes, bytes], int]:
-    """Every key's record, and the number of list entries."""
+def _records(kind: str, text: str) -> tuple[dict[bytes, bytes], int, list[bytes]]:
+    """Every key's record, the number of list entries, and the suffix table."""
     records: dict[bytes, bytes] = {}
     if kind == "domain":
+        values: dict[bytes, bytes] = {}
         for _n, key, redirect in entries(text):
             k = domain_key(key).encode("utf-8", "surrogateescape")
             if k:
-                records[k] = record(k, (redirect or "").encode("utf-8", "surrogateescape"))
-        return records, len(records)
+                values[k] = (redirect or "").encode("utf-8", "surrogateescape")
+        suffixes = pick_suffixes(list(values))
+        index = {s: i for i, s in enumerate(suffixes)}
+        for k, r in values.items():
+            records[k] = record(k, r, index)
+        return records, len(records), suffixes
     if kind != "url":
         raise ValueError(f"only domain and url lists are compiled, not {kind!r}")
     groups: dict[bytes, dict[bytes, bytes]] = {}
@@ -90,12 +118,14 @@ def _records(kind: str, text: str) -> tuple[dict[bytes, bytes], int]:
         if k:
             host = k.split(b"/", 1)[0]
             groups.setdefault(host, {})[k] = (redirect or "").encode("utf-8", "surrogateescape")
+    suffixes = pick_suffixes(list(groups))
+    index = {s: i for i, s in enumerate(suffixes)}
     count = 0
     for host, items in groups.items():
         body = b"".join(record(k, r) for k, r in sorted(items.items()))
-        records[host] = record(host, body)
+        records[host] = record(host, body, index)
         count += len(items)
-    return records, count
+    return records, count, suffixes
 
 
 def write(kind: str, path: str) -> str:
@@ -103,9 +133,9 @@ def write(kind: str, path: str) -> str:
     with open(path, "rb") as fh:
         before = os.fstat(fh.fileno())
         raw = fh.read()
-    records, count = _records(kind, raw.decode("utf-8", "surrogateescape"))
+    records, count, suffixes = _records(kind, raw.decode("utf-8", "surrogateescape"))
     nslots = slot_count(len(records))
-    start = tables_size(nslots)
+    start = tables_size(nslots, len(suffixes))
     size = start + sum(map(len, records.values()))
     if size > MAX_FILE or nslots > MAX_FILE:
         msg = (f"{path}: too big to compile ({size:,} bytes; the limit is 4 GiB); "
@@ -128,7 +158,8 @@ def write(kind: str, path: str) -> str:
         parts.append(chunk)
         pos += len(chunk)
     header = HEADER.pack(MAGIC, VERSION, KIND_CODES[kind], before.st_size, before.st_mtime_ns,
-                         mmh3.hash64(raw, SEED, signed=False)[0], size, nslots, count, SEED, 0)
+                         mmh3.hash64(raw, SEED, signed=False)[0], size, nslots, count, SEED,
+                         len(suffixes))
     out = compiled_path(path)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(out) + ".", dir=os.path.dirname(out))
     try:
@@ -136,6 +167,7 @@ def write(kind: str, path: str) -> str:
             fh.write(header)
             fh.write(_le("H", tags))
             fh.write(_le(_u32_code(), blocks))
+            fh.writelines(bytes((len(s),)) + s.ljust(SUFFIX_SLOT - 1, b"\0") for s in suffixes)
             fh.writelines(parts)
             fh.flush()
             os.fsync(fh.fileno())

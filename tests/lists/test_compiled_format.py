@@ -1,7 +1,8 @@
-"""The compiled list file (format 2): refusal and rebuild, damage, tag collisions, sizes."""
+"""The compiled list file (format 3): refusal and rebuild, damage, tag collisions, suffixes."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import random
 import string
@@ -18,10 +19,11 @@ from squidguard_bloom.lists.compiled import (
     VERSION,
     CompiledDomainList,
     CompiledUrlList,
+    suffix_table,
     tables_size,
 )
 from squidguard_bloom.lists.lookup import DomainList
-from squidguard_bloom.lists.writer import home, record, slot_count
+from squidguard_bloom.lists.writer import home, pick_suffixes, record, slot_count
 from squidguard_bloom.urlnorm import parse_target
 
 
@@ -51,16 +53,17 @@ def _colliding(n: int, nslots: int) -> list[str]:
     raise AssertionError("no collision found")  # pragma: no cover
 
 
-def test_older_format_version_is_refused_and_rebuilt(tmp_path: Path) -> None:
-    """A file of format 1 is never read: it is rebuilt, and answers as the text does."""
+@pytest.mark.parametrize("old", [1, 2])
+def test_older_format_version_is_refused_and_rebuilt(tmp_path: Path, old: int) -> None:
+    """A file of an older format is never read: it is rebuilt, and answers as the text does."""
     path = _compiled(tmp_path, "old.example\nlisted.example\n")
     sgb = tmp_path / "domains.sgb"
-    _patch(sgb, 8, (1).to_bytes(4, "little"))
+    _patch(sgb, 8, old.to_bytes(4, "little"))
     notes: list[str] = []
     lst = open_list("domain", str(path), notes)
     assert isinstance(lst, CompiledDomainList)
     assert len(notes) == 1
-    assert f"has format version 1, this squidguard-bloom reads {VERSION}: rebuilt" in notes[0]
+    assert f"has format version {old}, this squidguard-bloom reads {VERSION}: rebuilt" in notes[0]
     assert int.from_bytes(sgb.read_bytes()[8:12], "little") == VERSION
     assert lst.lookup("www.listed.example").entry == "listed.example"
 
@@ -81,17 +84,20 @@ def test_truncated_file_is_refused_and_rebuilt(tmp_path: Path, cut: int | str) -
     assert all(lst.lookup(n) for n in names)
 
 
-def test_extended_or_misshapen_file_is_damaged(tmp_path: Path) -> None:
-    """Bytes appended, or a slot count that is no multiple of 16: damaged, rebuilt."""
+@pytest.mark.parametrize(("offset", "value"), [
+    (None, 0), (48, 17), (60, 256), (60, 1_000_000),
+])
+def test_extended_or_misshapen_file_is_damaged(
+    tmp_path: Path, offset: int | None, value: int
+) -> None:
+    """Bytes appended, a slot count no multiple of 16, too many suffixes: damaged, rebuilt."""
     path = _compiled(tmp_path, "a.example\n")
     sgb = tmp_path / "domains.sgb"
-    good = sgb.read_bytes()
-    sgb.write_bytes(good + b"\0")
+    if offset is None:
+        sgb.write_bytes(sgb.read_bytes() + b"\0")
+    else:
+        _patch(sgb, offset, value.to_bytes(4, "little"))
     notes: list[str] = []
-    assert open_list("domain", str(path), notes).lookup("a.example")
-    assert "is damaged: rebuilt" in notes[0]
-    _patch(sgb, 48, (17).to_bytes(4, "little"))
-    notes.clear()
     assert open_list("domain", str(path), notes).lookup("a.example")
     assert "is damaged: rebuilt" in notes[0]
 
@@ -122,7 +128,10 @@ def test_readers_refuse_buffers_too_small_for_their_tables() -> None:
     lib = _bloom.lib
     header = bytearray(HEADER.size)
     header[48:52] = (16).to_bytes(4, "little")  # 16 slots need 64 + 32 + 4 bytes
-    for buf in (b"", bytes(10), bytes(header), bytes(header) + bytes(35)):
+    suffixed = bytearray(header)
+    suffixed[60:64] = (2).to_bytes(4, "little")  # and 2 suffixes 32 more
+    for buf in (b"", bytes(10), bytes(header), bytes(header) + bytes(35),
+                bytes(suffixed) + bytes(36 + 31)):
         assert lib.sgb_list_find(buf, len(buf), b"a", 1) == -1
         assert lib.sgb_domain_find(buf, len(buf), b"a.b", 3) == -1
         assert lib.sgb_url_find(buf, len(buf), b"a/b", 3) == -1
@@ -170,7 +179,7 @@ def test_long_keys_and_redirects_need_longer_varints(tmp_path: Path) -> None:
         hit = lst.lookup("x." + host)
         assert (hit.entry, hit.redirect) == (host, redirect)
     assert lst.lookup("plain.example").redirect is None
-    assert record(b"k" * 64, b"") == bytes([128, 1]) + b"k" * 64
+    assert record(b"k" * 32, b"") == bytes([128, 1]) + b"k" * 32
 
     urls = _compiled(tmp_path, f"u.example/a http://r/a\nu.example/b/{'p' * 300} http://r/b\n"
                                "u.example/c\n", kind="url")
@@ -185,24 +194,53 @@ def test_long_keys_and_redirects_need_longer_varints(tmp_path: Path) -> None:
 
 
 def test_empty_list_compiles(tmp_path: Path) -> None:
-    """No entries: 16 empty slots, nothing found."""
+    """No entries: 16 empty slots, no suffixes, nothing found."""
     path = _compiled(tmp_path, "# nothing\n")
     lst = open_list("domain", str(path))
     assert isinstance(lst, CompiledDomainList)
     assert len(lst) == 0
     assert lst.lookup("example.com") is None
-    assert os.path.getsize(str(path) + ".sgb") == tables_size(16)
+    assert os.path.getsize(str(path) + ".sgb") == tables_size(16, 0)
 
 
-def test_compiled_file_is_about_as_big_as_the_text(tmp_path: Path) -> None:
-    """2 bytes of tag a slot at 70 % load, 4 bytes per 16 slots, 1 length byte a key."""
+def test_suffixes_are_the_last_labels_that_save_most() -> None:
+    """A suffix must pay for its 16-byte slot; the best 255 are kept, most saved first."""
+    keys = [b"a.com"] * 10 + [b"b.info"] * 5 + [b"c.de"] * 3 + [b"com", b".x"]
+    assert pick_suffixes(keys) == [b"com", b"info"]  # 30 and 20 bytes; "de" saves 6
+    assert pick_suffixes([b"a." + b"l" * 16] * 9) == []  # too long for a slot
+    many = [b"x.t%03d" % i for i in range(400) for _ in range(5)]
+    assert len(pick_suffixes(many)) == 255
+
+
+def test_keys_with_a_suffix_match_exactly(tmp_path: Path) -> None:
+    """A stored "example" + suffix "com" is example.com, nothing that only looks like it."""
+    listed = [f"site{i}.com" for i in range(40)] + ["com.net", "com", "a..com", "x.com.com"]
+    path = _compiled(tmp_path, "\n".join(listed) + " \nredir.com http://r/\n")
+    lst = open_list("domain", str(path))
+    assert isinstance(lst, CompiledDomainList)
+    with open(str(path) + ".sgb", "rb") as fh:
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        assert suffix_table(mm) == [b"com"]
+    text = DomainList(str(path), path.read_text())
+    probes = [*listed, "redir.com", "site1xcom", "site1.co", "site1.comm", "ite1.com",
+              "www.site3.com", "site40.com", "net", "com.net.org", "b.com", "x.com",
+              "www.a..com", "site1.com.", "redir.com.evil.org"]
+    for host in probes:
+        a, b = text.lookup(host), lst.lookup(host)
+        assert (a.entry, a.redirect) == (b.entry, b.redirect) if a else b is None, host
+    assert lst.lookup("www.redir.com").redirect == "http://r/"
+
+
+def test_compiled_file_is_smaller_than_the_text(tmp_path: Path) -> None:
+    """2 bytes of tag a slot at 70 % load, 4 bytes per 16 slots; a key of NAME.com
+    costs a length byte, a suffix byte and NAME."""
     rnd = random.Random(3)
     names = sorted({"".join(rnd.choices(string.ascii_lowercase, k=12)) + ".com"
                     for _ in range(20_000)})
     path = _compiled(tmp_path, "\n".join(names) + "\n")
     size = os.path.getsize(str(path) + ".sgb")
-    assert size == tables_size(slot_count(len(names))) + sum(1 + len(n) for n in names)
-    assert size < 1.25 * path.stat().st_size
+    assert size == tables_size(slot_count(len(names)), 1) + sum(2 + 12 for _ in names)
+    assert size < 1.05 * path.stat().st_size
     lst = open_list("domain", str(path))
     text = DomainList(str(path), path.read_text())
     for host in [*names[::97], "zz.com", "a.b.c"]:
