@@ -209,9 +209,9 @@ class FastPath:
         self._welcome = welcome
         self._plan: FastPlan | None = None
         self._prog: _Program | None = None
-        self._out: Any = None
-        self._rest: Any = None
-        self._scratch: Any = None
+        self._out: Any = _ffi.new("uint8_t[]", 1 << 16)
+        self._rest: Any = _ffi.new("struct sgb_fp_fallback[]", 1 << 10)
+        self._scratch: Any = _ffi.new("uint64_t[]", 1 << 11) if welcome is not None else None
         self._nrest = _ffi.new("uint64_t *")
         self.lines = 0  # lines seen, and of them answered by Python (welcomes included)
         self.python_lines = 0
@@ -226,15 +226,11 @@ class FastPath:
                 self._prog = None
         return self._prog
 
-    def _buffer(self, name: str, ctype: str, need: int) -> tuple[Any, int]:
-        """A C array of at least need elements (a power of two), kept for later batches."""
-        have = getattr(self, name)
-        if have is not None and len(have) >= need:
-            return have, len(have)
-        size = 1 << max(need - 1, 1).bit_length()
-        arr = _ffi.new(f"{ctype}[]", size)
+    def _grow(self, name: str, ctype: str, need: int) -> Any:
+        """A new C array of at least need elements (a power of two), kept for later batches."""
+        arr = _ffi.new(f"{ctype}[]", 1 << max(need - 1, 1).bit_length())
         setattr(self, name, arr)
-        return arr, size
+        return arr
 
     def answer(self, data: bytes, count: int, now: float, *, strip_cr: bool = False) \
             -> tuple[bytes, list[tuple[int, int, int, bool]]] | None:
@@ -248,28 +244,38 @@ class FastPath:
         takes no part in this batch (every line is Python's).
         """
         prog = self._program(now)
-        if prog is None or count <= 0 or len(data) >= _LIMIT:
+        size = len(data)
+        if prog is None or count <= 0 or size >= _LIMIT:
             return None
         # Passes always fit in len + 5 per line; blocks get room to spare, or fall back.
-        out, outcap = self._buffer("_out", "uint8_t", 2 * len(data) + 8 * count + 4096)
-        rest, _ = self._buffer("_rest", "struct sgb_fp_fallback", count)
+        need = 2 * size + 8 * count + 4096
+        out = self._out
+        if len(out) < need:
+            out = self._grow("_out", "uint8_t", need)
+        rest = self._rest
+        if len(rest) < count:
+            rest = self._grow("_rest", "struct sgb_fp_fallback", count)
         p = prog.ptr
-        scratch, nscratch = _ffi.NULL, 0
-        if self._welcome is not None:
+        if self._welcome is None:
+            size = _lib.sgb_fp_batch(p, data, size, count, strip_cr, out, len(out), rest,
+                                     self._nrest, _ffi.NULL, 0)
+        else:
+            scratch = self._scratch
+            if len(scratch) < 2 * count:
+                scratch = self._grow("_scratch", "uint64_t", 2 * count)
             current, previous = self._welcome.filters(now)
             p.welcome = current._live()
             p.welcome_previous = previous._live() if previous is not None else _ffi.NULL
-            scratch, nscratch = self._buffer("_scratch", "uint64_t", 2 * count)
-        size = _lib.sgb_fp_batch(p, data, len(data), count, strip_cr, out, outcap, rest,
-                                 self._nrest, scratch, nscratch)
-        p.welcome = p.welcome_previous = _ffi.NULL
+            size = _lib.sgb_fp_batch(p, data, size, count, strip_cr, out, len(out), rest,
+                                     self._nrest, scratch, len(scratch))
+            p.welcome = p.welcome_previous = _ffi.NULL
         if size < 0:
             return None
-        n = int(self._nrest[0])
+        n = self._nrest[0]
         self.lines += count
-        self.python_lines += n
-        replies = _ffi.buffer(out, size)[:]
         if not n:
-            return replies, []
+            return _ffi.buffer(out, size)[:], []
+        self.python_lines += n
         f = memoryview(_ffi.buffer(rest, 20 * n)).cast("I").tolist()
-        return replies, list(zip(f[3::5], f[4::5], f[2::5], map(bool, f[1::5]), strict=True))
+        return _ffi.buffer(out, size)[:], list(zip(f[3::5], f[4::5], f[2::5],
+                                                   map(bool, f[1::5]), strict=True))

@@ -152,6 +152,7 @@ class Engine(Policy):
         self._acl_cache: dict[str, tuple[Acl, AclBranch, bool] | None] = {}
         self._plan: FastPlan | None = None
         self._plan_key: tuple[bool, ...] = ()
+        self._plan_minute = -1.0
 
     def _make_dest(self, d: Dest, load: object) -> _Dest:
         assert callable(load)
@@ -291,11 +292,15 @@ class Engine(Policy):
 
     def fast_plan(self, now: float) -> FastPlan:
         """The plan for the time blocks active at now (the same object until they change)."""
+        minute = now // 60
+        if self._plan is not None and minute == self._plan_minute:
+            return self._plan  # the usual call: the minute it was checked for
         self._tick(now)
         key = tuple(self._active.values())
         if self._plan is None or key != self._plan_key:
             self._plan = self._make_plan()
             self._plan_key = key
+        self._plan_minute = minute
         return self._plan
 
     def _make_plan(self) -> FastPlan:
