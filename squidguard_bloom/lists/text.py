@@ -28,6 +28,10 @@ def entries(text: str) -> Iterator[tuple[int, str, str | None]]:
             continue
         if line[0] in "+-":
             line = line[1:]
+        if " " not in line and "\t" not in line:  # the common line: just the entry
+            if line:
+                yield number, line.lower(), None
+            continue
         parts = _WORD.split(line, maxsplit=1)
         key = parts[0].lower()
         if not key:

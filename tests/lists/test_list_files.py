@@ -7,7 +7,11 @@ docs/differences.md (real suffix and prefix matches, leading-dot entries).
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from squidguard_bloom.lists import ListError
 from squidguard_bloom.lists.lookup import DomainList, ExpressionList, Match, UrlList
@@ -318,3 +322,29 @@ def test_invalid_regex_names_file_and_line(text: str, line: int) -> None:
     msg = str(err.value)
     assert msg.startswith(f"lists/porn/expressions:{line}: ")
     assert "fix or delete" in msg
+
+
+def _entries_by_regex(text: str) -> list[tuple[int, str, str | None]]:
+    """entries() as it read every line before its shortcut for blank-free lines."""
+    out = []
+    for number, raw in enumerate(text.split("\n"), 1):
+        if not raw or raw[0] == "#":
+            continue
+        line = raw.removesuffix("\r").lstrip(" \t")
+        if not line:
+            continue
+        if line[0] in "+-":
+            line = line[1:]
+        parts = re.split(r"[ \t]+", line, maxsplit=1)
+        key = parts[0].lower()
+        if key:
+            redirect = parts[1].strip(" \t") if len(parts) > 1 else ""
+            out.append((number, key, redirect or None))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="aB.-+# \t\r\n/:", max_size=120))
+def test_entries_shortcut_reads_like_the_regex(text: str) -> None:
+    """The shortcut for lines without blanks changes no entry the list has."""
+    assert list(entries(text)) == _entries_by_regex(text)
