@@ -31,7 +31,9 @@ from squidguard_bloom.lists.text import domain_key, entries, url_key
 
 #: At most 7 keys for 10 slots: a miss then probes about 6 slots (12 bytes of tags).
 LOAD_TENTHS = 7
-MAX_FILE = 0xFFFF_FFFF  # record offsets are 32-bit
+#: Record offsets are 32-bit and key lengths 30-bit (a varint of keylen << 2): 1 GiB,
+#: some 60 million domains.
+MAX_FILE = (1 << 30) - 1
 _BYTE = [bytes((n,)) for n in range(256)]
 
 
@@ -138,7 +140,7 @@ def write(kind: str, path: str) -> str:
     start = tables_size(nslots, len(suffixes))
     size = start + sum(map(len, records.values()))
     if size > MAX_FILE or nslots > MAX_FILE:
-        msg = (f"{path}: too big to compile ({size:,} bytes; the limit is 4 GiB); "
+        msg = (f"{path}: too big to compile ({size:,} bytes; the limit is 1 GiB); "
                "split it into several lists")
         raise ListError(msg)
     tags = [0] * nslots

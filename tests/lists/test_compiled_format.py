@@ -246,3 +246,21 @@ def test_compiled_file_is_smaller_than_the_text(tmp_path: Path) -> None:
     for host in [*names[::97], "zz.com", "a.b.c"]:
         a, b = text.lookup(host), lst.lookup(host)
         assert (a.entry if a else None) == (b.entry if b else None)
+
+
+def test_list_too_big_to_compile_is_refused_and_read_as_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the size limit: -C says so, and a rebuild at start falls back to the text."""
+    from squidguard_bloom.lists import ListError, writer
+
+    path = _compiled(tmp_path, "a.example\n")
+    path.write_text("a.example\nb.example\n")
+    monkeypatch.setattr(writer, "MAX_FILE", 100)
+    with pytest.raises(ListError, match=r"domains: too big to compile \(\d+ bytes; the limit"):
+        compile_list("domain", str(path))
+    notes: list[str] = []
+    lst = open_list("domain", str(path), notes)
+    assert isinstance(lst, DomainList)
+    assert lst.lookup("b.example")
+    assert "rebuilding it failed" in notes[0] and "text list is used" in notes[0]
