@@ -16,11 +16,14 @@ RE2 runs in time linear in the URL, so no request can make a rule slow.
 
 from __future__ import annotations
 
-import re2
+from typing import TYPE_CHECKING
 
 from squidguard_bloom.config.model import RewriteRule
 from squidguard_bloom.errors import SquidguardBloomError
 from squidguard_bloom.records import FrozenRecord
+
+if TYPE_CHECKING:  # RE2 (and libstdc++) load only for a config with rewrites or expressions
+    import re2
 
 
 class RewriteError(SquidguardBloomError):
@@ -99,6 +102,8 @@ class RewriteBlock:
     """The compiled rules of one ``rewrite`` block."""
 
     def __init__(self, name: str, rules: list[RewriteRule]) -> None:
+        import re2  # noqa: PLC0415 - see TYPE_CHECKING above
+
         self.name = name
         self._rules: list[_Compiled] = []
         for rule in rules:

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-import re2
+from typing import TYPE_CHECKING
 
 from squidguard_bloom.lists.errors import ListError
 from squidguard_bloom.lists.text import domain_key, entries, expression_lines, url_key
@@ -21,7 +21,8 @@ from squidguard_bloom.records import FrozenRecord
 from squidguard_bloom.rewrite import ere_to_re2
 from squidguard_bloom.urlnorm import Target
 
-_UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+if TYPE_CHECKING:  # RE2 (and libstdc++) load only for a config with expressions
+    import re2
 
 
 _setfield = object.__setattr__
@@ -102,6 +103,8 @@ class ExpressionList:
     """The patterns of an ``expressionlist`` file, searched in furl."""
 
     def __init__(self, path: str, text: str) -> None:
+        import re2  # noqa: PLC0415 - see TYPE_CHECKING above
+
         self.path = path
         opts = re2.Options()
         opts.case_sensitive = False
@@ -121,7 +124,8 @@ class ExpressionList:
                 self._any = re2.compile(joined, opts)
             except re2.error:  # too big for one automaton: try them one by one
                 self._any = None
-        self._raw = getattr(self._any, "_regexp", None) if _UNANCHORED is not None else None
+        self._unanchored = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+        self._raw = getattr(self._any, "_regexp", None) if self._unanchored is not None else None
 
     def __len__(self) -> int:
         return len(self._patterns)
@@ -136,7 +140,7 @@ class ExpressionList:
         if self._raw is not None:
             # The RE2 object under google-re2's wrapper: half the cost of .search().
             data = furl.encode("utf-8", "surrogateescape")
-            if self._raw.Match(_UNANCHORED, data, 0, len(data))[0][0] < 0:
+            if self._raw.Match(self._unanchored, data, 0, len(data))[0][0] < 0:
                 return None
         elif self._any is not None and self._any.search(furl) is None:
             return None

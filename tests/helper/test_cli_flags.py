@@ -97,3 +97,23 @@ def test_console_script_exits_after_delivering_every_reply(tmp_path: Path) -> No
     version = subprocess.run([str(script), "-v"], capture_output=True, check=False)
     assert (version.returncode, version.stdout) == (0, b"")
     assert version.stderr.startswith(b"squidguard-bloom ")
+
+
+def test_re2_loads_only_for_expressions_or_rewrites(tmp_path: Path) -> None:
+    """A configuration without expression lists or rewrites never imports RE2."""
+    (tmp_path / "domains").write_text("bad.example\n")
+    (tmp_path / "expressions").write_text("porn\n")
+    conf = tmp_path / "plain.conf"
+    conf.write_text(f"dbhome {tmp_path}\nlogdir {tmp_path}\n"
+                    "dest bad {\n    domainlist domains\n}\n"
+                    "acl {\n    default {\n        pass !bad all\n"
+                    "        redirect http://block.example/\n    }\n}\n")
+    with_expr = tmp_path / "expr.conf"
+    extra = "domainlist domains\n    expressionlist expressions"
+    with_expr.write_text(conf.read_text().replace("domainlist domains", extra))
+    probe = ("import sys; from squidguard_bloom import runtime; "
+             "runtime.build(runtime.Options(config=sys.argv[1])); print('re2' in sys.modules)")
+    for path, loaded in ((conf, "False"), (with_expr, "True")):
+        out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True,
+                             text=True, check=True)
+        assert out.stdout.strip() == loaded, out.stderr
