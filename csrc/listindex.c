@@ -172,7 +172,8 @@ int64_t sgb_url_find(const uint8_t *base, uint64_t size, const char *s, size_t l
     while (off < end) {
         struct record e;
         if (parse_record(base, end, off, &e) < 0 || e.suffix >= 0) return -1;
-        if (e.keylen <= len && memcmp(base + e.key, s, e.keylen) == 0) return (int64_t)off;
+        if (e.keylen <= len - hostlen && memcmp(base + e.key, s + hostlen, e.keylen) == 0)
+            return (int64_t)off;
         off = e.value + e.valuelen;
     }
     return -1;

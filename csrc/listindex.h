@@ -2,7 +2,7 @@
  * listindex: lookups in a compiled blacklist (a LIST.sgb file), memory-mapped.
  *
  * The file is written by squidguard_bloom/lists/writer.py; this code only
- * reads it.  Layout (format version 3), all integers little-endian:
+ * reads it.  Layout (format version 4), all integers little-endian:
  *
  *   header (64 bytes)  magic "SGBLIST\x1a", u32 version, u32 kind,
  *                      u64 text size, u64 text mtime (ns), u64 text hash,
@@ -23,7 +23,8 @@
  *                      domain list: the value is the entry's redirect;
  *                      url list: the key is a host, the value its entries,
  *                      each a record of the same shape without a suffix
- *                      (key: the url entry, value: its redirect), in byte
+ *                      (key: the url entry after its host, e.g. "/ads" of
+ *                      "example.com/ads"; value: its redirect), in byte
  *                      order of their keys
  *
  * varint: unsigned LEB128 (7 bits a byte, low first, high bit = more), at
@@ -57,9 +58,10 @@ int64_t sgb_url_find(const uint8_t *base, uint64_t size, const char *s, size_t l
 /* cdef-end */
 
 /* For C callers: where the stored key (without the suffix, if the record
- * has one) and the value (a redirect, possibly empty) of the record at off
- * lie, off being what one of the finders returned.  Returns 0, or -1 when
- * the record does not fit in the file. */
+ * has one; for a url entry, the part after the host) and the value (a
+ * redirect, possibly empty) of the record at off lie, off being what one of
+ * the finders returned.  Returns 0, or -1 when the record does not fit in
+ * the file. */
 int sgb_record_parts(const uint8_t *base, uint64_t size, uint64_t off, uint64_t *key,
                      uint32_t *keylen, uint64_t *value, uint32_t *valuelen);
 

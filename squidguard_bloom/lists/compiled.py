@@ -29,7 +29,7 @@ _ffi = _bloom.ffi
 _lib = _bloom.lib
 
 MAGIC = b"SGBLIST\x1a"
-VERSION = 3
+VERSION = 4
 KIND_CODES = {"domain": 1, "url": 2}
 SEED = 0x5347424C  # "SGBL"
 BLOCK = 16  # slots per record offset
@@ -130,8 +130,9 @@ class _Mapped:
     def __len__(self) -> int:
         return self.entries
 
-    def _record(self, off: int) -> Match:
-        """The entry and redirect of the record at off (an offset C returned: it fits)."""
+    def _record(self, off: int, host: bytes = b"") -> Match:
+        """The entry and redirect of the record at off (an offset C returned: it fits);
+        a url entry's record holds what follows its host."""
         mm = self._mm
         head, start = _varint(mm, off)
         suffix = b""
@@ -145,7 +146,7 @@ class _Mapped:
             redirlen, start = _varint(mm, start)
         end = start + (head >> 2)
         redirect = mm[end : end + redirlen].decode("utf-8", "surrogateescape")
-        key = (mm[start:end] + suffix).decode("utf-8", "surrogateescape")
+        key = (host + mm[start:end] + suffix).decode("utf-8", "surrogateescape")
         return Match(key, redirect or None)
 
 
@@ -177,5 +178,5 @@ class CompiledUrlList(_Mapped):
             key = s.encode("utf-8", "surrogateescape")
             off = _lib.sgb_url_find(self._buf, self._size, key, len(key))
             if off >= 0:
-                return self._record(off)
+                return self._record(off, key.split(b"/", 1)[0])
         return None

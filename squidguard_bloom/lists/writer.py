@@ -124,7 +124,8 @@ def _records(kind: str, text: str) -> tuple[dict[bytes, bytes], int, list[bytes]
     index = {s: i for i, s in enumerate(suffixes)}
     count = 0
     for host, items in groups.items():
-        body = b"".join(record(k, r) for k, r in sorted(items.items()))
+        # each entry begins with its host: the record keeps what follows it
+        body = b"".join(record(k[len(host) :], r) for k, r in sorted(items.items()))
         records[host] = record(host, body, index)
         count += len(items)
     return records, count, suffixes

@@ -1,4 +1,4 @@
-"""The compiled list file (format 3): refusal and rebuild, damage, tag collisions, suffixes."""
+"""The compiled list file (format 4): refusal and rebuild, damage, tag collisions, suffixes."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from squidguard_bloom.lists.compiled import (
     suffix_table,
     tables_size,
 )
-from squidguard_bloom.lists.lookup import DomainList
+from squidguard_bloom.lists.lookup import DomainList, UrlList
 from squidguard_bloom.lists.writer import home, pick_suffixes, record, slot_count
 from squidguard_bloom.urlnorm import parse_target
 
@@ -53,7 +53,7 @@ def _colliding(n: int, nslots: int) -> list[str]:
     raise AssertionError("no collision found")  # pragma: no cover
 
 
-@pytest.mark.parametrize("old", [1, 2])
+@pytest.mark.parametrize("old", [1, 2, 3])
 def test_older_format_version_is_refused_and_rebuilt(tmp_path: Path, old: int) -> None:
     """A file of an older format is never read: it is rebuilt, and answers as the text does."""
     path = _compiled(tmp_path, "old.example\nlisted.example\n")
@@ -191,6 +191,24 @@ def test_long_keys_and_redirects_need_longer_varints(tmp_path: Path) -> None:
     assert ul.lookup(parse_target("http://u.example/c")).redirect is None
     assert ul.lookup(parse_target("http://u.example/a")).redirect == "http://r/a"
     assert ul.lookup(parse_target("http://u.example/d")) is None
+
+
+def test_url_entries_are_stored_after_their_host(tmp_path: Path) -> None:
+    """An entry keeps what follows its host; lookups still match the whole entry."""
+    text = "h.example/ads http://r/\nh.example\nother.example/p/q\nsub.h.example/x\n"
+    path = _compiled(tmp_path, text, kind="url")
+    lst = open_list("url", str(path))
+    assert isinstance(lst, CompiledUrlList)
+    plain = UrlList(str(path), text)
+    for url in ["http://h.example/ads/1", "http://h.example/", "http://other.example/p/q/r",
+                "http://other.example/p/", "http://sub.h.example/x", "http://sub.h.example/y",
+                "http://h.examplex/ads", "http://www.h.example/x", "http://other.example/"]:
+        a, b = plain.lookup(parse_target(url)), lst.lookup(parse_target(url))
+        assert ((a.entry, a.redirect) if a else None) == ((b.entry, b.redirect) if b else None)
+    hit = lst.lookup(parse_target("http://other.example/p/q/r"))
+    assert (hit.entry, hit.redirect) == ("other.example/p/q", None)
+    raw = (tmp_path / "urls.sgb").read_bytes()
+    assert b"other.example/p/q" not in raw and b"/p/q" in raw
 
 
 def test_empty_list_compiles(tmp_path: Path) -> None:
