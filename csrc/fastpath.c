@@ -45,6 +45,7 @@ struct verdict {
     const struct sgb_fp_dest *dest; /* the dest that decided, or NULL */
     const char *word;               /* the terminator that decided, when no dest did */
     uint32_t name;                  /* span of the acl name (%s) */
+    const struct sgb_fp_log *log;   /* where this line is logged, or NULL */
 };
 
 static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
@@ -302,8 +303,8 @@ static int dest_lists(const struct sgb_fp_program *p, const struct sgb_fp_dest *
 
 /* Source and acl branch of the client: branch index, or -1 for Python. */
 static int32_t find_branch(const struct sgb_fp_program *p, uint32_t addr, const struct line *L,
-                           uint32_t *src_flags, uint32_t *name) {
-    *src_flags = 0;
+                           int32_t *log, uint32_t *name) {
+    *log = -1;
     *name = p->default_name;
     for (uint32_t i = 0; i < p->nrules; i++) {
         const struct sgb_fp_rule *r = &p->rules[i];
@@ -320,7 +321,7 @@ static int32_t find_branch(const struct sgb_fp_program *p, uint32_t addr, const 
             if (L->userlen > 0) return -1;
             if (!(s->flags & SGB_FP_SRC_EMPTY_USER)) continue;
         }
-        *src_flags = s->flags;
+        *log = s->log;
         *name = s->name;
         return s->branch;
     }
@@ -331,15 +332,15 @@ static int32_t find_branch(const struct sgb_fp_program *p, uint32_t addr, const 
  * says by what) or TO_PYTHON. */
 static enum outcome decide(const struct sgb_fp_program *p, const struct line *L, uint32_t addr,
                            const struct target *t, struct verdict *v) {
-    uint32_t sflags;
-    int32_t b = find_branch(p, addr, L, &sflags, &v->name);
+    int32_t src_log;
+    int32_t b = find_branch(p, addr, L, &src_log, &v->name);
     if (b < 0 || (uint32_t)b >= p->nbranches) return TO_PYTHON;
     const struct sgb_fp_branch *br = v->branch = &p->branches[b];
     if (br->flags & SGB_FP_BR_PYTHON) return TO_PYTHON;
     if ((uint64_t)br->first + br->count > p->nitems) return TO_PYTHON;
     int allow = 1, own_redirect = 0;
     const struct sgb_fp_dest *hit = NULL;
-    v->word = NULL;
+    v->word = "unknown"; /* the end of the pass list */
     for (uint32_t j = 0; j < br->count; j++) {
         const struct sgb_fp_item *it = &p->items[br->first + j];
         if (it->kind == SGB_FP_ALL) {
@@ -370,27 +371,24 @@ static enum outcome decide(const struct sgb_fp_program *p, const struct line *L,
         }
     }
     v->dest = hit;
-    /* policy.Engine._log_spec: is there a log line to write? */
-    int logs, verbose;
-    if (hit == NULL && (p->flags & SGB_FP_DEFAULT_LOG)) {
-        logs = 1;
-        verbose = (p->flags & SGB_FP_DEFAULT_VERBOSE) != 0;
-    } else if (hit != NULL && (hit->flags & SGB_FP_D_LOG)) {
-        logs = 1;
-        verbose = (hit->flags & SGB_FP_D_VERBOSE) != 0;
-    } else {
-        logs = (sflags & SGB_FP_SRC_LOG) != 0;
-        verbose = logs && (sflags & SGB_FP_SRC_VERBOSE);
-    }
+    /* policy.Engine._log_spec: the default acl's or the dest's, else the source's */
+    int32_t li = src_log;
+    if (hit == NULL && p->default_log >= 0)
+        li = p->default_log;
+    else if (hit != NULL && hit->log >= 0)
+        li = hit->log;
+    if (li >= 0 && (uint32_t)li >= p->nlogs) return TO_PYTHON;
+    v->log = li >= 0 ? &p->logs[li] : NULL;
     if (!allow) {
-        /* Blocks are answered here when they write no log and their redirect
-         * is known: not a list entry's own, not the result of a rewrite. */
-        if (logs || own_redirect) return TO_PYTHON;
+        /* Blocks are answered here when their redirect is known: not a list
+         * entry's own, not the result of a rewrite. */
+        if (own_redirect) return TO_PYTHON;
         if (hit != NULL && hit->redirect < 0 && (hit->flags & SGB_FP_D_REWRITE)) return TO_PYTHON;
         if ((hit == NULL || hit->redirect < 0) && br->redirect < 0) return TO_PYTHON;
         return ANSWER_BLOCK;
     }
-    if ((br->flags & SGB_FP_BR_REWRITE) || verbose) return TO_PYTHON;
+    if (br->flags & SGB_FP_BR_REWRITE) return TO_PYTHON;
+    if (v->log != NULL && !(v->log->flags & SGB_FP_LOG_VERBOSE)) v->log = NULL;
     return ANSWER_PASS;
 }
 
@@ -579,6 +577,66 @@ static int exempt(const struct sgb_fp_program *p, const struct target *t) {
     return 0;
 }
 
+static void put_pass(struct writer *w, const struct line *L) {
+    if (L->chan != NULL) {
+        put(w, L->chan, L->chanlen);
+        put(w, " ", 1);
+    }
+    put(w, "ERR\n", 4);
+}
+
+static int ascii(const uint8_t *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] >= 0x80) return 0;
+    return 1;
+}
+
+static void put_name(struct writer *w, const struct sgb_fp_program *p, uint32_t i) {
+    if (!span_ok(p, i)) {
+        w->full = 1;
+        return;
+    }
+    put(w, p->text + p->spans[2 * i], p->spans[2 * i + 1]);
+}
+
+/* reqlog.request_line of policy.Engine._line: 0, or -1 when C cannot write it
+ * exactly (reqlog escapes what is not printable, which for non-ASCII text
+ * only Python knows). */
+static int put_log(struct writer *w, const struct sgb_fp_program *p, const struct line *L,
+                   const struct target *t, const struct verdict *v, const char *action) {
+    size_t userlen = (v->log->flags & SGB_FP_LOG_ANONYMOUS) ? 0 : L->userlen;
+    if (!ascii(L->fqdn, L->fqdnlen) || !ascii(L->user, userlen) ||
+        !ascii(L->method, L->methodlen))
+        return -1;
+    put(w, "Request(", 8);
+    put_name(w, p, v->name);
+    put(w, "/", 1);
+    if (v->dest != NULL)
+        put_name(w, p, v->dest->name);
+    else
+        put(w, v->word, strlen(v->word));
+    put(w, "/-) ", 4);
+    put(w, t->orig, t->origlen); /* printable ASCII without spaces: as it is */
+    put(w, " ", 1);
+    put(w, L->client, L->clientlen);
+    put(w, "/", 1);
+    if (L->fqdnlen > 0)
+        put(w, L->fqdn, L->fqdnlen);
+    else
+        put(w, "-", 1);
+    put(w, " ", 1);
+    if (userlen == 0) put(w, "-", 1);
+    for (size_t i = 0; i < userlen; i++) {
+        uint8_t c = lower(L->user[i]);
+        put(w, &c, 1);
+    }
+    put(w, " ", 1);
+    put(w, L->method, L->methodlen);
+    put(w, " ", 1);
+    put(w, action, strlen(action));
+    return w->full ? -1 : 0;
+}
+
 /* The batch's set of fallback keys (IPv4 addresses), open addressing. */
 static uint64_t *key_slot(uint64_t *set, size_t size, uint32_t key) {
     size_t i = (size_t)((key * 2654435761u) & (size - 1));
@@ -588,12 +646,16 @@ static uint64_t *key_slot(uint64_t *set, size_t size, uint32_t key) {
 
 int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *text, size_t len,
                      size_t nlines, int strip_cr, uint8_t *out, size_t outcap,
+                     uint8_t *logs, size_t logcap,
                      struct sgb_fp_fallback *rest, uint64_t *nrest,
                      uint64_t *scratch, size_t nscratch) {
     const uint8_t *in = (const uint8_t *)text;
     if (prog == NULL || out == NULL || rest == NULL || nrest == NULL) return -1;
     if ((in == NULL && len > 0) || len >= (1u << 31)) return -1;
+    if (logs == NULL) logcap = 0;
     if (outcap > UINT32_MAX) outcap = UINT32_MAX; /* offsets in rest are 32-bit */
+    if (logcap > UINT32_MAX) logcap = UINT32_MAX;
+    size_t lo = 0; /* bytes written to logs */
     *nrest = 0;
     if (nlines == 0) return len == 0 ? 0 : -1;
     size_t count = 1;
@@ -625,15 +687,6 @@ int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *text, size_t
             haskey = 1;
             if (parse_url(L.url, L.urllen, &t) == 0) what = decide(prog, &L, addr, &t, &v);
         }
-        if (what == ANSWER_BLOCK) {
-            struct writer w = {out, o, outcap, 0};
-            if (put_block(&w, prog, &L, &t, &v) == 0) {
-                o = w.n;
-                p = nl ? nl + 1 : end;
-                continue;
-            }
-            what = TO_PYTHON;
-        }
         if (what == ANSWER_PASS && seen != NULL && !exempt(prog, &t)) {
             int m = welcome_method(&L);
             if (m < 0 || (m == 1 && (prog->flags & SGB_FP_WELCOME_BY_USER) && L.userlen > 0)) {
@@ -650,30 +703,49 @@ int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *text, size_t
                     what = TO_WELCOME;
             }
         }
-        size_t need = L.chanlen + 5;
-        if (what == ANSWER_PASS && outcap - o < need) what = TO_PYTHON;
-        if (what == ANSWER_PASS) {
-            if (L.chan != NULL) {
-                memcpy(out + o, L.chan, L.chanlen);
-                out[o + L.chanlen] = ' ';
-                o += L.chanlen + 1;
+        if (what == ANSWER_PASS || what == ANSWER_BLOCK) {
+            struct writer w = {out, o, outcap, 0};
+            int bad;
+            if (what == ANSWER_BLOCK) {
+                bad = put_block(&w, prog, &L, &t, &v);
+            } else {
+                put_pass(&w, &L);
+                bad = w.full;
             }
-            memcpy(out + o, "ERR\n", 4);
-            o += 4;
-        } else {
-            if (what == TO_PYTHON && seen != NULL) {
-                if (!haskey)
-                    poisoned = 1;
-                else
-                    *key_slot(scratch, nscratch, addr) = (uint64_t)addr | 1ull << 32;
+            if (!bad && v.log != NULL) {
+                struct writer lw = {logs, lo, logcap, 0};
+                bad = put_log(&lw, prog, &L, &t, &v, what == ANSWER_BLOCK ? "REDIRECT" : "PASS");
+                if (!bad) {
+                    rest[nr].line = (uint32_t)li;
+                    rest[nr].kind = SGB_FP_LOG;
+                    rest[nr].at = (uint32_t)w.n;
+                    rest[nr].start = (uint32_t)lo;
+                    rest[nr].end = (uint32_t)lw.n;
+                    rest[nr].path = v.log->path;
+                    nr++;
+                    lo = lw.n;
+                }
             }
-            rest[nr].line = (uint32_t)li;
-            rest[nr].kind = what == TO_WELCOME ? SGB_FP_WELCOME : SGB_FP_PYTHON;
-            rest[nr].at = (uint32_t)o;
-            rest[nr].start = (uint32_t)(p - in);
-            rest[nr].end = (uint32_t)(p - in + n);
-            nr++;
+            if (!bad) {
+                o = w.n;
+                p = nl ? nl + 1 : end;
+                continue;
+            }
+            what = TO_PYTHON; /* a reply or log line that does not fit: Python's */
         }
+        if (what == TO_PYTHON && seen != NULL) {
+            if (!haskey)
+                poisoned = 1;
+            else
+                *key_slot(scratch, nscratch, addr) = (uint64_t)addr | 1ull << 32;
+        }
+        rest[nr].line = (uint32_t)li;
+        rest[nr].kind = what == TO_WELCOME ? SGB_FP_WELCOME : SGB_FP_PYTHON;
+        rest[nr].at = (uint32_t)o;
+        rest[nr].start = (uint32_t)(p - in);
+        rest[nr].end = (uint32_t)(p - in + n);
+        rest[nr].path = 0;
+        nr++;
         p = nl ? nl + 1 : end;
     }
     *nrest = nr;

@@ -27,9 +27,11 @@
  *           pass list is scanned over compiled domain and url lists and the
  *           expression prefilter; passes are answered with "ERR", blocks
  *           with the redirect template of the dest or the acl expanded as
- *           template.expand does; blocks that log, list entries with their
- *           own redirect, dest rewrites, rewrites of allowed requests,
- *           verbose logs and anything the program marks for Python fall back.
+ *           template.expand does, and their log lines (a block's, a
+ *           verbose pass's) handed back for Python to write in line order;
+ *           list entries with their own redirect, dest rewrites, rewrites
+ *           of allowed requests and anything the program marks for Python
+ *           fall back.
  *
  * Expressions run only in Python (RE2): for each expression the program
  * holds literal strings of which at least one occurs (lower-cased) in any
@@ -69,8 +71,6 @@
 #define SGB_FP_SRC_FQDN 1       /* also needs a client domain: with an fqdn -> Python, else no match */
 #define SGB_FP_SRC_USER 2       /* also needs a user: with a user -> Python */
 #define SGB_FP_SRC_EMPTY_USER 4 /* ... and matches the empty user ("-") */
-#define SGB_FP_SRC_LOG 8        /* has a log spec */
-#define SGB_FP_SRC_VERBOSE 16   /* ... that logs passes */
 
 /* pass-list item kinds (inactive dests and unknown words are left out) */
 #define SGB_FP_DEST 0
@@ -84,18 +84,25 @@
 
 /* dest flags */
 #define SGB_FP_D_PYTHON 1  /* lists C cannot read: a line that reaches it goes to Python */
-#define SGB_FP_D_LOG 2     /* has its own log spec */
-#define SGB_FP_D_VERBOSE 4 /* ... that logs passes */
 #define SGB_FP_D_REWRITE 8 /* has a rewrite: a block without a dest redirect -> Python */
 
 /* program flags */
-#define SGB_FP_DEFAULT_LOG 1     /* the default acl has a log spec */
-#define SGB_FP_DEFAULT_VERBOSE 2 /* ... that logs passes */
 #define SGB_FP_WELCOME_BY_USER 4 /* welcome key is the user when known: lines with a user -> Python */
+
+/* log spec flags */
+#define SGB_FP_LOG_VERBOSE 1   /* passes are logged too */
+#define SGB_FP_LOG_ANONYMOUS 2 /* the user is not */
 
 /* fallback kinds */
 #define SGB_FP_PYTHON 0  /* Python decides and answers the line */
 #define SGB_FP_WELCOME 1 /* a first visit, already added to the filter: Python answers it */
+#define SGB_FP_LOG 2     /* answered here; Python writes its log line (start..end in logs) */
+
+/* A ``log [anonymous] [verbose] FILE`` spec; path is the caller's index of FILE. */
+struct sgb_fp_log {
+    uint32_t flags; /* SGB_FP_LOG_* */
+    uint32_t path;
+};
 
 struct sgb_fp_rule {
     uint32_t kind;   /* SGB_FP_MASK, SGB_FP_RANGE or SGB_FP_ANY */
@@ -107,6 +114,7 @@ struct sgb_fp_source {
     uint32_t flags;  /* SGB_FP_SRC_* */
     int32_t branch;  /* index into branches, -1: its lines go to Python */
     uint32_t name;   /* span of its acl's name (%s), "default" without an acl */
+    int32_t log;     /* its log spec, -1: none */
 };
 
 struct sgb_fp_item {
@@ -139,6 +147,7 @@ struct sgb_fp_dest {
     uint32_t nliterals;
     uint32_t name;          /* span of its name (%t) */
     int32_t redirect;       /* its redirect template, -1: none */
+    int32_t log;            /* its log spec, -1: none */
 };
 
 struct sgb_fp_program {
@@ -158,9 +167,12 @@ struct sgb_fp_program {
     uint32_t nspans;
     const struct sgb_fp_template *templates;
     uint32_t ntemplates;
+    const struct sgb_fp_log *logs;
+    uint32_t nlogs;
     int32_t default_branch; /* the branch of clients no source matches */
     uint32_t default_name;  /* span of "default" (%s when no source matched) */
-    uint32_t flags;         /* SGB_FP_DEFAULT_LOG ... */
+    int32_t default_log;    /* the default acl's log spec, -1: none */
+    uint32_t flags;         /* SGB_FP_WELCOME_BY_USER */
     sgb_bloom *welcome;     /* welcome filter (current generation), or NULL */
     const sgb_bloom *welcome_previous; /* previous generation, or NULL */
     uint32_t first_exempt;  /* hosts never welcomed: spans[first .. first + count) */
@@ -169,25 +181,29 @@ struct sgb_fp_program {
 
 struct sgb_fp_fallback {
     uint32_t line;  /* index of the line in the batch */
-    uint32_t kind;  /* SGB_FP_PYTHON or SGB_FP_WELCOME */
-    uint32_t at;    /* where its reply goes in out */
-    uint32_t start; /* the line is in[start .. end), its CR dropped with strip_cr */
-    uint32_t end;
+    uint32_t kind;  /* SGB_FP_PYTHON, SGB_FP_WELCOME or SGB_FP_LOG */
+    uint32_t at;    /* where its reply goes in out (SGB_FP_LOG: the end of its reply) */
+    uint32_t start; /* the line is in[start .. end), its CR dropped with strip_cr; */
+    uint32_t end;   /* SGB_FP_LOG: its log line is logs[start .. end) */
+    uint32_t path;  /* SGB_FP_LOG: the log spec's path */
 };
 
 /*
  * Answer the nlines lines in in[0..len), separated by '\n' (the last one
- * without; with strip_cr, one '\r' ending a line is not part of it).  Replies go to out (a line whose reply does not fit in outcap
- * falls back; len + 5 * nlines always holds every pass), each fallback line
- * to rest (room for nlines entries) in line order;
- * *nrest gets their number.  scratch (nscratch entries, a power of two
- * >= 2 * nlines, or NULL/0 without a welcome filter) holds the batch's
- * fallback keys.  Returns the number of bytes written to out, or -1 when
- * the arguments are inconsistent or the batch is 2 GiB or more (nothing is
- * then added to the filter).
+ * without; with strip_cr, one '\r' ending a line is not part of it).
+ * Replies go to out (a line whose reply does not fit in outcap falls back;
+ * len + 5 * nlines always holds every pass), the squidGuard log lines
+ * ("Request(...) ...": no time stamp, no newline) of the lines answered
+ * here to logs (likewise), and rest (room for nlines entries) lists in line
+ * order the fallback lines and the log lines; *nrest gets their number.
+ * scratch (nscratch entries, a power of two >= 2 * nlines, or NULL/0
+ * without a welcome filter) holds the batch's fallback keys.  Returns the
+ * number of bytes written to out, or -1 when the arguments are inconsistent
+ * or the batch is 2 GiB or more (nothing is then added to the filter).
  */
 int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *in, size_t len,
                      size_t nlines, int strip_cr, uint8_t *out, size_t outcap,
+                     uint8_t *logs, size_t logcap,
                      struct sgb_fp_fallback *rest, uint64_t *nrest,
                      uint64_t *scratch, size_t nscratch);
 /* cdef-end */

@@ -21,6 +21,7 @@ from squidguard_bloom.lists.literals import required_literals
 from squidguard_bloom.template import split_status
 
 if TYPE_CHECKING:
+    from squidguard_bloom.config.model import LogSpec
     from squidguard_bloom.policy import Engine, FastPlan
     from squidguard_bloom.welcome import Welcome
 
@@ -31,6 +32,8 @@ _lib: Any = _bloom.lib
 MAX_RULES = 1024
 _RULE_KINDS = {"mask": _lib.SGB_FP_MASK, "range": _lib.SGB_FP_RANGE}
 _LIMIT = 1 << 31  # sgb_fp_batch refuses batches this long
+_WELCOME = _lib.SGB_FP_WELCOME
+_LOG = _lib.SGB_FP_LOG
 
 
 def _mapped(lst: object, kind: type) -> tuple[Any, int] | None:
@@ -43,12 +46,6 @@ def _mapped(lst: object, kind: type) -> tuple[Any, int] | None:
     return buf, size
 
 
-def _log_flags(spec: object, has: int, verbose: int) -> int:
-    if spec is None:
-        return 0
-    return has | (verbose if getattr(spec, "verbose", False) else 0)
-
-
 class _Text:
     """The program's byte strings and redirect templates, by index."""
 
@@ -56,6 +53,9 @@ class _Text:
         self.data = bytearray()
         self.spans: list[int] = []  # (offset, length) pairs into data
         self.templates: list[tuple[int, int]] = []  # (status or 0, span of the rest)
+        self.logs: list[tuple[int, int]] = []  # (flags, index in paths)
+        self.paths: list[str] = []
+        self._log_index: dict[tuple[str, bool, bool], int] = {}
 
     def __len__(self) -> int:
         return len(self.spans) // 2
@@ -65,6 +65,19 @@ class _Text:
         self.spans.extend((len(self.data), len(raw)))
         self.data.extend(raw)
         return len(self) - 1
+
+    def log(self, spec: LogSpec | None) -> int:
+        if spec is None:
+            return -1
+        key = (spec.path, spec.anonymous, spec.verbose)
+        if key not in self._log_index:
+            if spec.path not in self.paths:
+                self.paths.append(spec.path)
+            flags = ((_lib.SGB_FP_LOG_VERBOSE if spec.verbose else 0)
+                     | (_lib.SGB_FP_LOG_ANONYMOUS if spec.anonymous else 0))
+            self._log_index[key] = len(self.logs)
+            self.logs.append((flags, self.paths.index(spec.path)))
+        return self._log_index[key]
 
     def template(self, text: str | None) -> int:
         if text is None:
@@ -81,9 +94,8 @@ def _rules(plan: FastPlan, text: _Text) -> tuple[list[tuple[int, ...]], list[tup
     for i, s in enumerate(plan.sources):
         flags = ((_lib.SGB_FP_SRC_FQDN if s.fqdn else 0)
                  | (_lib.SGB_FP_SRC_USER if s.user else 0)
-                 | (_lib.SGB_FP_SRC_EMPTY_USER if s.empty_user else 0)
-                 | _log_flags(s.log, _lib.SGB_FP_SRC_LOG, _lib.SGB_FP_SRC_VERBOSE))
-        sources.append((flags, s.branch, text.add(s.acl_name)))
+                 | (_lib.SGB_FP_SRC_EMPTY_USER if s.empty_user else 0))
+        sources.append((flags, s.branch, text.add(s.acl_name), text.log(s.log)))
         if s.ips is None:
             rules.append((_lib.SGB_FP_ANY, 0, 0, i))
         else:
@@ -115,9 +127,7 @@ def _dests(plan: FastPlan, text: _Text) -> list[tuple[Any, ...]]:
     """Each dest's mapped lists, flags, prefilter literals, name and redirect."""
     dests: list[tuple[Any, ...]] = []
     for d in plan.dests:
-        flags = _log_flags(d.log, _lib.SGB_FP_D_LOG, _lib.SGB_FP_D_VERBOSE)
-        if d.rewrite is not None:
-            flags |= _lib.SGB_FP_D_REWRITE
+        flags = _lib.SGB_FP_D_REWRITE if d.rewrite is not None else 0
         domains = _mapped(d.domains, compiled.CompiledDomainList)
         urls = _mapped(d.urls, compiled.CompiledUrlList)
         if (d.domains is not None and domains is None) or (d.urls is not None and urls is None):
@@ -135,14 +145,14 @@ def _dests(plan: FastPlan, text: _Text) -> list[tuple[Any, ...]]:
         dom_buf, dom_size = domains if domains is not None else (_ffi.NULL, 0)
         url_buf, url_size = urls if urls is not None else (_ffi.NULL, 0)
         dests.append((dom_buf, dom_size, url_buf, url_size, flags, first, nlit,
-                      text.add(d.name), text.template(d.redirect or None)))
+                      text.add(d.name), text.template(d.redirect or None), text.log(d.log)))
     return dests
 
 
 class _Program:
     """One struct sgb_fp_program and every C array it points to."""
 
-    __slots__ = ("keep", "ptr")
+    __slots__ = ("keep", "paths", "ptr")
 
     def __init__(self, plan: FastPlan, welcome: Welcome | None) -> None:
         self.keep: list[Any] = []
@@ -150,8 +160,9 @@ class _Program:
         rules, sources = _rules(plan, text)
         branches, items = _branches(plan, text)
         dests = _dests(plan, text)
-        flags = _log_flags(plan.default_log, _lib.SGB_FP_DEFAULT_LOG, _lib.SGB_FP_DEFAULT_VERBOSE)
+        flags = 0
         default_name = text.add("default")
+        default_log = text.log(plan.default_log)
         first_exempt = len(text)
         if welcome is not None:
             if welcome.by_user:
@@ -161,7 +172,8 @@ class _Program:
         p = self.ptr = self._new("struct sgb_fp_program *")
         p.rules = self._array("struct sgb_fp_rule", rules, ("kind", "a", "b", "source"))
         p.nrules = len(rules)
-        p.sources = self._array("struct sgb_fp_source", sources, ("flags", "branch", "name"))
+        p.sources = self._array("struct sgb_fp_source", sources,
+                                ("flags", "branch", "name", "log"))
         p.nsources = len(sources)
         p.branches = self._array("struct sgb_fp_branch", branches,
                                  ("flags", "first", "count", "redirect"))
@@ -170,10 +182,14 @@ class _Program:
         p.nitems = len(items)
         p.dests = self._array("struct sgb_fp_dest", dests, (
             "domains", "domains_size", "urls", "urls_size", "flags", "first_literal",
-            "nliterals", "name", "redirect"))
+            "nliterals", "name", "redirect", "log"))
         p.ndests = len(dests)
         p.templates = self._array("struct sgb_fp_template", text.templates, ("status", "span"))
         p.ntemplates = len(text.templates)
+        p.logs = self._array("struct sgb_fp_log", text.logs, ("flags", "path"))
+        p.nlogs = len(text.logs)
+        p.default_log = default_log
+        self.paths = text.paths
         p.text = self._new("uint8_t[]", bytes(text.data) or b"\0")
         p.text_size = len(text.data)
         p.spans = self._new("uint32_t[]", text.spans or [0])
@@ -201,7 +217,7 @@ class _Program:
 class FastPath:
     """Answers the common lines of a batch in C and names the lines Python must answer."""
 
-    __slots__ = ("_engine", "_nrest", "_out", "_plan", "_prog", "_rest", "_scratch",
+    __slots__ = ("_engine", "_logs", "_nrest", "_out", "_plan", "_prog", "_rest", "_scratch",
                  "_welcome", "lines", "python_lines")
 
     def __init__(self, engine: Engine, welcome: Welcome | None = None) -> None:
@@ -210,6 +226,7 @@ class FastPath:
         self._plan: FastPlan | None = None
         self._prog: _Program | None = None
         self._out: Any = _ffi.new("uint8_t[]", 1 << 16)
+        self._logs: Any = _ffi.new("uint8_t[]", 1 << 16)
         self._rest: Any = _ffi.new("struct sgb_fp_fallback[]", 1 << 10)
         self._scratch: Any = _ffi.new("uint64_t[]", 1 << 11) if welcome is not None else None
         self._nrest = _ffi.new("uint64_t *")
@@ -233,15 +250,16 @@ class FastPath:
         return arr
 
     def answer(self, data: bytes, count: int, now: float, *, strip_cr: bool = False) \
-            -> tuple[bytes, list[tuple[int, int, int, bool]]] | None:
+            -> tuple[bytes, list[tuple[int, bytes | None, bool, tuple[str, str] | None]]] | None:
         """Answer the count lines of data (joined by newlines; with strip_cr, a CR
         ending a line is not part of it).
 
-        Returns (replies of the lines C answered, [(start, end, offset in
-        replies, welcomed)]): the lines data[start:end] are Python's to
-        answer, in order, their replies going at those offsets; welcomed ones
-        are first visits already added to the welcome filter.  None when C
-        takes no part in this batch (every line is Python's).
+        Returns (replies of the lines C answered, rest), rest listing in line
+        order (offset in replies, line, welcomed, log): a line Python must
+        answer, its reply going at that offset (welcomed: a first visit
+        already added to the welcome filter), or None and a (path, text) log
+        line to write for a line C answered.  None when C takes no part in
+        this batch (every line is Python's).
         """
         prog = self._program(now)
         size = len(data)
@@ -252,13 +270,16 @@ class FastPath:
         out = self._out
         if len(out) < need:
             out = self._grow("_out", "uint8_t", need)
+        logs = self._logs
+        if len(logs) < need:
+            logs = self._grow("_logs", "uint8_t", need)
         rest = self._rest
         if len(rest) < count:
             rest = self._grow("_rest", "struct sgb_fp_fallback", count)
         p = prog.ptr
         if self._welcome is None:
-            size = _lib.sgb_fp_batch(p, data, size, count, strip_cr, out, len(out), rest,
-                                     self._nrest, _ffi.NULL, 0)
+            size = _lib.sgb_fp_batch(p, data, size, count, strip_cr, out, len(out), logs,
+                                     len(logs), rest, self._nrest, _ffi.NULL, 0)
         else:
             scratch = self._scratch
             if len(scratch) < 2 * count:
@@ -266,8 +287,8 @@ class FastPath:
             current, previous = self._welcome.filters(now)
             p.welcome = current._live()
             p.welcome_previous = previous._live() if previous is not None else _ffi.NULL
-            size = _lib.sgb_fp_batch(p, data, size, count, strip_cr, out, len(out), rest,
-                                     self._nrest, scratch, len(scratch))
+            size = _lib.sgb_fp_batch(p, data, size, count, strip_cr, out, len(out), logs,
+                                     len(logs), rest, self._nrest, scratch, len(scratch))
             p.welcome = p.welcome_previous = _ffi.NULL
         if size < 0:
             return None
@@ -275,7 +296,14 @@ class FastPath:
         self.lines += count
         if not n:
             return _ffi.buffer(out, size)[:], []
-        self.python_lines += n
-        f = memoryview(_ffi.buffer(rest, 20 * n)).cast("I").tolist()
-        return _ffi.buffer(out, size)[:], list(zip(f[3::5], f[4::5], f[2::5],
-                                                   map(bool, f[1::5]), strict=True))
+        f = memoryview(_ffi.buffer(rest, 24 * n)).cast("I").tolist()
+        found: list[tuple[int, bytes | None, bool, tuple[str, str] | None]] = []
+        for i in range(0, 6 * n, 6):
+            kind, at, start, end = f[i + 1 : i + 5]
+            if kind == _LOG:
+                text = _ffi.buffer(logs + start, end - start)[:].decode("utf-8", "surrogateescape")
+                found.append((at, None, False, (prog.paths[f[i + 5]], text)))
+            else:
+                self.python_lines += 1
+                found.append((at, data[start:end], kind == _WELCOME, None))
+        return _ffi.buffer(out, size)[:], found

@@ -161,13 +161,11 @@ class Helper:
         self.now = time.time() + self.rt.clock_offset
         rt = self.rt
         fast = None
-        data = lines
         if rt.fast is not None and rt.emergency is None and self._explain is None:
             if isinstance(lines, bytes):
                 fast = rt.fast.answer(lines, lines.count(b"\n") + 1, self.now, strip_cr=True)
             elif LongLine not in map(type, lines):
-                data = b"\n".join(lines)
-                fast = rt.fast.answer(data, len(lines), self.now)
+                fast = rt.fast.answer(b"\n".join(lines), len(lines), self.now)
         if fast is None:
             if isinstance(lines, bytes):
                 lines = [_strip(x) for x in lines.split(b"\n")]
@@ -179,10 +177,13 @@ class Helper:
             if rest:
                 parts = []
                 pos = 0
-                for start, end, at, welcomed in rest:
+                for at, line, welcomed, log in rest:
                     parts.append(out[pos:at])
-                    parts.append(self.respond(data[start:end], welcomed))
                     pos = at
+                    if line is not None:
+                        parts.append(self.respond(line, welcomed))
+                    else:  # answered in C, logged here, in line order
+                        rt.sink.write(*log)
                 parts.append(out[pos:])
                 out = b"".join(parts)
         rt.sink.flush()
