@@ -198,10 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # among them meanwhile only slows the start, and frozen they are never
     # scanned again.
     gc.disable()
-    from squidguard_bloom import runtime  # noqa: PLC0415 - keep -h/-v independent of the engine
-
-    gc.freeze()
-    gc.enable()
+    try:
+        from squidguard_bloom import runtime  # noqa: PLC0415 - -h/-v work without the engine
+    finally:
+        gc.freeze()
+        gc.enable()
 
     if args.compile is not None or args.update:
         return runtime.compile_lists(config, args.compile or "all", update=args.update,
