@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from squidguard_bloom.config import timespec
 from squidguard_bloom.config.addresses import parse_ip, split_ip_words
 from squidguard_bloom.config.lexer import (
     EOF,
@@ -319,6 +318,8 @@ class Parser:
                                                             "emergency")
 
     def time_block(self, kw: Token) -> None:
+        from squidguard_bloom.config import timespec  # noqa: PLC0415 - only time blocks need it
+
         tok = self.define(kw, self.times)  # type: ignore[arg-type]
         if tok is None or not self.open_block():
             return
