@@ -46,6 +46,10 @@ struct verdict {
     const char *word;               /* the terminator that decided, when no dest did */
     uint32_t name;                  /* span of the acl name (%s) */
     const struct sgb_fp_log *log;   /* where this line is logged, or NULL */
+    struct entry_text {             /* the list entry's own redirect, if any */
+        const uint8_t *s;
+        size_t n;
+    } entry;
 };
 
 static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
@@ -265,26 +269,30 @@ static int is_address_host(const struct target *t) {
     return is_digit((uint8_t)t->furl[t->hostlen - 1]); /* lists.lookup._is_address */
 }
 
-/* Whether the list record at off carries its own redirect (1), not (0), or is unreadable (-1). */
-static int entry_redirect(const uint8_t *base, uint64_t size, int64_t off) {
+/* Whether the list record at off carries its own redirect (1, *text set),
+ * not (0), or is unreadable (-1). */
+static int entry_redirect(const uint8_t *base, uint64_t size, int64_t off,
+                          struct entry_text *text) {
     uint64_t key, value;
     uint32_t keylen, valuelen;
     if (sgb_record_parts(base, size, (uint64_t)off, &key, &keylen, &value, &valuelen) < 0)
         return -1;
+    text->s = base + value;
+    text->n = valuelen;
     return valuelen > 0;
 }
 
 /* The dest's verdict on t: 1 listed, 2 listed by an entry with its own
- * redirect, 0 not listed, -1 Python must look. */
+ * redirect (in *text), 0 not listed, -1 Python must look. */
 static int dest_lists(const struct sgb_fp_program *p, const struct sgb_fp_dest *d,
-                      const struct target *t) {
+                      const struct target *t, struct entry_text *text) {
     if (d->flags & SGB_FP_D_PYTHON) return -1;
     if (d->domains != NULL) {
         int64_t off = is_address_host(t)
                           ? sgb_list_find(d->domains, d->domains_size, t->furl, t->hostlen)
                           : sgb_domain_find(d->domains, d->domains_size, t->furl, t->hostlen);
         if (off >= 0) {
-            int r = entry_redirect(d->domains, d->domains_size, off);
+            int r = entry_redirect(d->domains, d->domains_size, off, text);
             return r < 0 ? -1 : 1 + r;
         }
     }
@@ -293,7 +301,7 @@ static int dest_lists(const struct sgb_fp_program *p, const struct sgb_fp_dest *
         if (off < 0 && !t->same) /* else the same string: the same answer */
             off = sgb_url_find(d->urls, d->urls_size, t->furl, t->furllen);
         if (off >= 0) {
-            int r = entry_redirect(d->urls, d->urls_size, off);
+            int r = entry_redirect(d->urls, d->urls_size, off, text);
             return r < 0 ? -1 : 1 + r;
         }
     }
@@ -338,9 +346,11 @@ static enum outcome decide(const struct sgb_fp_program *p, const struct line *L,
     const struct sgb_fp_branch *br = v->branch = &p->branches[b];
     if (br->flags & SGB_FP_BR_PYTHON) return TO_PYTHON;
     if ((uint64_t)br->first + br->count > p->nitems) return TO_PYTHON;
-    int allow = 1, own_redirect = 0;
+    int allow = 1;
     const struct sgb_fp_dest *hit = NULL;
     v->word = "unknown"; /* the end of the pass list */
+    v->entry.s = NULL;
+    v->entry.n = 0;
     for (uint32_t j = 0; j < br->count; j++) {
         const struct sgb_fp_item *it = &p->items[br->first + j];
         if (it->kind == SGB_FP_ALL) {
@@ -361,11 +371,11 @@ static enum outcome decide(const struct sgb_fp_program *p, const struct line *L,
         }
         if (it->kind != SGB_FP_DEST || it->dest >= p->ndests) return TO_PYTHON;
         const struct sgb_fp_dest *d = &p->dests[it->dest];
-        int listed = dest_lists(p, d, t);
+        int listed = dest_lists(p, d, t, &v->entry);
         if (listed < 0) return TO_PYTHON;
         if (listed) {
             allow = !it->negate;
-            own_redirect = listed == 2;
+            if (listed == 1) v->entry.n = 0;
             hit = d;
             break;
         }
@@ -380,9 +390,9 @@ static enum outcome decide(const struct sgb_fp_program *p, const struct line *L,
     if (li >= 0 && (uint32_t)li >= p->nlogs) return TO_PYTHON;
     v->log = li >= 0 ? &p->logs[li] : NULL;
     if (!allow) {
-        /* Blocks are answered here when their redirect is known: not a list
-         * entry's own, not the result of a rewrite. */
-        if (own_redirect) return TO_PYTHON;
+        /* Blocks are answered here when their redirect is known: not the
+         * result of a rewrite. */
+        if (v->entry.n > 0) return ANSWER_BLOCK;
         if (hit != NULL && hit->redirect < 0 && (hit->flags & SGB_FP_D_REWRITE)) return TO_PYTHON;
         if ((hit == NULL || hit->redirect < 0) && br->redirect < 0) return TO_PYTHON;
         return ANSWER_BLOCK;
@@ -507,24 +517,48 @@ static int put_code(struct writer *w, const struct sgb_fp_program *p, uint8_t c,
 }
 
 /* The reply to a block (helper.respond over template.expand); 0, or -1 to fall back. */
+/* template.split_status of a list entry's redirect: 0 (none), the status,
+ * or -1 when only Python can tell (a non-ASCII byte where \d could match). */
+static int entry_status(const uint8_t *s, size_t n) {
+    for (size_t i = 0; i < 3 && i < n; i++) {
+        if (s[i] >= 0x80) return -1;
+        if (!is_digit(s[i])) return 0;
+    }
+    if (n < 4 || s[3] != ':') return 0;
+    int st = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+    return (st == 301 || st == 302 || st == 303 || st == 307 || st == 308) ? st : 302;
+}
+
 static int put_block(struct writer *w, const struct sgb_fp_program *p, const struct line *L,
                      const struct target *t, const struct verdict *v) {
-    int32_t ti = (v->dest != NULL && v->dest->redirect >= 0) ? v->dest->redirect
-                                                              : v->branch->redirect;
-    if (ti < 0 || (uint32_t)ti >= p->ntemplates) return -1;
-    const struct sgb_fp_template *tp = &p->templates[ti];
-    if (!span_ok(p, tp->span)) return -1;
-    const uint8_t *s = p->text + p->spans[2 * tp->span];
-    size_t n = p->spans[2 * tp->span + 1];
+    const uint8_t *s;
+    size_t n;
+    uint32_t status;
+    if (v->entry.n > 0) { /* the list entry's own redirect comes first */
+        int st = entry_status(v->entry.s, v->entry.n);
+        if (st < 0) return -1;
+        status = (uint32_t)st;
+        s = v->entry.s + (st ? 4 : 0);
+        n = v->entry.n - (st ? 4 : 0);
+    } else {
+        int32_t ti = (v->dest != NULL && v->dest->redirect >= 0) ? v->dest->redirect
+                                                                  : v->branch->redirect;
+        if (ti < 0 || (uint32_t)ti >= p->ntemplates) return -1;
+        const struct sgb_fp_template *tp = &p->templates[ti];
+        if (!span_ok(p, tp->span)) return -1;
+        s = p->text + p->spans[2 * tp->span];
+        n = p->spans[2 * tp->span + 1];
+        status = tp->status;
+    }
     if (L->chan != NULL) {
         put(w, L->chan, L->chanlen);
         put(w, " ", 1);
     }
     int connect = L->methodlen == 7 && memcmp(L->method, "CONNECT", 7) == 0;
-    if (tp->status != 0 || connect || !has_scheme(L->url, L->urllen)) {
+    if (status != 0 || connect || !has_scheme(L->url, L->urllen)) {
         char num[16];
         size_t k = 0;
-        uint32_t st = tp->status ? tp->status : 302;
+        uint32_t st = status ? status : 302;
         do num[sizeof num - 1 - k++] = (char)('0' + st % 10); while ((st /= 10) && k < 10);
         put(w, "OK status=", 10);
         put(w, num + sizeof num - k, k);

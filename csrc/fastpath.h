@@ -29,9 +29,9 @@
  *           with the redirect template of the dest or the acl expanded as
  *           template.expand does, and their log lines (a block's, a
  *           verbose pass's) handed back for Python to write in line order;
- *           list entries with their own redirect, dest rewrites, rewrites
- *           of allowed requests and anything the program marks for Python
- *           fall back.
+ *           a list entry's own redirect comes first, as in Python; dest
+ *           rewrites, rewrites of allowed requests and anything the program
+ *           marks for Python fall back.
  *
  * Expressions run only in Python (RE2): for each expression the program
  * holds literal strings of which at least one occurs (lower-cased) in any

@@ -482,6 +482,42 @@ def test_log_lines_written_in_order_as_python(tmp_path):
     assert len(list((tmp_path / "fast" / "logs").glob("*.log"))) == 4
 
 
+ENTRY_REDIRECTS = {
+    "e1.example": "http://entry.test/?u=%u&t=%t",
+    "e2.example": "301:http://entry.test/301",
+    "e3.example": "200:http://entry.test/200",
+    "e4.example": "3021:http://entry.test/",
+    "e5.example": "\u0663\u0660\u0662:http://entry.test/arabic-digits",
+    "e6.example": "30\u0662:http://entry.test/",
+    "e7.example": "http://entry.test/\"q\"\u00e9%",
+    "e8.example": "",
+}
+
+
+def test_list_entries_with_their_own_redirect(tmp_path):
+    """A list entry's own redirect (status prefix, codes, odd bytes) wins, as in Python."""
+    db = tmp_path / "entry-lists"
+    db.mkdir()
+    (db / "d").write_text("".join(f"{h} {r}\n" for h, r in ENTRY_REDIRECTS.items()),
+                          encoding="utf-8")
+    compile_list("domain", str(db / "d"))
+    conf = """
+dest e { domainlist d
+         redirect http://block.test/dest }
+acl { default { pass !e all } }
+"""
+    lines = [f"{i} http://www.{h}/x 10.0.0.1/- - GET".encode()
+             for i, h in enumerate(ENTRY_REDIRECTS)]
+    lines += [f"{h}:443 10.0.0.1/- - CONNECT".encode() for h in ENTRY_REDIRECTS]
+    fast = _helper(tmp_path, "fast", conf, db, True)
+    slow = _helper(tmp_path, "slow", conf, db, False)
+    got, want = fast.batch(lines), slow.batch(lines)
+    fast.rt.close()
+    slow.rt.close()
+    assert got == want
+    assert fast.rt.fast.python_lines <= 4  # the non-ASCII status prefixes only
+
+
 def test_garbage_never_crashes_and_gets_one_reply_per_line(tmp_path):
     """Binary, very long and empty lines through the batch call: one reply each, as Python."""
     rng = random.Random(11)
