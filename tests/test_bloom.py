@@ -408,7 +408,11 @@ def test_concurrent_processes_lose_no_bit(tmp_path: Path) -> None:
         alone.add_many(all_keys)
         alone_entries = alone.info().entries
     assert data_of(path) == data_of(expected)
-    # Racing adds of *different* keys may each see the other's bits, so the
-    # count can only be lower by false positives, never higher than the keys.
-    assert alone_entries - 50 <= entries <= len(all_keys)
+    # A key counts as new unless all its bits were already set when it was
+    # added: a false positive of the filter so far.  How many keys hit one
+    # depends on the order of the adds, which racing changes, so the counts
+    # differ by a few standard deviations of that number (~650 here).
+    false_hits = len(all_keys) - alone_entries
+    assert abs(entries - alone_entries) <= 6 * math.sqrt(false_hits) + 10
+    assert entries <= len(all_keys)
     assert [p.name for p in tmp_path.iterdir() if ".tmp." in p.name] == []
