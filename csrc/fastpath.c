@@ -229,6 +229,8 @@ static int parse_url(const uint8_t *raw, size_t rawlen, struct target *t) {
         while (i < hostlen && is_digit((uint8_t)t->furl[i])) i++;
         if (i < hostlen && t->furl[i] == '.' && i + 1 < hostlen) skip = i + 1;
     }
+    /* www. and a port: urlnorm adds a third url lookup (wurl); Python does it. */
+    if (skip && colon != NULL) return -1;
     size_t s = hostlen - skip;
     memcpy(t->surl, t->furl + skip, s);
     if (plen > 0 && path[0] == '?') {

@@ -45,6 +45,9 @@ class Target:
     furl: str  # host[:port]/path?query: expressions and the second url lookup
     surl: str  # host without www./web./ftp.N and port, then path: first url lookup
     dotted: bool  # the host is an IP address (what in-addr tests)
+    # host with its www. but no port, then path: a third url lookup, needed
+    # only when both a www. prefix and a port are there ("" otherwise)
+    wurl: str = ""
 
 
 def _decode_once(url: str) -> str:
@@ -187,5 +190,11 @@ def parse_target(url: str) -> Target | None:
     hostport = f"{host}:{port_text}" if port_text else host
     furl = hostport + path
     m = _WWW.match(host)
-    surl = (host[m.end() :] if m and m.end() < len(host) else host) + path
-    return Target(orig, host, port, furl, surl, dotted)
+    if m is not None and m.end() < len(host):
+        surl = host[m.end() :] + path
+        # An entry www.x.com/p is stored with its www.: surl has none and furl
+        # has the port, so http://www.x.com:8080/p would slip past both.
+        wurl = host + path if port_text else ""
+    else:
+        surl, wurl = host + path, ""
+    return Target(orig, host, port, furl, surl, dotted, wurl)

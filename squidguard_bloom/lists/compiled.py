@@ -173,8 +173,10 @@ class CompiledUrlList(_Mapped):
     __slots__ = ()
 
     def lookup(self, target: Target) -> Match | None:
-        """The entry that is a prefix of the request's surl, else of its furl."""
-        for s in (target.surl, target.furl):
+        """The entry that is a prefix of the request's surl, else furl, else wurl."""
+        for s in (target.surl, target.furl, target.wurl):
+            if not s:
+                continue
             key = s.encode("utf-8", "surrogateescape")
             off = _lib.sgb_url_find(self._buf, self._size, key, len(key))
             if off >= 0:

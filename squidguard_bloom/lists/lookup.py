@@ -89,8 +89,10 @@ class UrlList:
         return sum(len(v) for v in self._d.values())
 
     def lookup(self, target: Target) -> Match | None:
-        """The entry that is a prefix of the request's surl, else of its furl."""
-        for s in (target.surl, target.furl):
+        """The entry that is a prefix of the request's surl, else furl, else wurl."""
+        for s in (target.surl, target.furl, target.wurl):
+            if not s:
+                continue
             group = self._d.get(s.split("/", 1)[0])
             if group:
                 for entry, redirect in group:

@@ -216,3 +216,20 @@ def test_fragments_are_kept_for_lookups_as_squidguard_keeps_them():
     plain = parse_target("http://x.com/a/c?q=1")
     assert plain is not None
     assert ExpressionList("e", "frag$\n").lookup(plain.furl) is None
+
+
+def test_www_url_entry_also_blocks_the_request_with_a_port(tmp_path):
+    """squidGuard stores a url entry with its www.; looked up by surl (no www.) and
+    furl (the port), www.x.com:8080/p slipped past both.  A third lookup closes it,
+    text and compiled lists alike, and blocks nothing squidGuard would not."""
+    text = tmp_path / "urls"
+    text.write_text("www.x.com/p\n")
+    compile_list("url", str(text))
+    for urls in (UrlList("u", text.read_text()), open_list("url", str(text), [])):
+        for url in ("http://www.x.com:8080/p", "http://WWW.x.com:81/p/q", "http://www.x.com/p"):
+            t = parse_target(url)
+            assert t is not None and urls.lookup(t) is not None, (type(urls), url)
+        for url in ("http://x.com:8080/p", "http://x.com/p", "http://www.x.com:8080/q"):
+            t = parse_target(url)
+            assert t is not None and urls.lookup(t) is None, (type(urls), url)
+    assert isinstance(open_list("url", str(text), []), CompiledUrlList)

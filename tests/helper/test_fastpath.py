@@ -35,8 +35,9 @@ EXPRESSIONS = ["(^|\\.)casino[0-9]+-", "/warez/", "porn", "ab+c", "x{2}yz", "sh(
 HOSTS = ["bad.com", "www.bad.com", "a.evil.org", "ads.example.net", "www2.site.org", "site.org",
          "shop.com", "www.shop.com", "news.net", "good.example", "web.casino7-fun.io",
          "x.y.z.com", "abc.123", "1password.com", "www.", "ftp3.porn.example", "welcome.test",
-         "Bad.COM", "shop.com:8080", "news.net:80", "exempt.test", "10.0.0.1", "192.168.1.20",
-         "192.168.1.20:443", "01.2.3.4", "1.2.3", "1.2.3.4.5", "255.255.255.255"]
+         "Bad.COM", "shop.com:8080", "www.shop.com:8080", "news.net:80", "exempt.test",
+         "10.0.0.1", "192.168.1.20", "192.168.1.20:443", "01.2.3.4", "1.2.3", "1.2.3.4.5",
+         "255.255.255.255"]
 PATHS = ["", "/", "/ads", "/adsense?x=1", "/x?y", "/a", "/a/b/c", "/warez/z", "/abbbc", "/xxyz",
          "?q=http://bad.com/", "/r?u=a//b", "/shop", "/%61ds", "/a%20b", "/%2541", "/a%2f%2e%2e/x",
          "/q?x=%3Cb%3E&y=%22", "/%e4", "/%00x", "/%0a", "/%2F%2Fads", "/war%65z/", "/%u"]
