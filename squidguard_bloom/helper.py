@@ -149,6 +149,11 @@ class Helper:
         if self._explain is not None:
             self._explain.write(f"# {req.url} {req.client or '-'}: {why}\n")
 
+    @property
+    def explains(self) -> bool:
+        """Whether --explain is on (serve then answers a line at a time)."""
+        return self._explain is not None
+
     def batch(self, lines: list[bytes] | bytes) -> bytes:
         """Answer a batch of lines read together; reload first if asked to.
 
@@ -220,6 +225,8 @@ def serve(helper: Helper, instream: Any = None, outstream: Any = None) -> int:
     instream = sys.stdin.buffer if instream is None else instream
     outstream = sys.stdout.buffer if outstream is None else outstream
     read = getattr(instream, "read1", instream.read)
+    if helper.explains:  # an admin at a terminal: each answer right after its "# why"
+        return _serve_lines(helper, instream, outstream)
     buf = b""  # the unfinished line so far
     long_head: bytes | None = None  # set while dropping an over-long line
     while chunk := read(_CHUNK):
@@ -249,6 +256,17 @@ def serve(helper: Helper, instream: Any = None, outstream: Any = None) -> int:
     if buf or long_head is not None:  # a last line without its newline is answered too
         last = _strip(buf) if long_head is None else LongLine(long_head)
         _send(outstream, helper.batch([last]))
+    return 0
+
+
+def _serve_lines(helper: Helper, instream: Any, outstream: Any) -> int:
+    """serve() one line at a time (--explain): slow, but the output reads in order."""
+    for raw in instream:
+        line = raw[:-1] if raw.endswith(b"\n") else raw
+        if len(line) > MAX_LINE:
+            line = LongLine(line[:64])
+        if not _send(outstream, helper.batch([_strip(line)])):
+            return 0
     return 0
 
 

@@ -124,7 +124,9 @@ class Welcome:
         """One line for the startup log."""
         assert self._current is not None or self._window is not None
         if self._current is None:
-            return f"welcome filter per {self._window:g}s generations at {self.settings.state}.N"
+            return (f"welcome filter in generations of {_span(self._window)} (a client is "
+                    f"welcomed again after {_span(self._window)} to {_span(2 * self._window)}) "
+                    f"at {self.settings.state}.N")
         return self._current.info().describe()
 
     def close(self) -> None:
@@ -133,3 +135,11 @@ class Welcome:
             if f is not None:
                 f.close()
         self._current = self._previous = None
+
+
+def _span(seconds: float) -> str:
+    """A window as the config would spell it: 30d, 12h, 90m or 45s."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"

@@ -139,3 +139,20 @@ def test_sigusr1_reopens_logs_at_once(helper) -> None:
     assert [line.split()[4] for line in new.splitlines()] == [
         f"http://ads.example/after{n}" for n in range(3)]
     assert "after" not in log.with_suffix(".log.1").read_text()
+
+
+def test_explain_puts_each_answer_right_after_its_reason(tmp_path: Path) -> None:
+    """An admin piping lines in with --explain reads reason, answer, reason, answer."""
+    db = tmp_path / "db"
+    (db / "ads").mkdir(parents=True)
+    (db / "ads" / "domains").write_text("ads.example\n")
+    conf = tmp_path / "sg.conf"
+    conf.write_text(CONFIG.format(db=db, logs=tmp_path))
+    lines = [f"http://{h}/ 10.0.0.1/- - GET" for h in ("a.example", "ads.example", "b.example")]
+    out = subprocess.run([COMMAND, "-c", str(conf), "--explain"], input="\n".join(lines) + "\n",
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30,
+                         check=True).stdout.splitlines()
+    talk = [x for x in out if x.startswith(("# ", "OK", "ERR"))]
+    assert [x.split()[0] if x.startswith("#") else x[:2] for x in talk] == [
+        "#", "ER", "#", "OK", "#", "ER"], out
+    assert talk[2].startswith("# http://ads.example/ 10.0.0.1: ") and "-> block" in talk[2]

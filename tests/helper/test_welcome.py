@@ -63,3 +63,13 @@ def test_window_welcomes_again_after_one_to_two_windows(tmp_path: Path) -> None:
     names = sorted(os.listdir(tmp_path / "s"))
     assert names == ["seen.bloom.2", "seen.bloom.3"]
     w.close()
+
+
+def test_describe_spells_the_window_as_the_config_does(tmp_path: Path) -> None:
+    """The start-up line names the window in days/hours/minutes, not 2.592e+06s."""
+    for window, shown in ((30 * 86400, "30d to 60d"), (12 * 3600, "12h to 1d"),
+                          (90 * 60, "90m to 3h"), (45, "45s to 90s")):
+        w = Welcome(WelcomeSettings(redirect="http://w/", state=str(tmp_path / "w.bloom"),
+                                    capacity=100, window=window))
+        assert f"welcomed again after {shown})" in w.describe()
+        w.close()
