@@ -264,27 +264,30 @@ class BloomFilter:
             return []
         results = bytearray(count)
         out = _ffi.from_buffer(results)
-        # The usual batch, all str or all bytes: joined by NUL, which C splits
-        # on, provided no key holds a NUL (the join then has count - 1).
-        buf = None
-        try:
-            buf = "\0".join(items).encode()  # type: ignore[arg-type]
-        except TypeError:
+        # All str (the usual case): joined by NUL, which C splits on, provided
+        # no key holds a NUL (the join then has count - 1 of them).
+        if items[0].__class__ is str:
             with suppress(TypeError):
-                buf = b"\0".join(items)  # type: ignore[arg-type]
-        if buf is not None and buf.count(0) == count - 1:
-            fn = _lib.sgb_bloom_add_split if add else _lib.sgb_bloom_check_split
-            fn(ptr, _ffi.from_buffer(buf), len(buf), 0, count, out)
-            return _bools(results)
-        # Keys holding NUL, mixed types, bytearrays, memoryviews: with lengths.
-        items = [_as_bytes(k) for k in items]
-        lengths = array("I", map(len, items))
+                buf = "\0".join(items).encode()  # type: ignore[arg-type]
+                if buf.count(0) == count - 1:
+                    fn = _lib.sgb_bloom_add_split if add else _lib.sgb_bloom_check_split
+                    fn(ptr, _ffi.from_buffer(buf), len(buf), 0, count, out)
+                    return _bools(results)
+        # Bytes (packed addresses hold NULs), keys with NUL, mixed: with lengths.
+        try:
+            buf = b"".join(items)  # type: ignore[arg-type]
+            lengths = array("I", map(len, items))
+            if len(buf) != sum(lengths):  # a memoryview of wider items
+                raise TypeError
+        except TypeError:
+            items = [_as_bytes(k) for k in items]
+            buf = b"".join(items)  # type: ignore[arg-type]
+            lengths = array("I", map(len, items))
         if max(lengths) >= 2**32:  # pragma: no cover - 4 GiB keys
             msg = "a Bloom filter key must be shorter than 4 GiB"
             raise BloomError(msg)
         fn = _lib.sgb_bloom_add_many if add else _lib.sgb_bloom_check_many
-        fn(ptr, _ffi.from_buffer(b"".join(items)), _ffi.from_buffer("uint32_t[]", lengths),
-           count, out)
+        fn(ptr, _ffi.from_buffer(buf), _ffi.from_buffer("uint32_t[]", lengths), count, out)
         return _bools(results)
 
     def add_many(self, keys: Iterable[Key]) -> list[bool]:
