@@ -32,6 +32,8 @@ struct target {
     size_t furllen;
     char surl[SGB_FP_MAX_URL + 2]; /* host without www./web./ftpN. and port, then path */
     size_t surllen;
+    char wurl[SGB_FP_MAX_URL + 2]; /* host with its www. but no port, then path */
+    size_t wurllen; /* 0 unless there are both a www. prefix and a port */
     size_t hostlen; /* the host is furl[0 .. hostlen) */
     int same;       /* surl is furl (no www. prefix, no port) */
     int dotted;     /* the host is an IPv4 address */
@@ -229,8 +231,6 @@ static int parse_url(const uint8_t *raw, size_t rawlen, struct target *t) {
         while (i < hostlen && is_digit((uint8_t)t->furl[i])) i++;
         if (i < hostlen && t->furl[i] == '.' && i + 1 < hostlen) skip = i + 1;
     }
-    /* www. and a port: urlnorm adds a third url lookup (wurl); Python does it. */
-    if (skip && colon != NULL) return -1;
     size_t s = hostlen - skip;
     memcpy(t->surl, t->furl + skip, s);
     if (plen > 0 && path[0] == '?') {
@@ -244,6 +244,12 @@ static int parse_url(const uint8_t *raw, size_t rawlen, struct target *t) {
     }
     t->furllen = f;
     t->surllen = s;
+    t->wurllen = 0;
+    if (skip && colon != NULL) { /* urlnorm's wurl: furl without its ":port" */
+        memcpy(t->wurl, t->furl, hostlen);
+        memcpy(t->wurl + hostlen, t->furl + alen, f - alen);
+        t->wurllen = hostlen + (f - alen);
+    }
     t->hostlen = hostlen;
     t->same = skip == 0 && colon == NULL;
     t->dotted = plain == 2;
@@ -302,6 +308,8 @@ static int dest_lists(const struct sgb_fp_program *p, const struct sgb_fp_dest *
         int64_t off = sgb_url_find(d->urls, d->urls_size, t->surl, t->surllen);
         if (off < 0 && !t->same) /* else the same string: the same answer */
             off = sgb_url_find(d->urls, d->urls_size, t->furl, t->furllen);
+        if (off < 0 && t->wurllen > 0)
+            off = sgb_url_find(d->urls, d->urls_size, t->wurl, t->wurllen);
         if (off >= 0) {
             int r = entry_redirect(d->urls, d->urls_size, off, text);
             return r < 0 ? -1 : 1 + r;
