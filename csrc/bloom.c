@@ -7,11 +7,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -33,7 +36,8 @@ struct file_header {
     uint64_t data_bytes;
     uint64_t checksum;
     uint64_t entries;
-    uint8_t reserved[SGB_HEADER_SIZE - 72];
+    uint32_t add_lock; /* PID of the process adding a new key, or 0: see add_at() */
+    uint8_t reserved[SGB_HEADER_SIZE - 76];
 };
 _Static_assert(sizeof(struct file_header) == SGB_HEADER_SIZE, "header layout");
 _Static_assert(offsetof(struct file_header, checksum) == 56, "header layout");
@@ -48,6 +52,8 @@ struct sgb_bloom {
     uint8_t *data;       /* the bit array (inside map when shared) */
     uint64_t *entries;   /* &local_entries or the mapped header's counter */
     uint64_t local_entries;
+    uint32_t *add_lock;  /* &local_lock or the mapped header's lock word */
+    uint32_t local_lock;
     void *map;           /* whole file mapping, or NULL */
     size_t map_len;
 };
@@ -126,6 +132,7 @@ static int bloom_alloc(uint64_t capacity, double error, uint32_t seed, sgb_bloom
     b->seed = seed;
     b->data_bytes = (m + 63) / 64 * 8;
     b->entries = &b->local_entries;
+    b->add_lock = &b->local_lock;
     *out = b;
     return SGB_OK;
 }
@@ -366,6 +373,7 @@ static int map_file(int fd, uint64_t capacity, double error, uint32_t seed, sgb_
     b->map_len = (size_t)size;
     b->data = (uint8_t *)map + SGB_HEADER_SIZE;
     b->entries = &((struct file_header *)map)->entries;
+    b->add_lock = &((struct file_header *)map)->add_lock;
     *out = b;
     return SGB_OK;
 }
@@ -462,14 +470,66 @@ static inline int check_at(const sgb_bloom *b, uint64_t x, uint64_t step)
     return 1;
 }
 
+/*
+ * The add lock makes "was this key new?" one step for every process that
+ * shares the filter: two children adding the same new key at once (a
+ * client's first requests on parallel connections) would otherwise each
+ * set some of its bits and each call it new.  Only adds that find a clear
+ * bit take it, so known keys (nearly every request) never do.  The word
+ * holds the holder's PID.  A waiter takes the lock over when its holder has
+ * died (kill -9: kill(pid, 0) fails) or has held it for LOCK_PATIENCE_NS,
+ * far longer than the few bit ORs it guards take (a word left by a crash
+ * before a reboot may name a live process): so no add ever waits long,
+ * and a takeover can at worst let one key be called new twice, never lose
+ * a bit (bits are set with atomic OR either way).
+ */
+#define LOCK_PATIENCE_NS 200000000LL /* 200 ms */
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void lock_add(sgb_bloom *b)
+{
+    uint32_t me = (uint32_t)getpid();
+    long long since = 0;
+    for (unsigned spins = 0;; spins++) {
+        uint32_t seen = 0;
+        if (__atomic_compare_exchange_n(b->add_lock, &seen, me, 0, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_RELAXED))
+            return;
+        if (spins < 64)
+            continue;
+        if (since == 0)
+            since = now_ns();
+        int dead = seen != me && kill((pid_t)seen, 0) != 0 && errno == ESRCH;
+        if ((dead || now_ns() - since > LOCK_PATIENCE_NS) &&
+            __atomic_compare_exchange_n(b->add_lock, &seen, me, 0, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_RELAXED))
+            return;
+        sched_yield();
+    }
+}
+
+static void unlock_add(sgb_bloom *b)
+{
+    __atomic_store_n(b->add_lock, 0, __ATOMIC_RELEASE);
+}
+
 /* Set every probe of the sequence starting at x; 1 if one of them was clear. */
 static inline int add_at(sgb_bloom *b, uint64_t x, uint64_t step)
 {
+    if (check_at(b, x, step))
+        return 0; /* all set: not new, and nothing to write (no lock, no dirty page) */
+    lock_add(b);
     int fresh = 0;
     for (uint32_t i = 0; i < b->hashes; i++) {
         uint8_t *byte = &b->data[x >> 3];
         uint8_t mask = (uint8_t)(1u << (x & 7));
-        /* Plain load first: bits already set need no locked instruction. */
+        /* Atomic OR all the same: a process of an older version may add unlocked. */
         if (!(__atomic_load_n(byte, __ATOMIC_RELAXED) & mask) &&
             !(__atomic_fetch_or(byte, mask, __ATOMIC_RELAXED) & mask))
             fresh = 1;
@@ -477,6 +537,7 @@ static inline int add_at(sgb_bloom *b, uint64_t x, uint64_t step)
     }
     if (fresh)
         __atomic_fetch_add(b->entries, 1, __ATOMIC_RELAXED);
+    unlock_add(b);
     return fresh;
 }
 

@@ -25,7 +25,8 @@
  *   12 u32      header size (128)       48 u64 data bytes
  *   16 u64      capacity n              56 u64 checksum of bytes 0..55
  *   24 f64      error rate p            64 u64 entries (mutable counter)
- *   32 u64      bits m                  72..127 reserved, zero
+ *   32 u64      bits m                  72 u32 add lock (PID or 0, mutable)
+ *                                       76..127 reserved, zero
  *   then the bit array.  The file is exactly 128 + data bytes long.
  *
  * Errors: every function that can fail returns 0 or a negative SGB_E* code;
@@ -33,8 +34,11 @@
  * Nothing here writes to stdout or stderr, and nothing exits.
  *
  * Threads and processes: add/check are safe to call concurrently on one
- * filter (bits are set with atomic OR, so no bit is ever lost); reset,
- * save and free are not, and need the caller's exclusion.
+ * filter (bits are set with atomic OR, so no bit is ever lost), and of
+ * concurrent adds of one new key exactly one returns 1 (an add that finds
+ * a clear bit holds the filter's add lock, a PID word in the header that
+ * is taken over when its holder has died); reset, save and free are not
+ * safe concurrently and need the caller's exclusion.
  */
 #ifndef SGB_BLOOM_H
 #define SGB_BLOOM_H

@@ -416,3 +416,74 @@ def test_concurrent_processes_lose_no_bit(tmp_path: Path) -> None:
     assert abs(entries - alone_entries) <= 6 * math.sqrt(false_hits) + 10
     assert entries <= len(all_keys)
     assert [p.name for p in tmp_path.iterdir() if ".tmp." in p.name] == []
+
+
+def _add_same(path: str, count: int, barrier: object, out: str) -> None:
+    keys = [b"client-%d" % i for i in range(count)]
+    f = BloomFilter(count, 0.01, path)
+    barrier.wait()  # type: ignore[attr-defined]
+    news = bytes(f.add(key) for key in keys)  # single calls: the processes interleave
+    f.close()
+    Path(out).write_bytes(news)
+
+
+def test_a_key_added_by_racing_processes_is_new_for_exactly_one(tmp_path: Path) -> None:
+    """Four processes add the same keys in the same order at once (Squid's children
+    seeing one client's first requests): each key is new for one of them only, so a
+    client is welcomed once, and every key is new for someone unless it was a false
+    positive of the filter so far."""
+    procs_n, count = 4, 100_000
+    path = str(tmp_path / "seen.bloom")
+    BloomFilter(count, 0.01, path).close()  # created before the race
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(procs_n)
+    outs = [str(tmp_path / f"news.{i}") for i in range(procs_n)]
+    procs = [ctx.Process(target=_add_same, args=(path, count, barrier, out)) for out in outs]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    per_key = [sum(col) for col in zip(*(Path(o).read_bytes() for o in outs), strict=True)]
+    with BloomFilter(count, 0.01) as alone:
+        fresh_alone = sum(alone.add_many([b"client-%d" % i for i in range(count)]))
+    with BloomFilter.open(path) as shared:
+        entries = shared.info().entries
+    assert max(per_key) == 1, f"{per_key.count(2)} keys were new for two processes"
+    false_hits = count - fresh_alone
+    assert abs(sum(per_key) - fresh_alone) <= 6 * math.sqrt(false_hits) + 10
+    assert entries == sum(per_key)
+
+
+def _add_one(path: str) -> None:
+    with BloomFilter.open(path) as f:
+        assert f.add(b"a new key") is True
+        assert f.add(b"a new key") is False
+
+
+@pytest.mark.parametrize("holder", ["dead", "alive"])
+def test_a_lock_left_by_a_crash_never_wedges_adds(tmp_path: Path, holder: str) -> None:
+    """A child killed while adding leaves its PID in the add lock: the next add takes
+    the lock over (at once when that PID is gone; within a bounded wait when, after a
+    reboot, the PID names some other live process)."""
+    path = tmp_path / "seen.bloom"
+    BloomFilter(1000, 0.01, path).close()
+    if holder == "dead":
+        proc = multiprocessing.get_context("fork").Process(target=os.getpid)
+        proc.start()
+        proc.join()
+        pid = proc.pid
+    else:
+        pid = 1  # init: alive, and never ours
+    raw = bytearray(path.read_bytes())
+    raw[72:76] = struct.pack("<I", pid)  # the add lock word (csrc/bloom.h)
+    path.write_bytes(bytes(raw))
+    proc = multiprocessing.get_context("fork").Process(target=_add_one, args=(str(path),))
+    proc.start()
+    proc.join(20)
+    stuck = proc.is_alive()
+    if stuck:
+        proc.kill()
+    assert not stuck, "an add waited for a dead or foreign lock holder"
+    assert proc.exitcode == 0
+    assert struct.unpack_from("<I", path.read_bytes(), 72)[0] == 0  # released

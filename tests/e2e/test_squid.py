@@ -348,8 +348,8 @@ def _welcome_burst(sq: Squid, origin: int, clients: list[str], seed: int) -> set
         urls.insert(rng.randrange(7), f"http://blocked.test:{origin}/{client}")
         bursts[client] = urls
     # One curl per client, its URLs in turn, all clients at once.  (Simultaneous
-    # first requests of one client on parallel connections can both be welcomed
-    # by two children: the filter's add is not one atomic step.  Rare; reported.)
+    # first requests of one client on parallel connections are welcomed once
+    # too: the filter's add lock, tests/test_bloom.py.)
     with ThreadPoolExecutor(len(clients)) as pool:
         answers = dict(zip(clients, pool.map(lambda c: fetch_many(sq.port, bursts[c], c),
                                              clients), strict=True))
