@@ -17,12 +17,12 @@ import os
 from array import array
 from collections.abc import Iterable
 from contextlib import suppress
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
 from squidguard_bloom import _bloom  # noqa: TID251 - the one permitted importer
 from squidguard_bloom.errors import BloomError, BloomFileError
+from squidguard_bloom.records import FrozenRecord
 
 _ffi: Any = _bloom.ffi
 _lib: Any = _bloom.lib
@@ -94,10 +94,11 @@ def murmur3_128(data: bytes, seed: int = 0) -> tuple[int, int]:
     return int(out[0]), int(out[1])
 
 
-@dataclass(frozen=True)
-class BloomInfo:
+class BloomInfo(FrozenRecord):
     """A snapshot of a filter's parameters and fill."""
 
+    __slots__ = ("capacity", "error_rate", "bits", "hashes", "seed", "bytes", "entries",
+                 "bits_set", "shared", "path")
     capacity: int
     error_rate: float
     bits: int
@@ -108,6 +109,12 @@ class BloomInfo:
     bits_set: int
     shared: bool
     path: str | None
+
+    def __init__(self, capacity: int, error_rate: float, bits: int, hashes: int, seed: int,
+                 bytes: int, entries: int, bits_set: int, shared: bool,
+                 path: str | None) -> None:
+        self._set(capacity=capacity, error_rate=error_rate, bits=bits, hashes=hashes, seed=seed,
+                  bytes=bytes, entries=entries, bits_set=bits_set, shared=shared, path=path)
 
     @property
     def bits_per_entry(self) -> float:

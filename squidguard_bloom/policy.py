@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from dataclasses import dataclass
 
 from squidguard_bloom.config.model import (
     OUTSIDE,
@@ -43,6 +42,7 @@ from squidguard_bloom.decision import PASS, REDIRECT, REWRITE, UNPARSABLE, Decis
 from squidguard_bloom.helper import Policy
 from squidguard_bloom.lists import open_list
 from squidguard_bloom.protocol import Request
+from squidguard_bloom.records import FrozenRecord, Record
 from squidguard_bloom.reqlog import request_line
 from squidguard_bloom.rewrite import RewriteBlock
 from squidguard_bloom.template import TemplateValues, expand
@@ -51,8 +51,9 @@ from squidguard_bloom.urlnorm import Target, parse_target
 _CACHE_LIMIT = 65536  # remembered (client, fqdn, user) -> source chains
 
 
-@dataclass(slots=True)
-class _Dest:
+class _Dest(Record):
+    __slots__ = ("name", "domains", "urls", "expressions", "redirect", "rewrite", "log",
+                 "restriction", "active_content")
     name: str
     domains: object | None  # DomainList
     urls: object | None  # UrlList
@@ -63,21 +64,44 @@ class _Dest:
     restriction: Restriction | None
     active_content: bool
 
+    def __init__(self, name: str, domains: object | None, urls: object | None,
+                 expressions: object | None, redirect: str | None, rewrite: RewriteBlock | None,
+                 log: LogSpec | None, restriction: Restriction | None,
+                 active_content: bool) -> None:
+        self.name = name
+        self.domains = domains
+        self.urls = urls
+        self.expressions = expressions
+        self.redirect = redirect
+        self.rewrite = rewrite
+        self.log = log
+        self.restriction = restriction
+        self.active_content = active_content
 
-@dataclass(slots=True)
-class _Verdict:
+
+class _Verdict(Record):
+    __slots__ = ("allow", "target", "dest", "entry", "entry_redirect", "how")
     allow: bool
     target: str  # the pass-list word that decided
-    dest: _Dest | None = None
-    entry: str = ""
-    entry_redirect: str | None = None
-    how: str = ""  # "domainlist" / "urllist" / "expressionlist" / terminator
+    dest: _Dest | None
+    entry: str
+    entry_redirect: str | None
+    how: str  # "domainlist" / "urllist" / "expressionlist" / terminator
+
+    def __init__(self, allow: bool, target: str, dest: _Dest | None = None, entry: str = "",
+                 entry_redirect: str | None = None, how: str = "") -> None:
+        self.allow = allow
+        self.target = target
+        self.dest = dest
+        self.entry = entry
+        self.entry_redirect = entry_redirect
+        self.how = how
 
 
-@dataclass(frozen=True, slots=True)
-class PlanSource:
+class PlanSource(FrozenRecord):
     """An active source as the fast path sees it (see :meth:`Engine.fast_plan`)."""
 
+    __slots__ = ("ips", "fqdn", "user", "empty_user", "log", "branch", "acl_name")
     ips: tuple[tuple[str, int, int], ...] | None  # IPv4 (kind, a, b); None: no address test
     fqdn: bool  # also tests the client's domain
     user: bool  # also tests the user
@@ -86,18 +110,26 @@ class PlanSource:
     branch: int  # index into FastPlan.branches; -1: Python decides (``continue``)
     acl_name: str  # %s of its blocks: its acl's name, "default" when it has none
 
+    def __init__(self, ips: tuple[tuple[str, int, int], ...] | None, fqdn: bool, user: bool,
+                 empty_user: bool, log: LogSpec | None, branch: int, acl_name: str) -> None:
+        self._set(ips=ips, fqdn=fqdn, user=user, empty_user=empty_user, log=log, branch=branch,
+                  acl_name=acl_name)
 
-@dataclass(frozen=True, slots=True)
-class PlanBranch:
+
+class PlanBranch(FrozenRecord):
     """An acl branch: its pass list as (word, negate, dest index), None: Python decides."""
 
+    __slots__ = ("passes", "rewrite", "redirect")
     passes: tuple[tuple[str, bool, int], ...] | None  # word "dest", "all", "none", "in-addr"
     rewrite: bool  # allowed requests may be rewritten
     redirect: str | None  # template of blocks no dest redirects: its own, else default's
 
+    def __init__(self, passes: tuple[tuple[str, bool, int], ...] | None, rewrite: bool,
+                 redirect: str | None) -> None:
+        self._set(passes=passes, rewrite=rewrite, redirect=redirect)
 
-@dataclass(frozen=True, slots=True)
-class FastPlan:
+
+class FastPlan(FrozenRecord):
     """The decision procedure for the current time, reduced to what C can run.
 
     Sources in file order (inactive ones left out), the branches they lead
@@ -105,11 +137,18 @@ class FastPlan:
     left out of pass lists).
     """
 
+    __slots__ = ("sources", "branches", "dests", "default_branch", "default_log")
     sources: tuple[PlanSource, ...]
     branches: tuple[PlanBranch, ...]
     dests: tuple[_Dest, ...]
     default_branch: int
     default_log: LogSpec | None
+
+    def __init__(self, sources: tuple[PlanSource, ...], branches: tuple[PlanBranch, ...],
+                 dests: tuple[_Dest, ...], default_branch: int,
+                 default_log: LogSpec | None) -> None:
+        self._set(sources=sources, branches=branches, dests=dests,
+                  default_branch=default_branch, default_log=default_log)
 
 
 def _client_address(text: str) -> tuple[int, int]:

@@ -18,7 +18,8 @@ same shape without extras.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from squidguard_bloom.records import Record
 
 #: How Squid 3.4+ reads a reply's first word; legacy replies are for Squid <= 3.3.
 REPLY_STYLES = ("squid34", "legacy")
@@ -31,18 +32,30 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-@dataclass(slots=True)
-class Request:
+class Request(Record):
     """One parsed request line.  Missing fields are empty strings."""
 
+    __slots__ = ("channel", "url", "client", "fqdn", "user", "method", "problem", "extras_raw")
     channel: bytes | None  # the channel-ID exactly as received, or None (serial mode)
     url: str
-    client: str = ""  # client address as sent ("" when absent or "-")
-    fqdn: str = ""  # client name ("" when absent or "-")
-    user: str = ""  # ident / login as sent, spaces and all ("" when "-")
-    method: str = ""
-    problem: str = ""  # why the line could not be fully parsed, or ""
-    extras_raw: tuple[bytes, ...] = ()  # the trailing key=value tokens, as received
+    client: str  # client address as sent ("" when absent or "-")
+    fqdn: str  # client name ("" when absent or "-")
+    user: str  # ident / login as sent, spaces and all ("" when "-")
+    method: str
+    problem: str  # why the line could not be fully parsed, or ""
+    extras_raw: tuple[bytes, ...]  # the trailing key=value tokens, as received
+
+    def __init__(self, channel: bytes | None, url: str, client: str = "", fqdn: str = "",
+                 user: str = "", method: str = "", problem: str = "",
+                 extras_raw: tuple[bytes, ...] = ()) -> None:
+        self.channel = channel
+        self.url = url
+        self.client = client
+        self.fqdn = fqdn
+        self.user = user
+        self.method = method
+        self.problem = problem
+        self.extras_raw = extras_raw
 
     @property
     def extras(self) -> dict[str, str]:

@@ -16,7 +16,6 @@ import re
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from squidguard_bloom import __version__
@@ -26,6 +25,7 @@ from squidguard_bloom.decision import PASS_ALL, REDIRECT, REWRITE, Decision
 from squidguard_bloom.errors import SquidguardBloomError
 from squidguard_bloom.helper import Helper, Policy, Runtime, install_signal_handlers, serve
 from squidguard_bloom.protocol import Request
+from squidguard_bloom.records import Record
 from squidguard_bloom.reqlog import LogSink
 from squidguard_bloom.template import TemplateValues, expand
 from squidguard_bloom.urlnorm import parse_target
@@ -38,20 +38,36 @@ EXIT_FATAL_PASSTHROUGH = 4
 EXIT_EMERGENCY_EOF = 255  # squidGuard's status after emergency mode ends
 
 
-@dataclass
-class Options:
+class Options(Record):
     """What the command line asked for (see cli.py)."""
 
+    __slots__ = ("config", "debug", "passthrough", "clock_offset", "emergency", "style",
+                 "explain", "example", "workdir", "fast_path")
     config: str
-    debug: bool = False
-    passthrough: bool = False
-    clock_offset: float = 0.0
-    emergency: str | None = None
-    style: str = "squid34"
-    explain: bool = False
-    example: bool = False
-    workdir: str | None = None  # --example: where state and logs go
-    fast_path: bool = True  # answer the common requests in C (--no-fast-path: never)
+    debug: bool
+    passthrough: bool
+    clock_offset: float
+    emergency: str | None
+    style: str
+    explain: bool
+    example: bool
+    workdir: str | None  # --example: where state and logs go
+    fast_path: bool  # answer the common requests in C (--no-fast-path: never)
+
+    def __init__(self, config: str, debug: bool = False, passthrough: bool = False,
+                 clock_offset: float = 0.0, emergency: str | None = None, style: str = "squid34",
+                 explain: bool = False, example: bool = False, workdir: str | None = None,
+                 fast_path: bool = True) -> None:
+        self.config = config
+        self.debug = debug
+        self.passthrough = passthrough
+        self.clock_offset = clock_offset
+        self.emergency = emergency
+        self.style = style
+        self.explain = explain
+        self.example = example
+        self.workdir = workdir
+        self.fast_path = fast_path
 
 
 def _defaults() -> Path:

@@ -21,7 +21,8 @@ squidGuard.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from squidguard_bloom.records import FrozenRecord
 
 #: Statuses Squid accepts in ``OK status=``; anything else it ignores,
 #: which would let a blocked request through.
@@ -31,18 +32,29 @@ _STATUS_PREFIX = re.compile(r"(\d{3}):")
 _UNSAFE = re.compile(rb"[\x00-\x20\x7f-\xff\"'<>\\`]")
 _CODE = re.compile(r"%(.)", re.S)
 URL_LIMIT = 2048
+_setattr = object.__setattr__
 
 
-@dataclass(frozen=True, slots=True)
-class TemplateValues:
+class TemplateValues(FrozenRecord):
     """What a template can refer to, for one request."""
 
-    client: str = ""
-    fqdn: str = ""
-    user: str = ""
-    source: str = "default"
-    target: str = "unknown"
-    url: str = ""  # ORIG: decoded, original case
+    __slots__ = ("client", "fqdn", "user", "source", "target", "url")
+    client: str
+    fqdn: str
+    user: str
+    source: str
+    target: str
+    url: str  # ORIG: decoded, original case
+
+    def __init__(self, client: str = "", fqdn: str = "", user: str = "",
+                 source: str = "default", target: str = "unknown", url: str = "") -> None:
+        # One call per field, as a frozen dataclass does: the cheapest way past __setattr__.
+        _setattr(self, "client", client)
+        _setattr(self, "fqdn", fqdn)
+        _setattr(self, "user", user)
+        _setattr(self, "source", source)
+        _setattr(self, "target", target)
+        _setattr(self, "url", url)
 
 
 def safe(value: str) -> str:

@@ -25,7 +25,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from dataclasses import dataclass
+
+from squidguard_bloom.records import Record
 
 _PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
 _WWW = re.compile(r"(?:www|web|ftp)\d*\.")
@@ -35,10 +36,10 @@ _AUTHORITY_END = re.compile(r"[/?#\\]")
 _HOST_END = re.compile(r"[/?#\\@:]")
 
 
-@dataclass(slots=True)
-class Target:
+class Target(Record):
     """The lookup strings of one request URL."""
 
+    __slots__ = ("orig", "host", "port", "furl", "surl", "dotted", "wurl")
     orig: str  # decoded once, %20 kept, original case: for %u, logs and rewrites
     host: str  # canonical lower-case host: domain lookups
     port: int | None
@@ -47,7 +48,17 @@ class Target:
     dotted: bool  # the host is an IP address (what in-addr tests)
     # host with its www. but no port, then path: a third url lookup, needed
     # only when both a www. prefix and a port are there ("" otherwise)
-    wurl: str = ""
+    wurl: str
+
+    def __init__(self, orig: str, host: str, port: int | None, furl: str, surl: str,
+                 dotted: bool, wurl: str = "") -> None:
+        self.orig = orig
+        self.host = host
+        self.port = port
+        self.furl = furl
+        self.surl = surl
+        self.dotted = dotted
+        self.wurl = wurl
 
 
 def _decode_once(url: str) -> str:
