@@ -17,7 +17,6 @@ from __future__ import annotations
 import signal
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -139,6 +138,8 @@ class Helper:
         except Exception as exc:  # the one place nothing may escape
             print(f"squidguard-bloom: internal error on {line[:200]!r}: {exc!r}",
                   file=sys.stderr, flush=True)
+            import traceback  # noqa: PLC0415 - only after a bug, not at every start
+
             traceback.print_exc(file=sys.stderr)
             return reply_error(req.channel, f"internal error: {type(exc).__name__}", self.rt.style)
 

@@ -16,7 +16,6 @@ import re
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from squidguard_bloom import __version__
 from squidguard_bloom.config import ConfigError, load_config
@@ -70,14 +69,15 @@ class Options(Record):
         self.fast_path = fast_path
 
 
-def _defaults() -> Path:
-    return Path(__file__).resolve().parent / "defaults"
+def _defaults() -> str:
+    return os.path.join(os.path.dirname(os.path.realpath(__file__)), "defaults")
 
 
 def _load(options: Options) -> Config:
     if options.example:
         assert options.workdir is not None
-        return load_config(options.config, dbhome=str(_defaults() / "db"), logdir=options.workdir)
+        return load_config(options.config, dbhome=os.path.join(_defaults(), "db"),
+                           logdir=options.workdir)
     return load_config(options.config, dbhome=DEBIAN_DBHOME, logdir=DEBIAN_LOGDIR)
 
 
@@ -140,7 +140,8 @@ class EmergencyBlock(Policy):
 def _emergency_setting(path: str) -> str | None:
     """The config's ``emergency`` line, read even when the rest cannot be parsed."""
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
     except OSError:
         return None
     m = re.search(r"^[ \t]*emergency[ \t]+([^#\r\n]+)", text, re.M)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from pathlib import Path
 
 from squidguard_bloom.bloom import BloomFilter
 from squidguard_bloom.keys import address_key, user_key
@@ -25,6 +24,11 @@ from squidguard_bloom.records import FrozenRecord
 
 #: Methods a browser follows a redirect for (CONNECT shows nothing; POST would lose its body).
 WELCOME_METHODS = frozenset({"GET", "HEAD"})
+
+
+def _directory(path: str) -> str:
+    """The directory a file path is in ("." for a bare name)."""
+    return os.path.dirname(path) or "."
 
 
 class WelcomeSettings(FrozenRecord):
@@ -59,7 +63,7 @@ class Welcome:
         self._generation = -1
         self._current: BloomFilter | None = None
         self._previous: BloomFilter | None = None
-        Path(settings.state).parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(_directory(settings.state), exist_ok=True)
         if self._window is None:
             self._current = self._open(settings.state)
 
@@ -83,9 +87,8 @@ class Welcome:
         self._prune(gen)
 
     def _prune(self, gen: int) -> None:
-        directory = Path(self.settings.state).parent
-        pattern = re.compile(re.escape(Path(self.settings.state).name) + r"\.(-?\d+)$")
-        for entry in os.scandir(directory):
+        pattern = re.compile(re.escape(os.path.basename(self.settings.state)) + r"\.(-?\d+)$")
+        for entry in os.scandir(_directory(self.settings.state)):
             m = pattern.match(entry.name)
             if m and int(m.group(1)) < gen - 1:
                 with contextlib.suppress(FileNotFoundError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from squidguard_bloom.config.errors import ConfigError
 from squidguard_bloom.config.model import Config, Diagnostic, Pos
@@ -24,7 +23,8 @@ def load_config(path: str | os.PathLike[str], *, dbhome: str = DEBIAN_DBHOME,
     """
     name = os.fspath(path)
     try:
-        text = Path(name).read_bytes().decode("utf-8", "surrogateescape")
+        with open(name, "rb") as fh:
+            text = fh.read().decode("utf-8", "surrogateescape")
     except OSError as exc:
         raise ConfigError([Diagnostic(Pos(name, 1, 1), f"cannot read the configuration: "
                                                       f"{exc.strerror}; check the path and its "
