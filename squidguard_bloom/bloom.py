@@ -18,11 +18,14 @@ from array import array
 from collections.abc import Iterable
 from contextlib import suppress
 from types import TracebackType
-from typing import Any, Self
 
 from squidguard_bloom import _bloom  # noqa: TID251 - the one permitted importer
 from squidguard_bloom.errors import BloomError, BloomFileError
 from squidguard_bloom.records import FrozenRecord
+
+TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
+if TYPE_CHECKING:
+    from typing import Any, Self
 
 _ffi: Any = _bloom.ffi
 _lib: Any = _bloom.lib

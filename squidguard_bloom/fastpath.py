@@ -13,14 +13,15 @@ this module touches cffi, and no cffi object leaves it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from squidguard_bloom import _bloom  # noqa: TID251 - this module is the fast path's wrapper
 from squidguard_bloom.lists import compiled
 from squidguard_bloom.lists.literals import required_literals
 from squidguard_bloom.template import split_status
 
+TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:
+    from typing import Any
+
     from squidguard_bloom.config.model import LogSpec
     from squidguard_bloom.policy import Engine, FastPlan
     from squidguard_bloom.welcome import Welcome

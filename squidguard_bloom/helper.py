@@ -18,7 +18,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import IO, Any
 
 from squidguard_bloom.decision import PASS, REDIRECT, UNPARSABLE, Decision
 from squidguard_bloom.protocol import (
@@ -34,6 +33,10 @@ from squidguard_bloom.records import Record
 from squidguard_bloom.reqlog import LogSink, request_line
 from squidguard_bloom.template import TemplateValues, expand
 from squidguard_bloom.welcome import WELCOME_METHODS, Welcome
+
+TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 #: Longest request line kept whole; longer ones are answered as unparsable
 #: (after reading through to their end, so the next reply stays in step).

@@ -16,7 +16,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import IO
+
+TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
+if TYPE_CHECKING:
+    from typing import IO
 
 _CHECK_INTERVAL = 1.0  # seconds between "was my file rotated?" checks
 

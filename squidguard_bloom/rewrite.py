@@ -16,12 +16,11 @@ RE2 runs in time linear in the URL, so no request can make a rule slow.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from squidguard_bloom.config.model import RewriteRule
 from squidguard_bloom.errors import SquidguardBloomError
 from squidguard_bloom.records import FrozenRecord
 
+TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:  # RE2 (and libstdc++) load only for a config with rewrites or expressions
     import re2
 

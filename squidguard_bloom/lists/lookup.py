@@ -13,14 +13,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from squidguard_bloom.lists.errors import ListError
 from squidguard_bloom.lists.text import domain_key, entries, expression_lines, url_key
 from squidguard_bloom.records import FrozenRecord
 from squidguard_bloom.rewrite import ere_to_re2
 from squidguard_bloom.urlnorm import Target
 
+TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:  # RE2 (and libstdc++) load only for a config with expressions
     import re2
 
