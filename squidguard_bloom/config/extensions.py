@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from squidguard_bloom.config.lexer import Token
 from squidguard_bloom.config.model import Diagnostic, LogSpec, Pos, WelcomeConfig
@@ -65,6 +64,8 @@ def redirect_host(url: str) -> str:
     if re.match(r"\d{3}:", target) or not re.match(r"https?://", target, re.I):
         raise ValueError(f"expected an http:// or https:// URL with an optional 301:, 302:, "
                          f"303: or 307: prefix, found {url!r}")
+    from urllib.parse import urlsplit  # noqa: PLC0415 - only a welcome block needs it (≈ 2.5 ms)
+
     host = urlsplit(target.split("%", 1)[0]).hostname
     if not host:
         raise ValueError(f"the URL {url!r} names no host")
