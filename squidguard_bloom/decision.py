@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from squidguard_bloom.records import FrozenRecord
+from squidguard_bloom.records import FrozenRecord, setfield
 
 PASS = "pass"
 REDIRECT = "redirect"  # answered OK status=NNN url="…"
 REWRITE = "rewrite"  # answered OK rewrite-url="…" (a 302 for CONNECT)
 UNPARSABLE = "unparsable"  # no host in the URL: answered ERR message="…" (url holds the text)
-
-
-_setfield = object.__setattr__
 
 
 class Decision(FrozenRecord):
@@ -35,14 +32,14 @@ class Decision(FrozenRecord):
     def __init__(self, action: str, url: str = "", status: int = 302, host: str = "",
                  explanation: str = "", log: tuple[tuple[str, str], ...] = (),
                  source: str = "default", target: str = "unknown") -> None:
-        _setfield(self, "action", action)  # not self._set(**fields): one Decision per request
-        _setfield(self, "url", url)
-        _setfield(self, "status", status)
-        _setfield(self, "host", host)
-        _setfield(self, "explanation", explanation)
-        _setfield(self, "log", log)
-        _setfield(self, "source", source)
-        _setfield(self, "target", target)
+        setfield(self, "action", action)  # not self._set(**fields): one Decision per request
+        setfield(self, "url", url)
+        setfield(self, "status", status)
+        setfield(self, "host", host)
+        setfield(self, "explanation", explanation)
+        setfield(self, "log", log)
+        setfield(self, "source", source)
+        setfield(self, "target", target)
 
 
 PASS_ALL = Decision(PASS, explanation="emergency mode: passing everything")

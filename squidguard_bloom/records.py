@@ -32,6 +32,11 @@ class Record:  # noqa: PLW1641 - unhashable, as a mutable dataclass is
         return f"{self.__class__.__qualname__}({fields})"
 
 
+#: Sets one field of a :class:`FrozenRecord` from its ``__init__``: the
+#: cheapest way past its ``__setattr__``, for records made per request.
+setfield = object.__setattr__
+
+
 class FrozenRecord(Record):
     """A :class:`Record` whose fields are set once, by ``__init__`` through :meth:`_set`."""
 
@@ -39,7 +44,7 @@ class FrozenRecord(Record):
 
     def _set(self, **fields: object) -> None:
         for name, value in fields.items():
-            object.__setattr__(self, name, value)
+            setfield(self, name, value)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"cannot assign to field {name!r} of {self.__class__.__qualname__}")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from squidguard_bloom.records import FrozenRecord
+from squidguard_bloom.records import FrozenRecord, setfield
 
 #: Statuses Squid accepts in ``OK status=``; anything else it ignores,
 #: which would let a blocked request through.
@@ -32,7 +32,6 @@ _STATUS_PREFIX = re.compile(r"(\d{3}):")
 _UNSAFE = re.compile(rb"[\x00-\x20\x7f-\xff\"'<>\\`]")
 _CODE = re.compile(r"%(.)", re.S)
 URL_LIMIT = 2048
-_setattr = object.__setattr__
 
 
 class TemplateValues(FrozenRecord):
@@ -49,12 +48,12 @@ class TemplateValues(FrozenRecord):
     def __init__(self, client: str = "", fqdn: str = "", user: str = "",
                  source: str = "default", target: str = "unknown", url: str = "") -> None:
         # One call per field, as a frozen dataclass does: the cheapest way past __setattr__.
-        _setattr(self, "client", client)
-        _setattr(self, "fqdn", fqdn)
-        _setattr(self, "user", user)
-        _setattr(self, "source", source)
-        _setattr(self, "target", target)
-        _setattr(self, "url", url)
+        setfield(self, "client", client)
+        setfield(self, "fqdn", fqdn)
+        setfield(self, "user", user)
+        setfield(self, "source", source)
+        setfield(self, "target", target)
+        setfield(self, "url", url)
 
 
 def safe(value: str) -> str:

@@ -10,7 +10,7 @@ read like LF files (squidGuard rejects them).
 
 from __future__ import annotations
 
-from squidguard_bloom.records import FrozenRecord
+from squidguard_bloom.records import FrozenRecord, setfield
 
 WORD = "word"
 STRING = "string"
@@ -24,9 +24,6 @@ _BLANK = " \t\r\f\v"
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "a": "\a", "b": "\b", '"': '"', "\\": "\\"}
 
 
-_setfield = object.__setattr__
-
-
 class Token(FrozenRecord):
     """One token; ``text`` is the word, the unquoted string, or the rule."""
 
@@ -37,10 +34,10 @@ class Token(FrozenRecord):
     col: int
 
     def __init__(self, kind: str, text: str, line: int, col: int) -> None:
-        _setfield(self, "kind", kind)  # not self._set(**fields): one Token per word of the file
-        _setfield(self, "text", text)
-        _setfield(self, "line", line)
-        _setfield(self, "col", col)
+        setfield(self, "kind", kind)  # not self._set(**fields): one Token per word of the file
+        setfield(self, "text", text)
+        setfield(self, "line", line)
+        setfield(self, "col", col)
 
     def shown(self) -> str:
         """How an error message quotes this token."""

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 from squidguard_bloom.lists.errors import ListError
 from squidguard_bloom.lists.text import domain_key, entries, expression_lines, url_key
-from squidguard_bloom.records import FrozenRecord
+from squidguard_bloom.records import FrozenRecord, setfield
 from squidguard_bloom.rewrite import ere_to_re2
 from squidguard_bloom.urlnorm import Target
 
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:  # RE2 (and libstdc++) load only for a config with expressions
     import re2
-
-
-_setfield = object.__setattr__
 
 
 class Match(FrozenRecord):
@@ -35,8 +32,8 @@ class Match(FrozenRecord):
     redirect: str | None
 
     def __init__(self, entry: str, redirect: str | None) -> None:
-        _setfield(self, "entry", entry)  # not self._set(**fields): one Match per list hit
-        _setfield(self, "redirect", redirect)
+        setfield(self, "entry", entry)  # not self._set(**fields): one Match per list hit
+        setfield(self, "redirect", redirect)
 
 
 def _is_address(host: str) -> bool:
