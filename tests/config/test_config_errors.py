@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import DEFAULT_ACL
 
 from squidguard_bloom.config import ConfigError, load_config
 from squidguard_bloom.errors import SquidguardBloomError
+
+from .conftest import DEFAULT_ACL
 
 
 def test_config_error_is_a_package_error():

@@ -6,7 +6,6 @@ import ipaddress
 import os
 
 import pytest
-from conftest import DEFAULT_ACL
 
 from squidguard_bloom.config import load_config
 from squidguard_bloom.config.model import (
@@ -18,6 +17,8 @@ from squidguard_bloom.config.model import (
     Restriction,
     TimeElement,
 )
+
+from .conftest import DEFAULT_ACL
 
 
 def v4(text: str) -> int:

@@ -1,0 +1,1 @@
+"""Configuration tests (a package, so their conftest is imported by its own name)."""
