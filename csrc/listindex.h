@@ -2,7 +2,8 @@
  * listindex: lookups in a compiled blacklist (a LIST.sgb file), memory-mapped.
  *
  * The file is written by squidguard_bloom/lists/writer.py; this code only
- * reads it.  Layout (format version 4), all integers little-endian:
+ * reads it.  Layout (format version 5; version 4 had the same layout, but
+ * stored IDN entries as written, not in punycode), all integers little-endian:
  *
  *   header (64 bytes)  magic "SGBLIST\x1a", u32 version, u32 kind,
  *                      u64 text size, u64 text mtime (ns), u64 text hash,

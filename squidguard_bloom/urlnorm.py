@@ -13,6 +13,8 @@ URL looks up anything but the canonical host and path:
 * numeric IPv4 spellings (``2130706433``, ``0x7f.1``, ``0177.0.0.1``,
   ``127.1``) become a dotted quad; IPv6 literals their compressed form,
   and both count as addresses for ``in-addr``;
+* an internationalised host is in its punycode form (``BÜCHER.example``
+  and ``xn--bcher-kva.example`` are one host: :mod:`squidguard_bloom.core.idn`);
 * in the path, backslashes are slashes, runs of ``/`` collapse (before the
   query) and ``.``/``..`` segments are resolved.
 
@@ -26,6 +28,7 @@ import ipaddress
 import re
 import socket
 
+from squidguard_bloom.core.idn import ascii_host
 from squidguard_bloom.records import Record
 
 _PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
@@ -190,6 +193,8 @@ def parse_target(url: str) -> Target | None:
     if not host.startswith("[") and _HOST_END.search(host):
         host = _resplit_host(host)
     host = host.rstrip(".")
+    if not host.isascii():  # before the address check: full-width digits are an address
+        host = ascii_host(host).rstrip(".")
     if not host:
         return None
     dotted = False

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from squidguard_bloom.config.lexer import Token
 from squidguard_bloom.config.model import Diagnostic, LogSpec, Pos, WelcomeConfig
+from squidguard_bloom.core.idn import ascii_host
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -57,8 +58,13 @@ def _key(text: str) -> str:
     return text
 
 
+def _exempt_host(name: str) -> str:
+    """A host as requests are looked up: lower-case, no trailing dot, IDNs in punycode."""
+    return ascii_host(name.lower().rstrip(".")).rstrip(".")
+
+
 def redirect_host(url: str) -> str:
-    """The lower-case host of a welcome redirect (``30x:`` prefix allowed)."""
+    """The host of a welcome redirect (``30x:`` prefix allowed), as _exempt_host gives it."""
     m = _PREFIX.match(url)
     target = url[m.end():] if m else url
     if re.match(r"\d{3}:", target) or not re.match(r"https?://", target, re.I):
@@ -69,7 +75,7 @@ def redirect_host(url: str) -> str:
     host = urlsplit(target.split("%", 1)[0]).hostname
     if not host:
         raise ValueError(f"the URL {url!r} names no host")
-    return host.lower().rstrip(".")
+    return _exempt_host(host)
 
 
 def build_welcome(file: str, kw: Token, lines: dict[str, tuple[Token, list[Token]]],
@@ -100,7 +106,7 @@ def build_welcome(file: str, kw: Token, lines: dict[str, tuple[Token, list[Token
             values[key] = convert(args[0].text)
         except ValueError as exc:
             fail(args[0], f"welcome {key}: {exc}")
-    exempt = {a.text.lower().rstrip(".") for a in lines.get("exempt", (kw, []))[1]}
+    exempt = {_exempt_host(a.text) for a in lines.get("exempt", (kw, []))[1]}
     try:
         exempt.add(redirect_host(lines["redirect"][1][0].text))
     except ValueError as exc:

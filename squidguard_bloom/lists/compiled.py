@@ -29,7 +29,9 @@ _ffi = _bloom.ffi
 _lib = _bloom.lib
 
 MAGIC = b"SGBLIST\x1a"
-VERSION = 4
+#: 5: keys of IDN entries are punycode (core.idn), so a version 4 file, which stored them
+#: as written, is rebuilt
+VERSION = 5
 KIND_CODES = {"domain": 1, "url": 2}
 SEED = 0x5347424C  # "SGBL"
 BLOCK = 16  # slots per record offset

@@ -7,6 +7,11 @@ way); the key is the first word, lower-cased, and the rest of the line
 after blanks is that entry's own redirect.  Later duplicates overwrite
 earlier ones.
 
+Domain entries and the host part of url entries are then put in the form
+request hosts are looked up in: an internationalised name as punycode
+(:mod:`squidguard_bloom.core.idn`), so ``bücher.example`` matches what
+browsers send.
+
 Expression lists: each line is one pattern; only the line end goes.
 """
 
@@ -14,6 +19,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+
+from squidguard_bloom.core.idn import ascii_host
 
 _WORD = re.compile(r"[ \t]+")
 
@@ -41,17 +48,20 @@ def entries(text: str) -> Iterator[tuple[int, str, str | None]]:
 
 
 def domain_key(key: str) -> str:
-    """A domain entry as we store it: no leading or trailing dots.
+    """A domain entry as we store it: no leading or trailing dots, punycode for IDNs.
 
     squidGuard stores ``.example.com`` as ``..example.com``, which never
     matches anything; a Squid-style list must not silently block nothing,
     so the dot goes.
     """
+    if not key.isascii():
+        key = ascii_host(key)
     return key.strip(".")
 
 
 def url_key(key: str) -> str:
-    """A url entry as we store it: no scheme, userinfo or port in its host part."""
+    """A url entry as we store it: no scheme, userinfo or port in its host part,
+    and the host part in punycode when it is an IDN (the path as written)."""
     if "://" in key:
         key = key.split("://", 1)[1]
     key = key.lstrip(".")
@@ -59,6 +69,8 @@ def url_key(key: str) -> str:
     if "@" in host:
         host = host.rsplit("@", 1)[1]
     host = host.partition(":")[0].rstrip(".")
+    if not host.isascii():
+        host = ascii_host(host).strip(".")
     return host + slash + path
 
 
