@@ -322,6 +322,8 @@ class Engine(Policy):
                 how = "urllist"
             if hit is None and d.expressions is not None:
                 hit = d.expressions.lookup(target.furl)  # type: ignore[attr-defined]
+                if hit is None and target.ufurl:  # an IDN host, also as it came
+                    hit = d.expressions.lookup(target.ufurl)  # type: ignore[attr-defined]
                 how = "expressionlist"
             if hit is not None:
                 return _Verdict(not item.negate, d.name, d, hit.entry, hit.redirect, how)

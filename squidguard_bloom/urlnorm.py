@@ -42,7 +42,7 @@ _HOST_END = re.compile(r"[/?#\\@:]")
 class Target(Record):
     """The lookup strings of one request URL."""
 
-    __slots__ = ("orig", "host", "port", "furl", "surl", "dotted", "wurl")
+    __slots__ = ("orig", "host", "port", "furl", "surl", "dotted", "wurl", "ufurl")
     orig: str  # decoded once, %20 kept, original case: for %u, logs and rewrites
     host: str  # canonical lower-case host: domain lookups
     port: int | None
@@ -52,9 +52,12 @@ class Target(Record):
     # host with its www. but no port, then path: a third url lookup, needed
     # only when both a www. prefix and a port are there ("" otherwise)
     wurl: str
+    # furl with the host as it came, not ASCII, when it was put in punycode
+    # ("" otherwise): expressions are searched in it too, as squidGuard does
+    ufurl: str
 
     def __init__(self, orig: str, host: str, port: int | None, furl: str, surl: str,
-                 dotted: bool, wurl: str = "") -> None:
+                 dotted: bool, wurl: str = "", ufurl: str = "") -> None:
         self.orig = orig
         self.host = host
         self.port = port
@@ -62,6 +65,7 @@ class Target(Record):
         self.surl = surl
         self.dotted = dotted
         self.wurl = wurl
+        self.ufurl = ufurl
 
 
 def _decode_once(url: str) -> str:
@@ -193,8 +197,9 @@ def parse_target(url: str) -> Target | None:
     if not host.startswith("[") and _HOST_END.search(host):
         host = _resplit_host(host)
     host = host.rstrip(".")
+    uhost = ""
     if not host.isascii():  # before the address check: full-width digits are an address
-        host = ascii_host(host).rstrip(".")
+        uhost, host = host, ascii_host(host).rstrip(".")
     if not host:
         return None
     dotted = False
@@ -213,4 +218,7 @@ def parse_target(url: str) -> Target | None:
         wurl = host + path if port_text else ""
     else:
         surl, wurl = host + path, ""
-    return Target(orig, host, port, furl, surl, dotted, wurl)
+    ufurl = ""
+    if uhost and uhost != host:
+        ufurl = (f"{uhost}:{port_text}" if port_text else uhost) + path
+    return Target(orig, host, port, furl, surl, dotted, wurl, ufurl)

@@ -44,6 +44,8 @@ FIXES: dict[str, str] = {
     "numeric-ipv4": "2130706433, 0x7f000001, 0177.0.0.1 and 127.1 all reach 127.0.0.1",
     "ipv6-mapped": "[::ffff:127.0.0.1] reaches 127.0.0.1",
     "dot-segment": "'/./' and '/../' are resolved before url lookups, as the server does",
+    "idn": "squidGuard compares IDNs byte for byte: a Unicode entry misses the punycode host "
+    "browsers send, and the other way round; we compare both in punycode (UTS #46)",
 }
 
 # tag -> why squidGuard blocks where we pass (its lookup, not a listed host)
@@ -81,6 +83,7 @@ class _Corpus:
         self.reqs: list[Req] = []
         self._domains()
         self._urls()
+        self._idn()
         self._expressions()
         self._odd()
 
@@ -243,6 +246,45 @@ class _Corpus:
             self.add(url, t)
         self.add(f"{host}:443", method="CONNECT")
 
+    # ------------------------------------------------------------ IDNs
+
+    def _idn(self) -> None:
+        """Internationalised names: Unicode and punycode entries, every spelling of the host.
+
+        squidGuard blocks a spelling only when its bytes equal the entry's
+        (after its ASCII-only lower-casing); the other spellings are tagged.
+        """
+        self.domain_lines += ["bücher.example", "xn--mnchen-3ya.example", "faß.example"]
+        self.url_lines += ["straße.example/sperre", "xn--zrich-kva.example/kurs"]
+        for url, tag in [
+            ("http://bücher.example/", ""),  # the entry's own bytes
+            ("http://b%C3%BCcher.example/x", ""),  # decoded once: the same bytes
+            ("http://www.bücher.example/", ""),
+            ("http://xn--bcher-kva.example/", "idn"),  # what browsers send
+            ("http://www.XN--BCHER-KVA.example/", "idn"),
+            ("http://BÜCHER.example/", "idn"),
+            ("http://bücher\uff0eexample/", "idn"),  # full-width full stop
+            ("http://bücher\u3002example/", "idn"),  # ideographic full stop
+            ("http://xn--mnchen-3ya.example/", ""),
+            ("http://XN--MNCHEN-3YA.example/", ""),
+            ("http://münchen.example/", "idn"),
+            ("http://xn--fa-hia.example/", "idn"),
+            ("http://fass.example/", ""),  # another host: passed by both
+            ("http://straße.example/sperre/x", ""),
+            ("http://xn--strae-oqa.example/sperre/x", "idn"),
+            ("http://xn--strae-oqa.example/frei", ""),
+            ("http://xn--zrich-kva.example/kurs", ""),
+            ("http://zürich.example/kurs/1", "idn"),
+        ]:
+            self.add(url, tag)
+        self.add("xn--bcher-kva.example:443", "idn", method="CONNECT")
+        # Expressions are not converted: one written in Unicode still blocks the host
+        # sent in Unicode, and, as in squidGuard, misses its punycode form.
+        self.expr_lines.append("köln-expr\\.")
+        self.add("http://köln-expr.example/")
+        self.add("http://KÖLN-EXPR.example/", "idn")
+        self.add("http://xn--kln-expr-n4a.example/")
+
     # ------------------------------------------------------------ expressions
 
     def _expressions(self) -> None:
@@ -311,7 +353,8 @@ def _ours(tmp: Path, reqs: list[Req]) -> list[str]:
         t = parse_target(r.url)
         if t is None:
             verdicts.append("bh")
-        elif domains.lookup(t.host) or urls.lookup(t) or exprs.lookup(t.furl):
+        elif (domains.lookup(t.host) or urls.lookup(t) or exprs.lookup(t.furl)
+              or (t.ufurl and exprs.lookup(t.ufurl))):  # as policy.Engine does
             verdicts.append("block")
         else:
             verdicts.append("pass")
