@@ -28,7 +28,6 @@ import ipaddress
 import re
 import socket
 
-from squidguard_bloom.core.idn import ascii_host
 from squidguard_bloom.records import Record
 
 _PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
@@ -199,6 +198,8 @@ def parse_target(url: str) -> Target | None:
     host = host.rstrip(".")
     uhost = ""
     if not host.isascii():  # before the address check: full-width digits are an address
+        from squidguard_bloom.core.idn import ascii_host  # noqa: PLC0415 - IDN hosts only
+
         uhost, host = host, ascii_host(host).rstrip(".")
     if not host:
         return None

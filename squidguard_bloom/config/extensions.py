@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 from squidguard_bloom.config.lexer import Token
 from squidguard_bloom.config.model import Diagnostic, LogSpec, Pos, WelcomeConfig
-from squidguard_bloom.core.idn import ascii_host
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -60,7 +59,12 @@ def _key(text: str) -> str:
 
 def _exempt_host(name: str) -> str:
     """A host as requests are looked up: lower-case, no trailing dot, IDNs in punycode."""
-    return ascii_host(name.lower().rstrip(".")).rstrip(".")
+    name = name.lower().rstrip(".")
+    if name.isascii():
+        return name
+    from squidguard_bloom.core.idn import ascii_host  # noqa: PLC0415 - IDN names only
+
+    return ascii_host(name).rstrip(".")
 
 
 def redirect_host(url: str) -> str:

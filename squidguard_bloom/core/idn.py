@@ -12,9 +12,10 @@ not ASCII becomes ``xn--`` and its punycode.
 UTS #46 first maps the name (case folding, compatibility forms such as
 full-width letters, and the full-width and ideographic full stops U+FF0E,
 U+3002 and U+FF61 to ``.``) and puts it in NFC.  Its mapping table comes from
-the ``idna`` package, imported the first time a name that is not ASCII is
-seen: an ASCII name is already canonical once lower-cased, so the helper's
-start and its ASCII requests never load it.
+the ``idna`` package.  An ASCII name is already canonical once lower-cased,
+so callers import this module (and it imports ``idna``) only for the first
+name that is not ASCII: the helper's start and its ASCII requests load
+neither.
 
 Checks that only make a browser *refuse* a name (hyphen positions, bidi,
 joiners, label lengths) are not applied: refusing would leave the name as

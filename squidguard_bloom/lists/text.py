@@ -20,8 +20,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from squidguard_bloom.core.idn import ascii_host
-
 _WORD = re.compile(r"[ \t]+")
 
 
@@ -55,7 +53,7 @@ def domain_key(key: str) -> str:
     so the dot goes.
     """
     if not key.isascii():
-        key = ascii_host(key)
+        key = _ascii_host(key)
     return key.strip(".")
 
 
@@ -70,8 +68,15 @@ def url_key(key: str) -> str:
         host = host.rsplit("@", 1)[1]
     host = host.partition(":")[0].rstrip(".")
     if not host.isascii():
-        host = ascii_host(host).strip(".")
+        host = _ascii_host(host).strip(".")
     return host + slash + path
+
+
+def _ascii_host(name: str) -> str:
+    """core.idn.ascii_host, imported for the first entry that is not ASCII."""
+    from squidguard_bloom.core.idn import ascii_host  # noqa: PLC0415 - spares ASCII lists
+
+    return ascii_host(name)
 
 
 def expression_lines(text: str) -> Iterator[tuple[int, str]]:
