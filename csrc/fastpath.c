@@ -193,7 +193,8 @@ static int parse_url(const uint8_t *raw, size_t rawlen, struct target *t) {
             c = (uint8_t)(hex_value(raw[i + 1]) << 4 | hex_value(raw[i + 2]));
             i += 2;
         }
-        /* not ASCII (str.lower is not ASCII's), NUL (ends the URL), control bytes */
+        /* not ASCII (str.lower is not ASCII's, and an IDN host goes to punycode in
+         * Python), NUL (ends the URL), control bytes */
         if (c >= 0x80 || c < 0x20 || c == 0x7f || c == '#' || c == '\\') return -1;
         t->orig[n++] = c;
     }

@@ -18,7 +18,10 @@
  *           with single spaces, no control bytes, the user one token;
  *   client  a strict dotted IPv4 address (no leading zeros);
  *   URL     at most SGB_FP_MAX_URL bytes; once %-decoded as urlnorm decodes
- *           it (%20 kept): ASCII, no NUL or control byte, '#' or '\', no '@'
+ *           it (%20 kept): ASCII (an internationalised host, full-width
+ *           dots included, is put in punycode by Python: core/idn.py; an
+ *           ASCII host is canonical once lower-case), no NUL or control
+ *           byte, '#' or '\', no '@'
  *           or '%' in the authority, a host that is a name (not one urlnorm
  *           reads as a number, not an '[' IPv6 literal) or a dotted quad as
  *           inet_ntoa writes it, no trailing dot, a port of digits if any,
