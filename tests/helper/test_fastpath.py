@@ -37,7 +37,10 @@ HOSTS = ["bad.com", "www.bad.com", "a.evil.org", "ads.example.net", "www2.site.o
          "x.y.z.com", "abc.123", "1password.com", "www.", "ftp3.porn.example", "welcome.test",
          "Bad.COM", "shop.com:8080", "www.shop.com:8080", "news.net:80", "exempt.test",
          "10.0.0.1", "192.168.1.20", "192.168.1.20:443", "01.2.3.4", "1.2.3", "1.2.3.4.5",
-         "255.255.255.255"]
+         "255.255.255.255",
+         # IDNs: C hands hosts that are not ASCII to Python, which puts them in punycode
+         "xn--bcher-kva.example", "www.B\u00dcCHER.example", "b\u00fccher\uff0eexample",
+         "XN--STRAE-OQA.example", "stra\u00dfe.example"]
 PATHS = ["", "/", "/ads", "/adsense?x=1", "/x?y", "/a", "/a/b/c", "/warez/z", "/abbbc", "/xxyz",
          "?q=http://bad.com/", "/r?u=a//b", "/shop", "/%61ds", "/a%20b", "/%2541", "/a%2f%2e%2e/x",
          "/q?x=%3Cb%3E&y=%22", "/%e4", "/%00x", "/%0a", "/%2F%2Fads", "/war%65z/", "/%u"]
@@ -65,8 +68,11 @@ def _lists_dir(root: Path) -> Path:
             if i == 1:  # per-entry redirects
                 dom[0] += " http://entry.test/?u=%u"
                 urls[0] += " 301:http://entry.test/url"
-            (db / f"d{i}").write_text("\n".join(dom) + "\n")
-            (db / f"u{i}").write_text("\n".join(urls) + "\n")
+            if i == 2:  # IDN entries, in Unicode: requests come in punycode and Unicode
+                dom.append("b\u00fccher.example")
+                urls.append("stra\u00dfe.example/a")
+            (db / f"d{i}").write_text("\n".join(dom) + "\n", encoding="utf-8")
+            (db / f"u{i}").write_text("\n".join(urls) + "\n", encoding="utf-8")
             compile_list("domain", str(db / f"d{i}"))
             compile_list("url", str(db / f"u{i}"))
         (db / "t0").write_text("site.org\n")  # a text list: never compiled
