@@ -41,7 +41,8 @@ from .harness import (
 )
 
 HOSTS = ["site.test", "other.test", "blocked.test", "www.blocked.test", "notblocked.test",
-         "evil.test", "welcome.test", "block.test", "portal.test"]
+         "evil.test", "welcome.test", "block.test", "portal.test",
+         "xn--bcher-kva.test", "www.xn--bcher-kva.test", "xn--mnchen-3ya.test"]
 CHILDREN = 3
 
 SGCONF = """\
@@ -151,11 +152,13 @@ def site_squid(helper: Path, origin: int, conf: str, concurrency: int,
     """A temp dir readable by proxy with UT1-style lists, squidGuard.conf and a running Squid."""
     work = proxy_dir("sgb-e2e-")
     try:
-        lists = {"adult/domains": "blocked.test\n", "adult/urls": "site.test/forbidden\n",
+        # IDN entries: one in Unicode (bücher), one in punycode (münchen)
+        lists = {"adult/domains": "blocked.test\nb\u00fccher.test\n",
+                 "adult/urls": "site.test/forbidden\nxn--mnchen-3ya.test/verboten\n",
                  "malware/domains": "evil.test\n"}
         for name, text in lists.items():
             (work / "db" / name).parent.mkdir(parents=True, exist_ok=True)
-            (work / "db" / name).write_text(text)
+            (work / "db" / name).write_text(text, encoding="utf-8")
         (work / "logs").mkdir()
         (work / "squidGuard.conf").write_text(conf.format(dir=work, origin=origin))
         chown_tree(work)
@@ -284,6 +287,26 @@ def test_blocked_first_request_does_not_use_up_the_welcome(serial_squid: Squid,
     r = fetch(serial_squid.port, url, client)
     assert r.location == block_url(origin, url, client, "adult"), r
     assert is_welcome(fetch(serial_squid.port, f"http://site.test:{origin}/", client), origin)
+
+
+def test_idn_entries_block_the_punycode_host_squid_is_sent(serial_squid: Squid,
+                                                         origin: int) -> None:
+    """curl (libidn2), as a browser, sends an IDN host in punycode: a Unicode entry blocks
+    it, and a punycode url entry blocks the Unicode spelling typed by the user."""
+    client = "127.0.5.1"
+    port = serial_squid.port
+    for typed, sent in [
+        (f"http://b\u00fccher.test:{origin}/x", f"http://xn--bcher-kva.test:{origin}/x"),
+        (f"http://www.B\u00dcCHER.test:{origin}/y", f"http://www.xn--bcher-kva.test:{origin}/y"),
+        (f"http://m\u00fcnchen.test:{origin}/verboten/z",
+         f"http://xn--mnchen-3ya.test:{origin}/verboten/z"),
+    ]:
+        r = fetch(port, typed, client)
+        assert r.code == 302 and r.location == block_url(origin, sent, client, "adult"), r
+    allowed = f"http://xn--mnchen-3ya.test:{origin}/erlaubt"
+    assert is_welcome(fetch(port, allowed, client), origin)
+    r = fetch(port, allowed, client)
+    assert r.code == 200 and r.body == origin_body("GET", allowed), r
 
 
 @pytest.mark.parametrize("host", ["blocked.test", "evil.test"])
