@@ -22,8 +22,8 @@ joiners, label lengths) are not applied: refusing would leave the name as
 Unicode, and the punycode a less careful client may send would then be
 missed.  A name that UTS #46 cannot map at all (a disallowed or unassigned
 code point, bytes that were not UTF-8) or whose mapping yields a character
-no host may hold (the full-width colon becomes ``:``) is returned unchanged, and looked up
-as it is (docs/differences.md).
+no host may hold (the full-width colon becomes ``:``) is returned unchanged,
+and looked up as it is (docs/differences.md).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ MAX_NAME = 1024
 
 # ASCII characters no host may contain (the URL Standard's forbidden domain
 # code points); a name whose mapping produces one is left as it was.
-_FORBIDDEN = frozenset(
-    "".join(map(chr, range(0x21))) + "\x7f#%/:<>?@[\\]^|"
-)
+_FORBIDDEN = frozenset("".join(map(chr, range(0x21))) + "\x7f#%/:<>?@[\\]^|")
+# The same IDN host comes back request after request; bounded, since hostile
+# request lines can bring any number of different names.
 _cache: dict[str, str] = {}
 _CACHE_MAX = 4096
 
