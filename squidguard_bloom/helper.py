@@ -8,12 +8,15 @@ loading lists, opening the filter) happened before, in
 Guarantees: exactly one reply line per request line, in order, with the
 channel-ID echoed byte for byte; replies are written as soon as everything
 read so far is answered (one write per batch Squid sent, so concurrency
-costs no extra system calls); no exception escapes the per-line ``except``;
-SIGHUP reloads between two batches, so no line is lost; EOF ends cleanly.
+costs no extra system calls); no exception escapes the per-line ``except``,
+and a bug there is answered ``BH`` and reported by :class:`ErrorReport` in
+one rate-limited line, so no client can flood Squid's cache.log; SIGHUP
+reloads between two batches, so no line is lost; EOF ends cleanly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import time
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from squidguard_bloom.decision import PASS, REDIRECT, UNPARSABLE, Decision
 from squidguard_bloom.protocol import (
     Request,
+    channel_of,
     parse_request,
     reply_error,
     reply_pass,
@@ -42,6 +46,69 @@ if TYPE_CHECKING:
 #: (after reading through to their end, so the next reply stays in step).
 MAX_LINE = 4 << 20
 _CHUNK = 1 << 16
+
+
+class ErrorReport:
+    """Internal errors (bugs) as Squid's cache.log sees them: few lines, never a flood.
+
+    The first :attr:`FIRST` errors are each told in one line (with the
+    traceback after it only in debug mode, ``-d``); later ones are counted
+    and told as one summary line at most every :attr:`INTERVAL` seconds, and
+    once more when the helper stops.  A hostile client that found a bug can
+    then add at most one line a minute to cache.log.
+    """
+
+    FIRST = 5
+    INTERVAL = 60.0
+
+    def __init__(self, stream: IO[str] | None = None, *, traceback: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._traceback = traceback
+        self._clock = clock
+        self.count = 0  # every internal error so far
+        self.pending = 0  # counted since the last line about them
+        self._last = ""  # the latest pending one, for the summary
+        self._since = 0.0
+
+    def _say(self, text: str) -> None:
+        stream = sys.stderr if self._stream is None else self._stream
+        try:
+            stream.write(f"squidguard-bloom: {text}\n")
+            stream.flush()
+        except (OSError, ValueError):  # stderr gone: the BH reply still goes out
+            pass
+
+    def report(self, line: bytes, exc: BaseException) -> None:
+        """Count one error on line; tell it if it is among the first, else maybe summarise."""
+        self.count += 1
+        what = f"{type(exc).__name__}: {str(exc)[:200]!r} on request {bytes(line[:200])!r}"
+        if self.count <= self.FIRST:
+            more = "" if self._traceback else " (-d shows the traceback)"
+            last = (f"; later ones are counted, one line every {self.INTERVAL:g} s"
+                    if self.count == self.FIRST else "")
+            self._say(f"internal error, answered BH: {what}{more}{last}")
+            if self._traceback:
+                import traceback  # noqa: PLC0415 - only after a bug, not at every start
+
+                text = "".join(traceback.format_exception(exc))
+                stream = sys.stderr if self._stream is None else self._stream
+                with contextlib.suppress(OSError, ValueError):
+                    stream.write(text)
+            self._since = self._clock()
+            return
+        self.pending += 1
+        self._last = what
+        self.tick()
+
+    def tick(self, *, final: bool = False) -> None:
+        """Tell the pending count if a summary is due (or final: the helper stops)."""
+        if not self.pending or not (final or self._clock() - self._since >= self.INTERVAL):
+            return
+        self._say(f"{self.pending} more internal error(s), each answered BH "
+                  f"({self.count} since start); the latest: {self._last}")
+        self.pending = 0
+        self._since = self._clock()
 
 
 class Policy:
@@ -99,10 +166,12 @@ class Helper:
         runtime: Runtime,
         reload: Callable[[Runtime], Runtime] | None = None,
         explain: IO[str] | None = None,
+        errors: ErrorReport | None = None,
     ) -> None:
         self.rt = runtime
         self._reload = reload
         self._explain = explain
+        self.errors = ErrorReport() if errors is None else errors
         self.reload_requested = False
         self.now = time.time()
 
@@ -112,8 +181,8 @@ class Helper:
         welcomed: the fast path already found this a first visit (and added
         the client to the welcome filter).
         """
-        req = parse_request(line)
         try:
+            req = parse_request(line)
             if isinstance(line, LongLine):
                 return reply_unparsable(req.channel, "request line too long", self.rt.style)
             if not req.url:
@@ -139,12 +208,9 @@ class Helper:
                 return reply_redirect(req.channel, decision.url, decision.status, rt.style)
             return reply_rewrite(req.channel, decision.url, rt.style)
         except Exception as exc:  # the one place nothing may escape
-            print(f"squidguard-bloom: internal error on {line[:200]!r}: {exc!r}",
-                  file=sys.stderr, flush=True)
-            import traceback  # noqa: PLC0415 - only after a bug, not at every start
-
-            traceback.print_exc(file=sys.stderr)
-            return reply_error(req.channel, f"internal error: {type(exc).__name__}", self.rt.style)
+            self.errors.report(line, exc)
+            return reply_error(channel_of(line), f"internal error: {type(exc).__name__}",
+                               self.rt.style)
 
     def _welcome(self, req: Request, decision: Decision, added: bool) -> bytes | None:
         welcome = self.rt.welcome
@@ -188,10 +254,15 @@ class Helper:
         rt = self.rt
         fast = None
         if rt.fast is not None and rt.emergency is None and self._explain is None:
-            if isinstance(lines, bytes):
-                fast = rt.fast.answer(lines, lines.count(b"\n") + 1, self.now, strip_cr=True)
-            elif LongLine not in map(type, lines):
-                fast = rt.fast.answer(b"\n".join(lines), len(lines), self.now)
+            try:
+                if isinstance(lines, bytes):
+                    fast = rt.fast.answer(lines, lines.count(b"\n") + 1, self.now,
+                                          strip_cr=True)
+                elif LongLine not in map(type, lines):
+                    fast = rt.fast.answer(b"\n".join(lines), len(lines), self.now)
+            except Exception as exc:  # a bug in C's wrapper: Python answers every line
+                self.errors.report(b"(a batch for the fast path)", exc)
+                fast = None
         if fast is None:
             if isinstance(lines, bytes):
                 lines = [_strip(x) for x in lines.split(b"\n")]
@@ -215,6 +286,8 @@ class Helper:
         rt.sink.flush()
         if self._explain is not None:
             self._explain.flush()
+        if self.errors.pending:
+            self.errors.tick()
         return out
 
 
@@ -241,13 +314,21 @@ def serve(helper: Helper, instream: Any = None, outstream: Any = None) -> int:
     Reads whatever is available (``read1``), answers every complete line in
     it, writes all those replies at once and flushes.  A partial line waits
     for its end; one longer than MAX_LINE is dropped through to its end and
-    answered once, as unparsable, with its channel-ID.
+    answered once, as unparsable, with its channel-ID.  Internal errors not
+    yet told (see :class:`ErrorReport`) are told at the end.
     """
     instream = sys.stdin.buffer if instream is None else instream
     outstream = sys.stdout.buffer if outstream is None else outstream
+    try:
+        if helper.explains:  # an admin at a terminal: each answer right after its "# why"
+            return _serve_lines(helper, instream, outstream)
+        return _serve_blocks(helper, instream, outstream)
+    finally:
+        helper.errors.tick(final=True)
+
+
+def _serve_blocks(helper: Helper, instream: Any, outstream: Any) -> int:
     read = getattr(instream, "read1", instream.read)
-    if helper.explains:  # an admin at a terminal: each answer right after its "# why"
-        return _serve_lines(helper, instream, outstream)
     buf = b""  # the unfinished line so far
     long_head: bytes | None = None  # set while dropping an over-long line
     while chunk := read(_CHUNK):

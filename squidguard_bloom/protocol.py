@@ -2,8 +2,9 @@
 
 This module knows channel-IDs, tokens, key=value extras and reply quoting,
 and nothing about ACLs.  Everything is bytes on the wire; text fields are
-decoded as UTF-8 with ``surrogateescape``, so any byte sequence survives a
-round trip and nothing raises on odd input.
+decoded and replies encoded by the rule of :mod:`squidguard_bloom.rawtext`
+(UTF-8 with ``surrogateescape``), so any byte sequence survives a round
+trip and nothing raises on odd input.
 
 Request line (Squid 3.5+, default ``url_rewrite_extras``)::
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import re
 
+from squidguard_bloom.rawtext import raw as _raw
+from squidguard_bloom.rawtext import text as _text
 from squidguard_bloom.records import Record
 
 #: How Squid 3.4+ reads a reply's first word; legacy replies are for Squid <= 3.3.
@@ -26,10 +29,6 @@ REPLY_STYLES = ("squid34", "legacy")
 
 _TOKEN = re.compile(rb"[^ \t]+")
 _EXTRA = re.compile(rb"[A-Za-z0-9_-]+=")
-
-
-def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
 
 
 class Request(Record):
@@ -87,13 +86,13 @@ def parse_request(line: bytes) -> Request:
     n = len(toks) - first
     if n <= 0:
         return Request(channel=None, url="", problem="empty request line")
-    url = toks[first].decode("utf-8", "surrogateescape")
+    url = _text(toks[first])
     if n < 2:
         return Request(channel, url, problem="no client address")
     client, _, fqdn = toks[first + 1].partition(b"/")
     req = Request(channel, url,
-                  "" if client == b"-" else client.decode("utf-8", "surrogateescape"),
-                  "" if fqdn[:1] == b"-" else fqdn.decode("utf-8", "surrogateescape"))
+                  "" if client == b"-" else _text(client),
+                  "" if fqdn[:1] == b"-" else _text(fqdn))
     # Trailing key=value extras, then the method just before them.
     end = len(toks)
     while end > first + 2 and b"=" in toks[end - 1] and _EXTRA.match(toks[end - 1]):
@@ -103,7 +102,7 @@ def parse_request(line: bytes) -> Request:
     if end <= first + 2:
         req.problem = "no method"
         return req
-    req.method = toks[end - 1].decode("utf-8", "surrogateescape")
+    req.method = _text(toks[end - 1])
     if end > first + 3:  # the user field: everything between client and method, verbatim
         if spans is None:
             user = b" ".join(toks[first + 2 : end - 1])
@@ -115,6 +114,14 @@ def parse_request(line: bytes) -> Request:
     return req
 
 
+def channel_of(line: bytes) -> bytes | None:
+    """The channel-ID of a request line, as :func:`parse_request` reads it (never raises)."""
+    m = _TOKEN.search(line)
+    if m is None or not m.group().isdigit():
+        return None
+    return m.group()
+
+
 def quote(value: str) -> bytes:
     """A reply value as a double-quoted string Squid reads back unchanged.
 
@@ -122,7 +129,7 @@ def quote(value: str) -> bytes:
     line ends, so backslash and quote are escaped, and control characters,
     which no URL may hold, are %-encoded so they can never end the line.
     """
-    raw = value.encode("utf-8", "surrogateescape")
+    raw = _raw(value)
     if _NEEDS_ESCAPE.search(raw):
         raw = _NEEDS_ESCAPE.sub(_escape_byte, raw)
     return b'"' + raw + b'"'
@@ -181,5 +188,5 @@ def reply_unparsable(channel: bytes | None, message: str, style: str = "squid34"
 
 def _legacy_url(url: str) -> bytes:
     # A legacy reply is one bare word: anything that could split it is %-encoded.
-    raw = url.encode("utf-8", "surrogateescape")
+    raw = _raw(url)
     return re.sub(rb"[\x00-\x20\x7f]", lambda m: b"%%%02X" % m.group()[0], raw)

@@ -17,6 +17,8 @@ import os
 import sys
 import time
 
+from squidguard_bloom.rawtext import raw
+
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:
     from typing import IO
@@ -43,10 +45,16 @@ def request_line(
 
 def _one_line(value: str) -> str:
     # A user name may hold spaces and a URL may hold anything: keep each a
-    # single space-free token so the monitor can split the line.
+    # single space-free token so the monitor can split the line.  What is
+    # not printable goes %-encoded byte by byte, as it came (rawtext's rule:
+    # a byte that was not UTF-8 shows as itself, %FF, never as a character).
     if value.isprintable() and " " not in value:
         return value
-    return "".join(c if c.isprintable() and c != " " else f"%{ord(c):02X}" for c in value)
+    return "".join(c if c.isprintable() and c != " " else _pct(c) for c in value)
+
+
+def _pct(c: str) -> str:
+    return "".join(f"%{b:02X}" for b in raw(c))
 
 
 class _File:

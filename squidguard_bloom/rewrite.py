@@ -12,12 +12,16 @@ Semantics, as squidGuard 1.6 applies them to the original URL:
 * the first rule of a block whose regex matches decides.
 
 RE2 runs in time linear in the URL, so no request can make a rule slow.
+Bytes that are not UTF-8 (in a rule or in the URL) follow the rule of
+:mod:`squidguard_bloom.rawtext`: the regex sees each as one character, and
+the rewritten URL keeps them as they came.
 """
 
 from __future__ import annotations
 
 from squidguard_bloom.config.model import RewriteRule
 from squidguard_bloom.errors import SquidguardBloomError
+from squidguard_bloom.rawtext import for_regex
 from squidguard_bloom.records import FrozenRecord
 
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
@@ -109,19 +113,22 @@ class RewriteBlock:
             opts = re2.Options()
             opts.case_sensitive = "i" not in rule.flags
             try:
-                regex = re2.compile(ere_to_re2(rule.pattern), opts)
+                regex = re2.compile(for_regex(ere_to_re2(rule.pattern)), opts)
             except re2.error as exc:
                 msg = (f"{rule.pos}: rewrite rule s@{rule.pattern}@…: invalid regular expression"
                        f" ({exc}); fix or remove the rule")
                 raise RewriteError(msg) from exc
             prefix = "301:" if "R" in rule.flags else "302:" if "r" in rule.flags else ""
-            self._rules.append(_Compiled(regex, _replacement(rule.replacement),
-                                         "g" in rule.flags, prefix))
+            # \N beyond the regex's groups inserts nothing, as in squidGuard
+            parts = tuple(p for p in _replacement(rule.replacement)
+                          if isinstance(p, str) or p <= regex.groups)
+            self._rules.append(_Compiled(regex, parts, "g" in rule.flags, prefix))
 
     def apply(self, url: str) -> str | None:
         """The rewritten text (with its 30x: prefix), or None if no rule matches."""
+        subject = for_regex(url)  # the same length: its match positions are url's
         for rule in self._rules:
-            m = rule.regex.search(url)
+            m = rule.regex.search(subject)
             if m is None:
                 continue
             out: list[str] = []
@@ -129,14 +136,18 @@ class RewriteBlock:
             while m is not None:
                 out.append(url[pos : m.start()])
                 for part in rule.parts:
-                    out.append(part if isinstance(part, str) else (m.group(part) or ""))
+                    if isinstance(part, str):
+                        out.append(part)
+                    else:
+                        start, end = m.span(part)
+                        out.append(url[start:end] if start >= 0 else "")
                 pos = m.end()
                 if not rule.global_ or pos >= len(url):
                     break
                 if m.end() == m.start():  # an empty match: step over one character
                     out.append(url[pos])
                     pos += 1
-                m = rule.regex.search(url, pos)  # "^" cannot match again (REG_NOTBOL)
+                m = rule.regex.search(subject, pos)  # "^" cannot match again (REG_NOTBOL)
             out.append(url[pos:])
             return rule.prefix + "".join(out)
         return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from squidguard_bloom.lists.errors import ListError
 from squidguard_bloom.lists.text import domain_key, entries, expression_lines, url_key
+from squidguard_bloom.rawtext import for_regex
 from squidguard_bloom.records import FrozenRecord, setfield
 from squidguard_bloom.rewrite import ere_to_re2
 from squidguard_bloom.urlnorm import Target
@@ -109,7 +110,7 @@ class ExpressionList:
         self._patterns: list[tuple[str, re2._Regexp]] = []
         for number, pattern in expression_lines(text):
             try:
-                regex = re2.compile(ere_to_re2(pattern), opts)
+                regex = re2.compile(for_regex(ere_to_re2(pattern)), opts)
             except re2.error as exc:
                 msg = (f"{path}:{number}: invalid regular expression {pattern!r} ({exc}); "
                        "fix or delete that line (squidGuard would crash on it)")
@@ -117,7 +118,7 @@ class ExpressionList:
             self._patterns.append((pattern, regex))
         self._any: re2._Regexp | None = None
         if len(self._patterns) > 1:
-            joined = "|".join(f"(?:{ere_to_re2(p)})" for p, _ in self._patterns)
+            joined = "|".join(f"(?:{for_regex(ere_to_re2(p))})" for p, _ in self._patterns)
             try:
                 self._any = re2.compile(joined, opts)
             except re2.error:  # too big for one automaton: try them one by one
@@ -135,9 +136,10 @@ class ExpressionList:
 
     def lookup(self, furl: str) -> Match | None:
         """The first pattern (file order) found in furl."""
+        furl = for_regex(furl)  # bytes that are not UTF-8: one character each (see rawtext)
         if self._raw is not None:
             # The RE2 object under google-re2's wrapper: half the cost of .search().
-            data = furl.encode("utf-8", "surrogateescape")
+            data = furl.encode("utf-8")
             if self._raw.Match(self._unanchored, data, 0, len(data))[0][0] < 0:
                 return None
         elif self._any is not None and self._any.search(furl) is None:
