@@ -34,7 +34,7 @@ USAGE = """\
 Usage: squidguard-bloom [-bduPv] [-C block] [-t time] [-c file] [--explain] [...]
 Options:
   -v          : show version number
-  -d          : all errors to stderr
+  -d          : all errors to stderr (and the traceback of an internal error)
   -b          : destination blocks (with -C: show progress)
   -P          : do not go into emergency mode when an error occurs (exit 4)
   -C block    : create .db files (compiled lists) for destination blocks

@@ -79,15 +79,18 @@ class ErrorReport:
         except (OSError, ValueError):  # stderr gone: the BH reply still goes out
             pass
 
-    def report(self, line: bytes, exc: BaseException) -> None:
-        """Count one error on line; tell it if it is among the first, else maybe summarise."""
+    def report(self, exc: BaseException, line: bytes | None,
+               outcome: str = "internal error, answered BH") -> None:
+        """Count one error (on a request line); tell it if among the first, else maybe sum up."""
         self.count += 1
-        what = f"{type(exc).__name__}: {str(exc)[:200]!r} on request {bytes(line[:200])!r}"
+        what = f"{type(exc).__name__}: {str(exc)[:200]!r}"
+        if line is not None:
+            what += f" on request {bytes(line[:200])!r}"
         if self.count <= self.FIRST:
             more = "" if self._traceback else " (-d shows the traceback)"
             last = (f"; later ones are counted, one line every {self.INTERVAL:g} s"
                     if self.count == self.FIRST else "")
-            self._say(f"internal error, answered BH: {what}{more}{last}")
+            self._say(f"{outcome}: {what}{more}{last}")
             if self._traceback:
                 import traceback  # noqa: PLC0415 - only after a bug, not at every start
 
@@ -95,6 +98,7 @@ class ErrorReport:
                 stream = sys.stderr if self._stream is None else self._stream
                 with contextlib.suppress(OSError, ValueError):
                     stream.write(text)
+                    stream.flush()
             self._since = self._clock()
             return
         self.pending += 1
@@ -105,8 +109,8 @@ class ErrorReport:
         """Tell the pending count if a summary is due (or final: the helper stops)."""
         if not self.pending or not (final or self._clock() - self._since >= self.INTERVAL):
             return
-        self._say(f"{self.pending} more internal error(s), each answered BH "
-                  f"({self.count} since start); the latest: {self._last}")
+        self._say(f"{self.pending} more internal error(s) ({self.count} since start); "
+                  f"the latest: {self._last}")
         self.pending = 0
         self._since = self._clock()
 
@@ -208,7 +212,7 @@ class Helper:
                 return reply_redirect(req.channel, decision.url, decision.status, rt.style)
             return reply_rewrite(req.channel, decision.url, rt.style)
         except Exception as exc:  # the one place nothing may escape
-            self.errors.report(line, exc)
+            self.errors.report(exc, line)
             return reply_error(channel_of(line), f"internal error: {type(exc).__name__}",
                                self.rt.style)
 
@@ -261,7 +265,8 @@ class Helper:
                 elif LongLine not in map(type, lines):
                     fast = rt.fast.answer(b"\n".join(lines), len(lines), self.now)
             except Exception as exc:  # a bug in C's wrapper: Python answers every line
-                self.errors.report(b"(a batch for the fast path)", exc)
+                self.errors.report(exc, None, "internal error in the fast path, its batch "
+                                   "answered in Python")
                 fast = None
         if fast is None:
             if isinstance(lines, bytes):

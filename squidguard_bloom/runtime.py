@@ -22,7 +22,14 @@ from squidguard_bloom.config import ConfigError, load_config
 from squidguard_bloom.config.model import Config
 from squidguard_bloom.decision import PASS_ALL, REDIRECT, REWRITE, Decision
 from squidguard_bloom.errors import SquidguardBloomError
-from squidguard_bloom.helper import Helper, Policy, Runtime, install_signal_handlers, serve
+from squidguard_bloom.helper import (
+    ErrorReport,
+    Helper,
+    Policy,
+    Runtime,
+    install_signal_handlers,
+    serve,
+)
 from squidguard_bloom.protocol import Request
 from squidguard_bloom.records import Record
 from squidguard_bloom.reqlog import LogSink
@@ -236,7 +243,8 @@ def _run(options: Options) -> int:
         _main_log(new, "WARN: Received sigHUP, reloaded configuration")
         return new
 
-    helper = Helper(rt, reload=reload, explain=sys.stderr if options.explain else None)
+    helper = Helper(rt, reload=reload, explain=sys.stderr if options.explain else None,
+                    errors=ErrorReport(traceback=options.debug))
     # helper.rt changes on reload: look the sink up when the signal comes
     install_signal_handlers(helper, lambda: helper.rt.sink.reopen())  # noqa: PLW0108
     _main_log(rt, f"INFO: squidguard-bloom ready for requests ({time.time():.3f})")
