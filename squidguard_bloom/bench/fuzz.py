@@ -299,6 +299,21 @@ src asleep {{
     within never
 }}
 
+rewrite tidy {{
+    s@(utm_[a-z]+=)[^&]*@\\1x@g
+    s@^http://old\\.example/(.*)$@http://new.example/\\1@
+    s@shop(.)@&-\\1-\\0@i
+    log rewrites.log
+}}
+
+rewrite fixwarez {{
+    s@.*warez(.*)@http://block.example/warez?rest=\\1@r
+}}
+
+rewrite tostatus {{
+    s@^(http://)?news\\.example/(.)@http://news.example/moved/\\2@R
+}}
+
 dest white {{ domainlist white/domains }}
 
 dest ads {{
@@ -329,21 +344,6 @@ dest textual {{
     domainlist text/domains
     urllist text/urls
     redirect http://block.example/text/%u
-}}
-
-rewrite tidy {{
-    s@(utm_[a-z]+=)[^&]*@\\1x@g
-    s@^http://old\\.example/(.*)$@http://new.example/\\1@
-    s@shop(.)@&-\\1-\\0@i
-    log rewrites.log
-}}
-
-rewrite fixwarez {{
-    s@.*warez(.*)@http://block.example/warez?rest=\\1@r
-}}
-
-rewrite tostatus {{
-    s@^(http://)?news\\.example/(.)@http://news.example/moved/\\2@R
 }}
 
 welcome {{
