@@ -119,7 +119,7 @@ class RewriteBlock:
                        f" ({exc}); fix or remove the rule")
                 raise RewriteError(msg) from exc
             prefix = "301:" if "R" in rule.flags else "302:" if "r" in rule.flags else ""
-            # \N beyond the regex's groups inserts nothing, as in squidGuard
+            # \N beyond the regex's groups inserts nothing (it must not fail the request)
             parts = tuple(p for p in _replacement(rule.replacement)
                           if isinstance(p, str) or p <= regex.groups)
             self._rules.append(_Compiled(regex, parts, "g" in rule.flags, prefix))
