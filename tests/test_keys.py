@@ -27,7 +27,8 @@ def test_spellings_of_one_address_give_one_key(spellings: list[str], packed: byt
 
 
 @pytest.mark.parametrize("bad", ["", "-", "garbage", "10.1", "1.2.3.256", "1.2.3.4.5", "::g",
-                                 "\uff11.\uff12.\uff13.\uff14", "1.2.3.-4"])
+                                 "\uff11.\uff12.\uff13.\uff14", "1.2.3.-4",
+                                 "1.2.3.\udcff", "::\udcff", "[\udcff]"])
 def test_non_addresses_are_refused(bad: str) -> None:
     """Anything that is not an address raises ValueError naming it."""
     with pytest.raises(ValueError, match="not an IP address"):
