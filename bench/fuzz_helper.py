@@ -36,7 +36,21 @@ from pathlib import Path
 from squidguard_bloom.bench import fuzz
 
 
-def run_mode(conf: Path, seed: int, lines: int, fast: bool, workdir: Path) -> dict[str, object]:
+class Result:
+    """What one mode gave."""
+
+    def __init__(self, kinds: Counter[str], stderr: list[str], status: int, digest: str,
+                 rate: float, stderr_path: Path) -> None:
+        self.kinds = kinds
+        self.internal = sum("internal error" in x for x in stderr)
+        self.other_stderr = len(stderr) - self.internal
+        self.status = status
+        self.digest = digest
+        self.rate = rate
+        self.stderr_path = stderr_path
+
+
+def run_mode(conf: Path, seed: int, lines: int, fast: bool, workdir: Path) -> Result:
     """Feed the corpus to one helper process; its reply kinds, stderr, digest and speed."""
     cmd = [sys.executable, "-m", "squidguard_bloom.cli", "-c", str(conf)]
     if not fast:
@@ -73,10 +87,7 @@ def run_mode(conf: Path, seed: int, lines: int, fast: bool, workdir: Path) -> di
     if rest:
         raise SystemExit(f"{len(rest)} bytes of output after the last reply: {rest[:200]!r}")
     stderr = errpath.read_bytes().decode("utf-8", "replace").splitlines()
-    internal = sum("internal error" in x for x in stderr)
-    return {"kinds": kinds, "internal": internal, "other_stderr": len(stderr) - internal,
-            "status": status, "digest": digest.hexdigest(), "rate": lines / seconds,
-            "stderr_path": errpath}
+    return Result(kinds, stderr, status, digest.hexdigest(), lines / seconds, errpath)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,21 +110,20 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = run_mode(conf, args.seed, args.lines, fast, root)
     a, b = results.values()
     print(f"\n{args.lines:,} fuzzed request lines, seed {args.seed}, welcome key {args.key}")
-    print("shapes in the first 100,000 lines: "
+    print(f"shapes in the first {min(args.lines, 100_000):,} lines: "
           + ", ".join(f"{s} {shapes[s]:,}" for s in fuzz.SHAPES))
     print(f"\n{'reply kind':<30}{'C fast path':>14}{'Python only':>14}")
-    for kind in sorted(set(a["kinds"]) | set(b["kinds"])):  # type: ignore[arg-type]
-        print(f"{kind:<30}{a['kinds'][kind]:>14,}{b['kinds'][kind]:>14,}")  # type: ignore[index]
-    rows = (("internal errors (stderr)", "internal"), ("other stderr (start-up notes)", "other_stderr"),
-            ("exit status", "status"))
-    for label, key in rows:
-        print(f"{label:<30}{a[key]:>14}{b[key]:>14}")
-    print(f"{'lines/s':<30}{a['rate']:>14,.0f}{b['rate']:>14,.0f}")
-    same = a["digest"] == b["digest"]
+    for kind in sorted(set(a.kinds) | set(b.kinds)):
+        print(f"{kind:<30}{a.kinds[kind]:>14,}{b.kinds[kind]:>14,}")
+    print(f"{'internal errors (stderr)':<30}{a.internal:>14}{b.internal:>14}")
+    print(f"{'other stderr (start-up notes)':<30}{a.other_stderr:>14}{b.other_stderr:>14}")
+    print(f"{'exit status':<30}{a.status:>14}{b.status:>14}")
+    print(f"{'lines/s':<30}{a.rate:>14,.0f}{b.rate:>14,.0f}")
+    same = a.digest == b.digest
     print(f"\nreplies identical in both modes: {'yes' if same else 'NO'}; "
           f"every reply well-formed, in order, channel-ID echoed: yes")
-    print(f"stderr kept in {a['stderr_path']} and {b['stderr_path']}")
-    bad = not same or a["internal"] or b["internal"] or a["status"] or b["status"]
+    print(f"stderr kept in {a.stderr_path} and {b.stderr_path}")
+    bad = not same or a.internal or b.internal or a.status or b.status
     return 1 if bad else 0
 
 
