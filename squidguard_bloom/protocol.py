@@ -2,7 +2,7 @@
 
 This module knows channel-IDs, tokens, key=value extras and reply quoting,
 and nothing about ACLs.  Everything is bytes on the wire; text fields are
-decoded and replies encoded by the rule of :mod:`squidguard_bloom.rawtext`
+decoded and replies encoded by the rule of :mod:`squidguard_bloom.core.rawtext`
 (UTF-8 with ``surrogateescape``), so any byte sequence survives a round
 trip and nothing raises on odd input.
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import re
 
-from squidguard_bloom.rawtext import raw as _raw
-from squidguard_bloom.rawtext import text as _text
+from squidguard_bloom.core.rawtext import raw as _raw
+from squidguard_bloom.core.rawtext import text as _text
 from squidguard_bloom.records import Record
 
 #: How Squid 3.4+ reads a reply's first word; legacy replies are for Squid <= 3.3.

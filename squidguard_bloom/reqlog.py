@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from squidguard_bloom.rawtext import raw
+from squidguard_bloom.core.rawtext import raw
 
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:

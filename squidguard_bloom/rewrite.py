@@ -13,15 +13,15 @@ Semantics, as squidGuard 1.6 applies them to the original URL:
 
 RE2 runs in time linear in the URL, so no request can make a rule slow.
 Bytes that are not UTF-8 (in a rule or in the URL) follow the rule of
-:mod:`squidguard_bloom.rawtext`: the regex sees each as one character, and
+:mod:`squidguard_bloom.core.rawtext`: the regex sees each as one character, and
 the rewritten URL keeps them as they came.
 """
 
 from __future__ import annotations
 
 from squidguard_bloom.config.model import RewriteRule
+from squidguard_bloom.core.rawtext import for_regex
 from squidguard_bloom.errors import SquidguardBloomError
-from squidguard_bloom.rawtext import for_regex
 from squidguard_bloom.records import FrozenRecord
 
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up

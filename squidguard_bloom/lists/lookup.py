@@ -13,9 +13,9 @@
 
 from __future__ import annotations
 
+from squidguard_bloom.core.rawtext import for_regex
 from squidguard_bloom.lists.errors import ListError
 from squidguard_bloom.lists.text import domain_key, entries, expression_lines, url_key
-from squidguard_bloom.rawtext import for_regex
 from squidguard_bloom.records import FrozenRecord, setfield
 from squidguard_bloom.rewrite import ere_to_re2
 from squidguard_bloom.urlnorm import Target

@@ -1,4 +1,4 @@
-"""Bytes that are not UTF-8, through every path: the rule of squidguard_bloom/rawtext.py.
+"""Bytes that are not UTF-8, through every path: the rule of squidguard_bloom/core/rawtext.py.
 
 In: UTF-8 with surrogateescape; out: the same bytes back; RE2 sees each
 stray byte as one private-use character, so ``.`` matches it (no bypass),
@@ -13,11 +13,11 @@ import pytest
 
 from squidguard_bloom.config import load_config
 from squidguard_bloom.config.model import RewriteRule
+from squidguard_bloom.core.rawtext import for_regex, raw, text
 from squidguard_bloom.decision import REDIRECT, REWRITE
 from squidguard_bloom.lists.lookup import ExpressionList
 from squidguard_bloom.policy import Engine
 from squidguard_bloom.protocol import parse_request, reply_redirect, reply_rewrite
-from squidguard_bloom.rawtext import for_regex, raw, text
 from squidguard_bloom.reqlog import request_line
 from squidguard_bloom.rewrite import RewriteBlock
 from squidguard_bloom.template import TemplateValues, expand
