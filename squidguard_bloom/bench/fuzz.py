@@ -27,6 +27,7 @@ SHAPES = ("non-utf8 byte", "%ff in url", "%25 in url", "ipv6 literal", "several 
           "bad utf-8 client", "quote or backslash", "empty line", "no method",
           "listed domain", "listed url", "expression hit", "rewrite hit", "connect", "idn")
 
+
 def _u(text: str) -> bytes:
     return text.encode("utf-8")
 
