@@ -73,11 +73,9 @@ class ErrorReport:
 
     def _say(self, text: str) -> None:
         stream = sys.stderr if self._stream is None else self._stream
-        try:
+        with contextlib.suppress(OSError, ValueError):  # stderr gone: the reply still goes out
             stream.write(f"squidguard-bloom: {text}\n")
             stream.flush()
-        except (OSError, ValueError):  # stderr gone: the BH reply still goes out
-            pass
 
     def report(self, exc: BaseException, line: bytes | None,
                outcome: str = "internal error, answered BH") -> None:
