@@ -17,8 +17,8 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 CSRC = HERE / "csrc"
-SOURCES = ["bloom.c", "murmur3.c", "listindex.c", "fastpath.c"]
-HEADERS = ["bloom.h", "listindex.h", "fastpath.h"]
+SOURCES = ["bloom.c", "murmur3.c", "listindex.c", "listbuild.c", "fastpath.c"]
+HEADERS = ["bloom.h", "listindex.h", "listbuild.h", "fastpath.h"]
 
 
 def _cdef() -> str:
@@ -38,7 +38,7 @@ ffibuilder = FFI()
 ffibuilder.cdef(_cdef())
 ffibuilder.set_source(
     "squidguard_bloom._bloom",
-    '#include "bloom.h"\n#include "listindex.h"\n#include "fastpath.h"',
+    '#include "bloom.h"\n#include "listindex.h"\n#include "listbuild.h"\n#include "fastpath.h"',
     # Relative paths: setuptools refuses absolute ones in an sdist build.
     sources=[os.path.relpath(CSRC / name) for name in SOURCES],
     include_dirs=[os.path.relpath(CSRC)],

@@ -2,6 +2,26 @@
 
 Only ``-C`` and the rebuild of a stale file come here, so a helper that
 finds its compiled lists up to date never imports this module.
+
+Memory stays bounded whatever the size of the list (an external sort):
+
+1. the text is read in blocks of ``chunk`` bytes; each entry, put in its
+   stored form (:mod:`.text`), goes to one of P parts, P = text size /
+   chunk, each part a range of key hashes, spilled to a file in a temporary
+   directory next to the output;
+2. each part is sorted on its own, in the order of the records in the file
+   (by hash, so by home slot), duplicates dropped (the last line wins), and
+   the last labels of its keys counted for the suffix table;
+3. each part, in order, is encoded as records into a spill file, keeping 10
+   bytes per record (hash, tag, length) in memory;
+4. the records are placed in the table (tags and block offsets), and the
+   file is written: header, tables, then the records copied over from the
+   spill file.
+
+The per-entry work runs in C (csrc/listbuild.c); what Python keeps at once
+is a few blocks of ``chunk`` bytes, the suffix counts and the 10 bytes per
+record.  The parts never depend on the chunk size: any chunk gives the
+same file.
 """
 
 from __future__ import annotations
@@ -11,9 +31,12 @@ import sys
 import tempfile
 from array import array
 from collections import Counter
+from collections.abc import Iterator, Mapping
+from typing import BinaryIO
 
 import mmh3
 
+from squidguard_bloom import _bloom  # noqa: TID251 - the C list builder
 from squidguard_bloom.lists.compiled import (
     BLOCK,
     HEADER,
@@ -29,48 +52,32 @@ from squidguard_bloom.lists.compiled import (
 from squidguard_bloom.lists.errors import ListError
 from squidguard_bloom.lists.text import domain_key, entries, url_key
 
+_ffi = _bloom.ffi
+_lib = _bloom.lib
+#: scratch buffers: pages a call does not fill are never touched, so never resident
+_scratch = _ffi.new_allocator(should_clear_after_alloc=False)
+
 #: At most 7 keys for 10 slots: a miss then probes about 6 slots (12 bytes of tags).
 LOAD_TENTHS = 7
 #: Record offsets are 32-bit and key lengths 30-bit (a varint of keylen << 2): 1 GiB,
 #: some 60 million domains.
 MAX_FILE = (1 << 30) - 1
-_BYTE = [bytes((n,)) for n in range(256)]
+#: Bytes of list text read, and roughly the bytes of one part sorted, at a time.  Peak
+#: memory is about 8 chunks plus 10 bytes per record (squidguard-bloom -C on a million
+#: domains: bench/compile_memory.py).
+CHUNK = 2 << 20
+#: The most a record can exceed its line: varint lengths and a suffix byte.
+_RECORD_OVERHEAD = 24
+_COPY = 1 << 20
 
 
-def _varint(n: int) -> bytes:
-    """n as unsigned LEB128: 7 bits a byte, low bits first, high bit set on all but the last."""
-    if n < 0x80:
-        return _BYTE[n]
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def record(key: bytes, value: bytes, suffixes: dict[bytes, int] | None = None) -> bytes:
-    """One record: varint (keylen << 2 | has_suffix << 1 | has_value), [u8 suffix index],
-    [varint valuelen], key (less ".suffix" when its last label is one of suffixes), value."""
-    head, index = len(key) << 2, b""
-    if suffixes:
-        stem, dot, last = key.rpartition(b".")
-        if dot and stem and last in suffixes:
-            head, index = len(stem) << 2 | 2, _BYTE[suffixes[last]]
-            key = stem
-    if value:
-        return _varint(head | 1) + index + _varint(len(value)) + key + value
-    return _varint(head) + index + key
-
-
-def pick_suffixes(keys: list[bytes]) -> list[bytes]:
+def pick_suffixes(counts: Mapping[bytes, int]) -> list[bytes]:
     """The last labels worth a slot of the suffix table: those that save the most bytes.
 
-    A key ending in ``.com`` stores one index byte instead of 4 bytes, so each
-    use saves len(suffix) bytes; a slot costs SUFFIX_SLOT.
+    counts: how many keys end in each last label.  A key ending in ``.com``
+    stores one index byte instead of 4 bytes, so each use saves len(suffix)
+    bytes; a slot costs SUFFIX_SLOT.
     """
-    parts = (k.rpartition(b".") for k in keys)
-    counts = Counter(last for stem, dot, last in parts if dot and stem)
     gains = [(n * len(s), s) for s, n in counts.items()
              if 0 < len(s) < SUFFIX_SLOT and n * len(s) > SUFFIX_SLOT]
     return [s for _, s in sorted(gains, reverse=True)[:MAX_SUFFIXES]]
@@ -87,96 +94,212 @@ def home(h: int, nslots: int) -> tuple[int, int]:
     return ((h >> 32) * nslots) >> 32, (h & 0xFFFF) or 1
 
 
-def _le(typecode: str, values: list[int]) -> bytes:
-    a = array(typecode, values)
+def _le(a: array[int]) -> bytes:
     if sys.byteorder == "big":
+        a = array(a.typecode, a)
         a.byteswap()
     return a.tobytes()
 
 
-def _u32_code() -> str:
-    return "I" if array("I").itemsize == 4 else "L"
+_U32 = "I" if array("I").itemsize == 4 else "L"
 
 
-def _records(kind: str, text: str) -> tuple[dict[bytes, bytes], int, list[bytes]]:
-    """Every key's record, the number of list entries, and the suffix table."""
-    records: dict[bytes, bytes] = {}
-    if kind == "domain":
-        values: dict[bytes, bytes] = {}
-        for _n, key, redirect in entries(text):
-            k = domain_key(key).encode("utf-8", "surrogateescape")
-            if k:
-                values[k] = (redirect or "").encode("utf-8", "surrogateescape")
-        suffixes = pick_suffixes(list(values))
-        index = {s: i for i, s in enumerate(suffixes)}
-        for k, r in values.items():
-            records[k] = record(k, r, index)
-        return records, len(records), suffixes
-    if kind != "url":
-        raise ValueError(f"only domain and url lists are compiled, not {kind!r}")
-    groups: dict[bytes, dict[bytes, bytes]] = {}
-    for _n, key, redirect in entries(text):
-        k = url_key(key).encode("utf-8", "surrogateescape")
+def _blocks(fh: BinaryIO, chunk: int, hasher: mmh3.mmh3_x64_128) -> Iterator[bytes]:
+    """The file in blocks of whole lines (about chunk bytes; each ends in a newline),
+    every byte read also fed to hasher."""
+    rest = b""
+    while data := fh.read(chunk):
+        hasher.update(data)
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:  # a line longer than chunk
+            rest += data
+            continue
+        yield rest + data[:cut]
+        rest = data[cut:]
+    if rest:
+        yield rest + b"\n"
+
+
+#: With none of these, a block of ASCII domain entries is its lines lower-cased (see
+#: text.entries and text.domain_key): no comment, '+', '-', blank, CR or outer dot.
+_PLAIN_BREAKERS = (b" ", b"\t", b"\r", b"\n#", b"\n+", b"\n-", b"\n.", b".\n")
+
+
+def _stored_lines(kind: str, block: bytes) -> bytes:
+    """The block's entries in their stored form, one line each: ``key`` or
+    ``key<TAB>redirect``."""
+    if (kind == "domain" and block.isascii() and block[:1] not in (b"#", b"+", b"-", b".")
+            and not any(b in block for b in _PLAIN_BREAKERS)):
+        return block.lower()
+    stored = domain_key if kind == "domain" else url_key
+    out = []
+    for _n, key, redirect in entries(block.decode("utf-8", "surrogateescape")):
+        k = stored(key)
         if k:
-            host = k.split(b"/", 1)[0]
-            groups.setdefault(host, {})[k] = (redirect or "").encode("utf-8", "surrogateescape")
-    suffixes = pick_suffixes(list(groups))
-    index = {s: i for i, s in enumerate(suffixes)}
-    count = 0
-    for host, items in groups.items():
-        # each entry begins with its host: the record keeps what follows it
-        body = b"".join(record(k[len(host) :], r) for k, r in sorted(items.items()))
-        records[host] = record(host, body, index)
-        count += len(items)
-    return records, count, suffixes
+            out.append(k if redirect is None else f"{k}\t{redirect}")
+    return "".join(f"{line}\n" for line in out).encode("utf-8", "surrogateescape")
 
 
-def write(kind: str, path: str) -> str:
-    """Compile the text list at path; return the compiled file's path."""
-    with open(path, "rb") as fh:
-        before = os.fstat(fh.fileno())
-        raw = fh.read()
-    records, count, suffixes = _records(kind, raw.decode("utf-8", "surrogateescape"))
-    nslots = slot_count(len(records))
-    start = tables_size(nslots, len(suffixes))
-    size = start + sum(map(len, records.values()))
-    if size > MAX_FILE or nslots > MAX_FILE:
-        msg = (f"{path}: too big to compile ({size:,} bytes; the limit is 1 GiB); "
-               "split it into several lists")
-        raise ListError(msg)
-    tags = [0] * nslots
-    in_slot: list[bytes] = [b""] * nslots
-    hash64 = mmh3.hash64
-    for key, rec in records.items():
-        h = hash64(key, SEED, signed=False)[0]
-        i = ((h >> 32) * nslots) >> 32  # home(), inlined: it runs once per key
-        while tags[i]:
-            i = i + 1 if i + 1 < nslots else 0
-        tags[i] = (h & 0xFFFF) or 1
-        in_slot[i] = rec
-    blocks, parts, pos = [], [], start
-    for b in range(0, nslots, BLOCK):
-        blocks.append(pos)
-        chunk = b"".join(in_slot[b : b + BLOCK])
-        parts.append(chunk)
-        pos += len(chunk)
-    header = HEADER.pack(MAGIC, VERSION, KIND_CODES[kind], before.st_size, before.st_mtime_ns,
-                         mmh3.hash64(raw, SEED, signed=False)[0], size, nslots, count, SEED,
-                         len(suffixes))
+class _Build:
+    """One compile: the spill files, the counts, the records' hashes and lengths."""
+
+    def __init__(self, kind: str, work: str, nparts: int) -> None:
+        self.url = int(kind == "url")
+        self.work = work
+        self.parts = [os.path.join(work, f"part.{p}") for p in range(nparts)]
+        self.records = os.path.join(work, "records")
+        self.labels: Counter[bytes] = Counter()
+        self.groups = 0  # records
+        self.entries = 0
+        self.record_bytes = 0
+
+    def split(self, lines: bytes) -> None:
+        """Append the lines to the parts their hashes fall in."""
+        if len(self.parts) == 1:
+            with open(self.parts[0], "ab") as fh:
+                fh.write(lines)
+            return
+        out = _scratch("char[]", len(lines) or 1)
+        sizes = _ffi.new("uint64_t[]", len(self.parts))
+        _lib.sgb_build_split(lines, len(lines), self.url, SEED, len(self.parts), out, sizes)
+        view, at = _ffi.buffer(out, len(lines)), 0
+        for p, path in enumerate(self.parts):
+            if sizes[p]:
+                with open(path, "ab") as fh:
+                    fh.write(view[at : at + sizes[p]])
+                at += sizes[p]
+
+    def _read(self, path: str) -> bytes:
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:  # no entry fell in this part
+            return b""
+
+    def sort(self) -> None:
+        """Sort each part in place, in record order, and count groups and last labels."""
+        labels_len, groups = _ffi.new("uint64_t *"), _ffi.new("uint64_t *")
+        for path in self.parts:
+            data = self._read(path)
+            if not data:
+                continue
+            out, labels = _scratch("char[]", len(data)), _scratch("char[]", len(data))
+            n = _lib.sgb_build_sort(data, len(data), self.url, SEED, out, labels, labels_len,
+                                    groups)
+            if n < 0:
+                raise MemoryError(f"sorting {len(data):,} bytes of list entries")
+            del data
+            with open(path, "wb") as fh:
+                fh.write(_ffi.buffer(out, n))
+            del out
+            self.labels.update(_ffi.buffer(labels, labels_len[0])[:].split(b"\n")[:-1])
+            self.groups += groups[0]
+
+    def encode(self, suffixes: bytes, nsuffixes: int) -> tuple[array[int], ...]:
+        """Write every part's records, in order, to the records file; their hashes >> 32,
+        tags and lengths."""
+        n = self.groups
+        hi, tags, lens = (array(_U32, bytes(4 * n)), array("H", bytes(2 * n)),
+                          array(_U32, bytes(4 * n)))
+        c_hi = _ffi.from_buffer("uint32_t[]", hi)
+        c_tags = _ffi.from_buffer("uint16_t[]", tags)
+        c_lens = _ffi.from_buffer("uint32_t[]", lens)
+        outlen, count = _ffi.new("uint64_t *"), _ffi.new("uint64_t *")
+        done = 0
+        with open(self.records, "wb") as rec:
+            for path in self.parts:
+                data = self._read(path)
+                if not data:
+                    continue
+                cap = len(data) + _RECORD_OVERHEAD * data.count(b"\n") + 16
+                out = _scratch("char[]", cap)
+                n = _lib.sgb_build_records(
+                    data, len(data), self.url, SEED, suffixes, nsuffixes, out, cap,
+                    c_hi + done, c_tags + done, c_lens + done, self.groups - done, outlen, count)
+                if n < 0:
+                    raise ListError("an entry longer than 1 GiB cannot be compiled")
+                rec.write(_ffi.buffer(out, outlen[0]))
+                done += n
+                self.entries += count[0]
+                self.record_bytes += outlen[0]
+        return hi, tags, lens
+
+
+def _copy(src: BinaryIO, dst: BinaryIO, start: int, end: int) -> None:
+    """Bytes start..end of src appended to dst, a megabyte at a time."""
+    src.seek(start)
+    while start < end:
+        data = src.read(min(_COPY, end - start))
+        if not data:
+            raise OSError(f"{src.name} ended early")
+        dst.write(data)
+        start += len(data)
+
+
+def _layout(hi: array[int], tags: array[int], lens: array[int], nslots: int, start: int,
+            path: str) -> tuple[array[int], array[int], int]:
+    """The tags of the nslots slots, the block offsets, and the bytes of records before
+    those that wrap to the first slots (they come first in the file)."""
+    slot_tags, blocks = array("H", bytes(2 * nslots)), array(_U32, bytes(4 * (nslots // BLOCK)))
+    wrapped, split = _ffi.new("uint64_t *"), _ffi.new("uint64_t *")
+    u16, u32 = "uint16_t[]", "uint32_t[]"
+    if _lib.sgb_build_layout(
+        _ffi.from_buffer(u32, hi), _ffi.from_buffer(u16, tags), _ffi.from_buffer(u32, lens),
+        len(hi), nslots, start, _ffi.from_buffer(u16, slot_tags), _ffi.from_buffer(u32, blocks),
+        wrapped, split,
+    ) < 0:
+        raise ListError(f"{path}: too big to compile; split it into several lists")
+    return slot_tags, blocks, split[0]
+
+
+def write(kind: str, path: str, chunk: int = CHUNK) -> str:
+    """Compile the text list at path, reading chunk bytes at a time; return the compiled
+    file's path."""
+    if kind not in KIND_CODES:
+        raise ValueError(f"only domain and url lists are compiled, not {kind!r}")
     out = compiled_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(out) + ".", dir=os.path.dirname(out))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(header)
-            fh.write(_le("H", tags))
-            fh.write(_le(_u32_code(), blocks))
-            fh.writelines(bytes((len(s),)) + s.ljust(SUFFIX_SLOT - 1, b"\0") for s in suffixes)
-            fh.writelines(parts)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    outdir = os.path.dirname(out) or "."
+    with open(path, "rb") as fh, tempfile.TemporaryDirectory(
+        prefix=os.path.basename(out) + ".", dir=outdir
+    ) as work:
+        before = os.fstat(fh.fileno())
+        build = _Build(kind, work, max(1, -(-before.st_size // chunk)))
+        hasher = mmh3.mmh3_x64_128(seed=SEED)
+        for block in _blocks(fh, chunk, hasher):
+            build.split(_stored_lines(kind, block))
+        text_hash = int.from_bytes(hasher.digest()[:8], "little")
+        build.sort()
+        suffixes = pick_suffixes(build.labels)
+        build.labels.clear()
+        table = b"".join(bytes((len(s),)) + s.ljust(SUFFIX_SLOT - 1, b"\0") for s in suffixes)
+        nslots = slot_count(build.groups)
+        start = tables_size(nslots, len(suffixes))
+        hi, tags, lens = build.encode(table, len(suffixes))
+        size = start + build.record_bytes
+        if size > MAX_FILE or nslots > MAX_FILE:
+            msg = (f"{path}: too big to compile ({size:,} bytes; the limit is 1 GiB); "
+                   "split it into several lists")
+            raise ListError(msg)
+        slot_tags, blocks, split = _layout(hi, tags, lens, nslots, start, path)
+        del hi, tags, lens
+        header = HEADER.pack(MAGIC, VERSION, KIND_CODES[kind], before.st_size,
+                             before.st_mtime_ns, text_hash, size, nslots, build.entries, SEED,
+                             len(suffixes))
+        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(out) + ".", dir=outdir)
+        try:
+            with os.fdopen(fd, "wb") as dst, open(build.records, "rb") as src:
+                dst.write(header)
+                dst.write(_le(slot_tags))
+                dst.write(_le(blocks))
+                dst.write(table)
+                # slot order: the records that wrapped to the first slots, then the rest
+                _copy(src, dst, split, build.record_bytes)
+                _copy(src, dst, 0, split)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, out)
+        except BaseException:
+            os.unlink(tmp)
+            raise
     return out

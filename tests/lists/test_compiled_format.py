@@ -23,7 +23,7 @@ from squidguard_bloom.lists.compiled import (
     tables_size,
 )
 from squidguard_bloom.lists.lookup import DomainList, UrlList
-from squidguard_bloom.lists.writer import home, pick_suffixes, record, slot_count
+from squidguard_bloom.lists.writer import home, pick_suffixes, slot_count
 from squidguard_bloom.urlnorm import parse_target
 
 
@@ -179,7 +179,9 @@ def test_long_keys_and_redirects_need_longer_varints(tmp_path: Path) -> None:
         hit = lst.lookup("x." + host)
         assert (hit.entry, hit.redirect) == (host, redirect)
     assert lst.lookup("plain.example").redirect is None
-    assert record(b"k" * 32, b"") == bytes([128, 1]) + b"k" * 32
+    ks = _compiled(tmp_path, "k" * 32 + "\n")  # 32 << 2 = 128: a 2-byte varint, no suffix
+    assert (tmp_path / "domains.sgb").read_bytes().endswith(bytes([128, 1]) + b"k" * 32)
+    assert open_list("domain", str(ks)).lookup("k" * 32)
 
     urls = _compiled(tmp_path, f"u.example/a http://r/a\nu.example/b/{'p' * 300} http://r/b\n"
                                "u.example/c\n", kind="url")
@@ -223,11 +225,10 @@ def test_empty_list_compiles(tmp_path: Path) -> None:
 
 def test_suffixes_are_the_last_labels_that_save_most() -> None:
     """A suffix must pay for its 16-byte slot; the best 255 are kept, most saved first."""
-    keys = [b"a.com"] * 10 + [b"b.info"] * 5 + [b"c.de"] * 3 + [b"com", b".x"]
-    assert pick_suffixes(keys) == [b"com", b"info"]  # 30 and 20 bytes; "de" saves 6
-    assert pick_suffixes([b"a." + b"l" * 16] * 9) == []  # too long for a slot
-    many = [b"x.t%03d" % i for i in range(400) for _ in range(5)]
-    assert len(pick_suffixes(many)) == 255
+    assert pick_suffixes({b"com": 10, b"info": 5, b"de": 3}) == [b"com", b"info"]  # 30, 20
+    assert pick_suffixes({b"l" * 16: 9}) == []  # too long for a slot
+    assert pick_suffixes({b"t%03d" % i: 5 for i in range(400)}) == [
+        b"t%03d" % i for i in range(399, 144, -1)]  # 255 of equal gain: a fixed choice
 
 
 def test_keys_with_a_suffix_match_exactly(tmp_path: Path) -> None:
