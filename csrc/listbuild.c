@@ -46,7 +46,7 @@ static uint32_t part_of(uint64_t h, uint32_t nparts) {
 }
 
 uint64_t sgb_build_split(const char *buf, uint64_t len, int url, uint32_t seed,
-                         uint32_t nparts, char *out, uint64_t *sizes) {
+                         uint32_t nparts, char *out, uint64_t *sizes, uint64_t *at) {
     struct line l;
     uint64_t off = 0, total = 0;
     memset(sizes, 0, sizeof *sizes * nparts);
@@ -63,8 +63,6 @@ uint64_t sgb_build_split(const char *buf, uint64_t len, int url, uint32_t seed,
     /* count, then copy: hashing twice costs less than remembering every part */
     while (next_line(buf, len, &off, url, &l))
         if (l.len > 0) sizes[part_of(group_hash(&l, seed), nparts)] += l.len + 1;
-    uint64_t *at = malloc(sizeof *at * nparts);
-    if (at == NULL) return 0;
     for (uint32_t p = 0; p < nparts; p++) {
         at[p] = total;
         total += sizes[p];
@@ -77,7 +75,6 @@ uint64_t sgb_build_split(const char *buf, uint64_t len, int url, uint32_t seed,
         out[*dst + l.len] = '\n';
         *dst += l.len + 1;
     }
-    free(at);
     return total;
 }
 

@@ -32,9 +32,10 @@
 /* Copy the non-empty lines of buf[0..len) to out (len bytes), grouped by
  * part, in their order within each part: a line goes to part
  * ((hash >> 32) * nparts) >> 32 of its group.  sizes[p] gets the bytes of
- * part p (nparts >= 1).  Returns the bytes written to out. */
+ * part p (nparts >= 1); at (nparts) is scratch.  Returns the bytes written
+ * to out. */
 uint64_t sgb_build_split(const char *buf, uint64_t len, int url, uint32_t seed,
-                         uint32_t nparts, char *out, uint64_t *sizes);
+                         uint32_t nparts, char *out, uint64_t *sizes, uint64_t *at);
 
 /* Sort the lines of buf[0..len) in record order, keeping the last of equal
  * keys, into out (len bytes).  labels (len bytes) gets, for each group

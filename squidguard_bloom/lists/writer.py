@@ -160,9 +160,10 @@ class _Build:
                 fh.write(lines)
             return
         out = _scratch("char[]", len(lines) or 1)
-        sizes = _ffi.new("uint64_t[]", len(self.parts))
-        _lib.sgb_build_split(lines, len(lines), self.url, SEED, len(self.parts), out, sizes)
-        view, at = _ffi.buffer(out, len(lines)), 0
+        nparts = len(self.parts)
+        sizes, cursors = _ffi.new("uint64_t[]", nparts), _ffi.new("uint64_t[]", nparts)
+        n = _lib.sgb_build_split(lines, len(lines), self.url, SEED, nparts, out, sizes, cursors)
+        view, at = _ffi.buffer(out, n), 0
         for p, path in enumerate(self.parts):
             if sizes[p]:
                 with open(path, "ab") as fh:
