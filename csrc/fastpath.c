@@ -152,12 +152,6 @@ static int has_pair(const uint8_t *s, size_t n, uint8_t a, uint8_t b) {
     return 0;
 }
 
-static int has_scheme(const uint8_t *u, size_t n) {
-    for (size_t i = 0; i + 2 < n; i++)
-        if (u[i] == ':' && u[i + 1] == '/' && u[i + 2] == '/') return 1;
-    return 0;
-}
-
 static int parse_v4(const uint8_t *s, size_t n, uint32_t *addr);
 
 /* Whether urlnorm leaves the host as it is: 1 a name, 2 a dotted quad (an
@@ -519,7 +513,7 @@ static int put_code(struct writer *w, const struct sgb_fp_program *p, uint8_t c,
     case 'f': {
         size_t i = n;
         while (i > 0 && url[i - 1] != '/') i--;
-        put_safe(w, url + i, n - i);
+        if (i > 0) put_safe(w, url + i, n - i); /* no '/' at all: nothing, as squidGuard */
         return 0;
     }
     default:
@@ -566,7 +560,7 @@ static int put_block(struct writer *w, const struct sgb_fp_program *p, const str
         put(w, " ", 1);
     }
     int connect = L->methodlen == 7 && memcmp(L->method, "CONNECT", 7) == 0;
-    if (status != 0 || connect || !has_scheme(L->url, L->urllen)) {
+    if (status != 0 || connect) {
         char num[16];
         size_t k = 0;
         uint32_t st = status ? status : 302;

@@ -204,7 +204,7 @@ class Helper:
                 self._say(req, decision.explanation)
                 return reply_pass(req.channel, rt.style)
             self._say(req, decision.explanation)
-            if decision.action == REDIRECT or req.method == "CONNECT" or "://" not in req.url:
+            if decision.action == REDIRECT or req.method == "CONNECT":
                 # A blocked CONNECT must fail at once: a rewrite-url to an
                 # http URL would make Squid tunnel to a host named "http".
                 return reply_redirect(req.channel, decision.url, decision.status, rt.style)

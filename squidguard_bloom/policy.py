@@ -151,15 +151,48 @@ class FastPlan(FrozenRecord):
                   default_branch=default_branch, default_log=default_log)
 
 
+def _dotted_v4(text: str) -> int | None:
+    """A client address as squidGuard reads it, or None.
+
+    squidGuard takes 1 to 4 dot-separated decimal numbers, an optional dot
+    after the last, each read modulo 2**32 and at most 255, and pads the
+    missing ones on the right with zeros: ``10.1`` is 10.1.0.0, ``10.`` is
+    10.0.0.0, ``010.1.2.3`` is 10.1.2.3.  Squid only sends dotted quads;
+    this is so that any other client field picks the same source.
+    """
+    parts = text.split(".")
+    if len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    if len(parts) > 4:
+        return None
+    value = 0
+    for part in parts:
+        if not (part.isascii() and part.isdigit()):
+            return None
+        octet = 0
+        for digit in part.encode():
+            octet = (octet * 10 + digit - 48) & 0xFFFFFFFF
+        if octet > 255:
+            return None
+        value = value << 8 | octet
+    return value << 8 * (4 - len(parts))
+
+
 def _client_address(text: str) -> tuple[int, int]:
-    """(version, integer) of a client address; unreadable -> 0.0.0.0 as squidGuard."""
+    """(version, integer) of a client address: IPv4 as squidGuard reads it, IPv6 (an
+    IPv4-mapped one is its IPv4 address); anything else 0.0.0.0, as in squidGuard."""
+    v4 = _dotted_v4(text)
+    if v4 is not None:
+        return 4, v4
+    if ":" not in text:
+        return 4, 0
     try:
-        addr = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
+        addr = ipaddress.IPv6Address(text.strip("[]").split("%", 1)[0])
     except ValueError:
         return 4, 0
-    if addr.version == 6 and addr.ipv4_mapped is not None:  # type: ignore[union-attr]
-        return 4, int(addr.ipv4_mapped)  # type: ignore[union-attr]
-    return addr.version, int(addr)
+    if addr.ipv4_mapped is not None:
+        return 4, int(addr.ipv4_mapped)
+    return 6, int(addr)
 
 
 class Engine(Policy):

@@ -37,7 +37,7 @@ class Request(Record):
     __slots__ = ("channel", "url", "client", "fqdn", "user", "method", "problem", "extras_raw")
     channel: bytes | None  # the channel-ID exactly as received, or None (serial mode)
     url: str
-    client: str  # client address as sent ("" when absent or "-")
+    client: str  # client address as sent ("-" too; "" when absent)
     fqdn: str  # client name ("" when absent or "-")
     user: str  # ident / login as sent, spaces and all ("" when "-")
     method: str
@@ -90,9 +90,8 @@ def parse_request(line: bytes) -> Request:
     if n < 2:
         return Request(channel, url, problem="no client address")
     client, _, fqdn = toks[first + 1].partition(b"/")
-    req = Request(channel, url,
-                  "" if client == b"-" else _text(client),
-                  "" if fqdn[:1] == b"-" else _text(fqdn))
+    # The client stays as sent, "-" too: squidGuard shows it so in %a and its logs.
+    req = Request(channel, url, _text(client), "" if fqdn[:1] == b"-" else _text(fqdn))
     # Trailing key=value extras, then the method just before them.
     end = len(toks)
     while end > first + 2 and b"=" in toks[end - 1] and _EXTRA.match(toks[end - 1]):

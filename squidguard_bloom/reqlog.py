@@ -38,7 +38,8 @@ def request_line(
     action: str,
 ) -> str:
     """squidGuard's ``Request(...)`` line body, fields made safe for one line."""
-    fields = (url, client or "-", fqdn or "-", user or "-", method or "-")
+    # the client as sent, even empty (squidGuard writes "/fqdn" then)
+    fields = (url, client, fqdn or "-", user or "-", method or "-")
     url, client, fqdn, user, method = (_one_line(f) for f in fields)
     return f"Request({source}/{target}/{rewrite}) {url} {client}/{fqdn} {user} {method} {action}"
 

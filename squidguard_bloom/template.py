@@ -6,7 +6,7 @@ Codes, as squidGuard 1.6 expands them:
 %a    client address as sent            %n  client FQDN ("" if none)
 %i    ident / user, lower-cased         %s  source (acl) name
 %t    the pass-list word that decided   %u  the requested URL (ORIG)
-%p    the URL after its host's "/"      %f  the URL after its last "/"
+%p    the URL after its host's "/"      %f  the URL after its last "/" ("" if none)
 %q    quota info ("noquota") then %n, as squidGuard's missing ``break`` does
 ====  =================================================================
 
@@ -72,6 +72,11 @@ def _path_after_host(url: str) -> str:
     return "" if slash < 0 else url[slash + 1 :]
 
 
+def _after_last_slash(url: str) -> str:
+    # squidGuard: nothing when there is no "/" at all (a CONNECT's host:port)
+    return url[url.rfind("/") + 1 :] if "/" in url else ""
+
+
 def _values(v: TemplateValues) -> dict[str, str]:
     url = v.url.encode("utf-8", "surrogateescape")[:URL_LIMIT].decode("utf-8", "surrogateescape")
     return {
@@ -82,7 +87,7 @@ def _values(v: TemplateValues) -> dict[str, str]:
         "t": v.target,
         "u": url,
         "p": _path_after_host(v.url),
-        "f": v.url.rsplit("/", 1)[-1],
+        "f": _after_last_slash(v.url),
         "q": "noquota" + v.fqdn,
     }
 
