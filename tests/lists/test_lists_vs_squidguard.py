@@ -141,6 +141,15 @@ class _Corpus:
             self.add(f"http://{spelling}/", "numeric-ipv4")
         self.add("http://[::ffff:127.0.0.1]/", "ipv6-mapped")
         self.add("http://[::1]/")
+        # the same hosts as a CONNECT (host:port) and as a GET without a scheme
+        for url, tag in [("10.9.8.7:443", ""), ("10.9.8.8:443", ""),
+                         ("127.0.0.1.:443", "trailing-dot-before-port"),
+                         ("127.1:443", "numeric-ipv4"), ("2130706433:8443", "numeric-ipv4"),
+                         ("[::ffff:127.0.0.1]:443", "ipv6-mapped"), ("[::1]:443", ""),
+                         ("user@10.9.8.7:443", "")]:
+            self.add(url, tag, "CONNECT")
+        for url in ("10.9.8.7/x", "192.168.77.1:8080/a?b", "10.9.8.8/x", "user@10.9.8.7/"):
+            self.add(url)
         # odd lines of §8
         self.domain_lines += [
             ".leading-dot.net", "UPPER-CASE.com", "+plus-prefix.com", "-minus-prefix.com",
