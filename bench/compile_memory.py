@@ -7,15 +7,18 @@ Generates a seeded blacklist (by default 1,000,000 domains and 50,000 urls,
 squidguard_bloom/bench/gen.py), links it into one list directory per
 program, and runs ``PROGRAM -c CONF -C all`` on it ``--runs`` times each,
 alternating the programs, every run from text lists without a compiled file.
-Prints, side by side, the median wall time and the largest peak RSS (the
-kernel's ``ru_maxrss`` of the compiling process, through GNU ``time``;
-``VmHWM`` sampled from /proc without it) of each program, and the size of
-what each wrote.  Exit status 1 if a compile failed.
+Prints, side by side, the median wall time, the median CPU time (user +
+system, from the kernel's accounting of the finished child: steadier than
+wall time on a shared machine), the largest peak RSS (the kernel's
+``ru_maxrss`` of the compiling process, through GNU ``time``; ``VmHWM``
+sampled from /proc without it) of each program, and the size of what each
+wrote.  Exit status 1 if a compile failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import tempfile
@@ -44,9 +47,16 @@ def _clear(setup: Setup) -> list[Path]:
     return out
 
 
-def _one(setup: Setup, where: Path, timeout: float) -> tuple[float, int, int]:
-    """(wall seconds, peak RSS kB, bytes written) of one ``-C all`` from text lists."""
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _one(setup: Setup, where: Path, timeout: float) -> tuple[float, float, int, int]:
+    """(wall seconds, CPU seconds, peak RSS kB, bytes written) of one ``-C all`` from
+    text lists."""
     written = _clear(setup)
+    cpu = _cpu()
     res = run_group(
         [[*setup.command, "-c", str(setup.config), "-C", "all"]],
         [None],
@@ -57,7 +67,8 @@ def _one(setup: Setup, where: Path, timeout: float) -> tuple[float, int, int]:
     if not res.ok:
         tail = (where / "stderr.0").read_text(errors="replace").strip().splitlines()[-3:]
         raise RuntimeError(f"{setup.name}: -C all exited {res.procs[0].returncode}: {tail}")
-    return res.wall, res.procs[0].max_rss_kb, sum(p.stat().st_size for p in written if p.exists())
+    size = sum(p.stat().st_size for p in written if p.exists())
+    return res.wall, _cpu() - cpu, res.procs[0].max_rss_kb, size
 
 
 def main(argv: list[str]) -> int:
@@ -85,7 +96,7 @@ def main(argv: list[str]) -> int:
                     (work / home / "db" / "bench" / name).unlink(missing_ok=True)
         params = HelperParams(domains=args.domains, urls=args.urls, welcome=False)
         setups = make_setups(work, params, sg, default_ours())
-        runs: dict[str, list[tuple[float, int, int]]] = {s.name: [] for s in setups}
+        runs: dict[str, list[tuple[float, float, int, int]]] = {s.name: [] for s in setups}
         for i in range(args.runs):
             for s in setups:
                 print(f"run {i + 1}/{args.runs}: {s.name} -C all", file=sys.stderr)
@@ -96,13 +107,15 @@ def main(argv: list[str]) -> int:
             "program": name,
             "wall": statistics.median(r[0] for r in got),
             "walls": " ".join(f"{r[0]:.2f}" for r in got),
-            "rss": max(r[1] for r in got) / 1024,
-            "written": got[-1][2],
+            "cpu": statistics.median(r[1] for r in got),
+            "rss": max(r[2] for r in got) / 1024,
+            "written": got[-1][3],
         })
     columns = [
         Column("program", "-C all", text, left=True),
         Column("wall", "median s", fixed(2)),
         Column("walls", "each run s", text),
+        Column("cpu", "median CPU s", fixed(2)),
         Column("rss", "peak RSS MB", fixed(1)),
         Column("written", "compiled bytes", count),
     ]

@@ -41,6 +41,25 @@ static uint64_t group_hash(const struct line *l, uint32_t seed) {
     return h[0];
 }
 
+int sgb_build_plain(const char *buf, uint64_t len, int url) {
+    const uint8_t *p = (const uint8_t *)buf;
+    uint8_t prev = '\n';
+    for (uint64_t i = 0; i < len; i++) {
+        uint8_t c = p[i];
+        if (c == '\n') {
+            if (prev == '.') return 0;
+        } else if (c <= ' ' || c >= 0x7f) {
+            return 0;
+        } else if (prev == '\n' && (c == '#' || c == '+' || c == '-' || c == '.')) {
+            return 0;
+        } else if (url && (c == ':' || c == '@' || (c == '/' && prev == '.'))) {
+            return 0;
+        }
+        prev = c;
+    }
+    return prev == '\n';
+}
+
 static uint32_t part_of(uint64_t h, uint32_t nparts) {
     return (uint32_t)(((h >> 32) * nparts) >> 32);
 }
@@ -99,6 +118,35 @@ static int cmp_entry(const void *pa, const void *pb) {
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+/* Sort n entries in record order: a stable radix sort on the hash (its input is in
+ * line order, so equal hashes keep it), then the rare runs of equal hashes by
+ * cmp_entry.  tmp holds n entries.  Leaves the result in e. */
+static void sort_entries(struct entry *e, struct entry *tmp, uint64_t n) {
+    struct entry *from = e, *to = tmp;
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        uint64_t count[256] = {0};
+        for (uint64_t i = 0; i < n; i++) count[(from[i].h >> shift) & 0xff]++;
+        if (count[(from[0].h >> shift) & 0xff] == n) continue; /* one bucket: no move */
+        uint64_t at = 0;
+        for (unsigned b = 0; b < 256; b++) {
+            uint64_t c = count[b];
+            count[b] = at;
+            at += c;
+        }
+        for (uint64_t i = 0; i < n; i++) to[count[(from[i].h >> shift) & 0xff]++] = from[i];
+        struct entry *t = from;
+        from = to;
+        to = t;
+    }
+    if (from != e) memcpy(e, from, sizeof *e * n);
+    for (uint64_t i = 0; i < n;) {
+        uint64_t j = i + 1;
+        while (j < n && e[j].h == e[i].h) j++;
+        if (j - i > 1) qsort(e + i, j - i, sizeof *e, cmp_entry);
+        i = j;
+    }
+}
+
 static int same_group(const struct entry *a, const struct entry *b) {
     return a->h == b->h && a->l.grouplen == b->l.grouplen
            && memcmp(a->l.p, b->l.p, a->l.grouplen) == 0;
@@ -114,6 +162,49 @@ static int64_t label_dot(const char *g, uint32_t glen) {
     return -1;
 }
 
+static uint32_t label_hash(const char *s, uint32_t n) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (uint32_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
+/* Counts of last labels: a table of up to 3/4 of TALLY_SLOTS labels; the others are
+ * written out one by one. */
+#define TALLY_SLOTS 1024
+struct tally {
+    const char *label[TALLY_SLOTS];
+    uint64_t count[TALLY_SLOTS];
+    uint32_t len[TALLY_SLOTS];
+    unsigned used;
+};
+
+static uint64_t put_count(char *out, const char *label, uint32_t n, uint64_t count) {
+    char digits[24];
+    unsigned k = 0;
+    do digits[k++] = (char)('0' + count % 10); while ((count /= 10) != 0);
+    memcpy(out, label, n);
+    out[n] = '\t';
+    for (unsigned i = 0; i < k; i++) out[n + 1 + i] = digits[k - 1 - i];
+    out[n + 1 + k] = '\n';
+    return n + 2 + k;
+}
+
+static uint64_t tally_add(struct tally *t, const char *label, uint32_t n, char *out) {
+    uint32_t j = label_hash(label, n) % TALLY_SLOTS;
+    for (; t->label[j] != NULL; j = (j + 1) % TALLY_SLOTS) {
+        if (t->len[j] == n && memcmp(t->label[j], label, n) == 0) {
+            t->count[j]++;
+            return 0;
+        }
+    }
+    if (4 * (t->used + 1) > 3 * TALLY_SLOTS) return put_count(out, label, n, 1);
+    t->label[j] = label;
+    t->len[j] = n;
+    t->count[j] = 1;
+    t->used++;
+    return 0;
+}
+
 int64_t sgb_build_sort(const char *buf, uint64_t len, int url, uint32_t seed, char *out,
                        char *labels, uint64_t *labels_len, uint64_t *groups) {
     uint64_t n = 0, off = 0;
@@ -122,8 +213,14 @@ int64_t sgb_build_sort(const char *buf, uint64_t len, int url, uint32_t seed, ch
     *labels_len = 0;
     *groups = 0;
     if (n == 0) return 0;
-    struct entry *e = malloc(sizeof *e * n);
-    if (e == NULL) return -1;
+    struct entry *e = malloc(sizeof *e * n), *tmp = malloc(sizeof *tmp * n);
+    struct tally *t = calloc(1, sizeof *t);
+    if (e == NULL || tmp == NULL || t == NULL) {
+        free(e);
+        free(tmp);
+        free(t);
+        return -1;
+    }
     uint64_t i = 0;
     off = 0;
     while (next_line(buf, len, &off, url, &l)) {
@@ -133,7 +230,8 @@ int64_t sgb_build_sort(const char *buf, uint64_t len, int url, uint32_t seed, ch
         e[i].seq = i;
         i++;
     }
-    qsort(e, n, sizeof *e, cmp_entry);
+    sort_entries(e, tmp, n);
+    free(tmp);
     uint64_t o = 0, lo = 0;
     const struct entry *prev = NULL;
     for (i = 0; i < n; i++) {
@@ -143,18 +241,18 @@ int64_t sgb_build_sort(const char *buf, uint64_t len, int url, uint32_t seed, ch
         if (prev == NULL || !same_group(prev, &e[i])) {
             ++*groups;
             int64_t dot = label_dot(e[i].l.p, e[i].l.grouplen);
-            if (dot >= 0) {
-                uint32_t n_label = e[i].l.grouplen - (uint32_t)dot - 1;
-                memcpy(labels + lo, e[i].l.p + dot + 1, n_label);
-                labels[lo + n_label] = '\n';
-                lo += n_label + 1;
-            }
+            if (dot >= 0)
+                lo += tally_add(t, e[i].l.p + dot + 1, e[i].l.grouplen - (uint32_t)dot - 1,
+                                labels + lo);
         }
         memcpy(out + o, e[i].l.p, e[i].l.len);
         out[o + e[i].l.len] = '\n';
         o += e[i].l.len + 1;
         prev = &e[i];
     }
+    for (unsigned j = 0; j < TALLY_SLOTS; j++)
+        if (t->label[j] != NULL) lo += put_count(labels + lo, t->label[j], t->len[j], t->count[j]);
+    free(t);
     free(e);
     *labels_len = lo;
     return (int64_t)o;
@@ -182,9 +280,7 @@ static uint8_t *put_varint(uint8_t *p, uint64_t v) {
 #define SFX_SLOTS 512
 
 static uint32_t label_slot(const char *s, uint32_t n) {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (uint32_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
-    return h % SFX_SLOTS;
+    return label_hash(s, n) % SFX_SLOTS;
 }
 
 static void suffix_index(const uint8_t *suffixes, uint32_t nsuffixes, uint16_t *index) {

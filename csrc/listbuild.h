@@ -29,6 +29,13 @@
 #include <stdint.h>
 
 /* cdef-begin */
+/* Whether every line of buf[0..len) (which ends in '\n') is stored as it
+ * is once lower-cased, so the text reader need not see it: printable ASCII
+ * without blanks, not starting with '#', '+', '-' or '.', not ending in '.'
+ * and, for a url list (url != 0), without ':', '@' or "./".  Empty lines
+ * are fine (the other functions skip them). */
+int sgb_build_plain(const char *buf, uint64_t len, int url);
+
 /* Copy the non-empty lines of buf[0..len) to out (len bytes), grouped by
  * part, in their order within each part: a line goes to part
  * ((hash >> 32) * nparts) >> 32 of its group.  sizes[p] gets the bytes of
@@ -38,11 +45,12 @@ uint64_t sgb_build_split(const char *buf, uint64_t len, int url, uint32_t seed,
                          uint32_t nparts, char *out, uint64_t *sizes, uint64_t *at);
 
 /* Sort the lines of buf[0..len) in record order, keeping the last of equal
- * keys, into out (len bytes).  labels (len bytes) gets, for each group
- * whose last label could be a suffix (the group has a '.' after its first
- * byte, and 1 to 15 bytes follow the last '.'), that label and '\n';
- * *labels_len its length; *groups the number of groups.  Returns the bytes
- * written to out, or -1 when memory runs out. */
+ * keys, into out (len bytes).  labels (len bytes) gets lines "LABEL\tN":
+ * how many groups end in each last label that could be a suffix (the group
+ * has a '.' after its first byte, and 1 to 15 bytes follow the last '.');
+ * a label may have several lines, to be added up.  *labels_len gets their
+ * length, *groups the number of groups.  Returns the bytes written to out,
+ * or -1 when memory runs out. */
 int64_t sgb_build_sort(const char *buf, uint64_t len, int url, uint32_t seed, char *out,
                        char *labels, uint64_t *labels_len, uint64_t *groups);
 

@@ -120,16 +120,16 @@ def _blocks(fh: BinaryIO, chunk: int, hasher: mmh3.mmh3_x64_128) -> Iterator[byt
         yield rest + b"\n"
 
 
-#: With none of these, a block of ASCII domain entries is its lines lower-cased (see
-#: text.entries and text.domain_key): no comment, '+', '-', blank, CR or outer dot.
-_PLAIN_BREAKERS = (b" ", b"\t", b"\r", b"\n#", b"\n+", b"\n-", b"\n.", b".\n")
+def stored_lines(kind: str, block: bytes, *, plain: bool = True) -> bytes:
+    """The entries of a block of whole lines in their stored form, one line each:
+    ``key`` or ``key<TAB>redirect``.
 
-
-def _stored_lines(kind: str, block: bytes) -> bytes:
-    """The block's entries in their stored form, one line each: ``key`` or
-    ``key<TAB>redirect``."""
-    if (kind == "domain" and block.isascii() and block[:1] not in (b"#", b"+", b"-", b".")
-            and not any(b in block for b in _PLAIN_BREAKERS)):
+    A block of plain lines (csrc/listbuild.c, ``sgb_build_plain``: ASCII, no
+    blank, comment, sign, outer dot, nor scheme, user or port in a url entry)
+    is its lines lower-cased, which is what text.entries and text.domain_key or
+    text.url_key make of them; plain=False reads every block through those.
+    """
+    if plain and _lib.sgb_build_plain(block, len(block), int(kind == "url")):
         return block.lower()
     stored = domain_key if kind == "domain" else url_key
     out = []
@@ -193,7 +193,9 @@ class _Build:
             with open(path, "wb") as fh:
                 fh.write(_ffi.buffer(out, n))
             del out
-            self.labels.update(_ffi.buffer(labels, labels_len[0])[:].split(b"\n")[:-1])
+            for line in _ffi.buffer(labels, labels_len[0])[:].split(b"\n")[:-1]:
+                label, _, count = line.rpartition(b"\t")
+                self.labels[label] += int(count)
             self.groups += groups[0]
 
     def encode(self, suffixes: bytes, nsuffixes: int) -> tuple[array[int], ...]:
@@ -267,7 +269,7 @@ def write(kind: str, path: str, chunk: int = CHUNK) -> str:
         build = _Build(kind, work, max(1, -(-before.st_size // chunk)))
         hasher = mmh3.mmh3_x64_128(seed=SEED)
         for block in _blocks(fh, chunk, hasher):
-            build.split(_stored_lines(kind, block))
+            build.split(stored_lines(kind, block))
         text_hash = int.from_bytes(hasher.digest()[:8], "little")
         build.sort()
         suffixes = pick_suffixes(build.labels)

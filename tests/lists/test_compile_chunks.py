@@ -3,8 +3,10 @@ every entry is found in it, also when the table's last probe run wraps to slot 0
 
 from __future__ import annotations
 
+import mmap
 import random
 import string
+from collections import Counter
 from pathlib import Path
 
 import mmh3
@@ -17,9 +19,10 @@ from squidguard_bloom.lists.compiled import (
     CompiledDomainList,
     CompiledUrlList,
     compiled_path,
+    suffix_table,
 )
 from squidguard_bloom.lists.lookup import DomainList, UrlList
-from squidguard_bloom.lists.writer import home, slot_count, write
+from squidguard_bloom.lists.writer import home, pick_suffixes, slot_count, write
 from squidguard_bloom.urlnorm import parse_target
 
 
@@ -159,3 +162,22 @@ def test_plain_blocks_and_parsed_blocks_store_the_same(tmp_path: Path) -> None:
     a, b = _compile(plain, "domain", 1 << 20), _compile(parsed, "domain", 1 << 20)
     assert a[HEADER.size :] == b[HEADER.size :]
     assert open_list("domain", str(plain)).lookup(names[3].lower()).entry == names[3].lower()
+
+
+@pytest.mark.parametrize("chunk", [200, 1 << 20])
+def test_suffix_table_counts_every_last_label(tmp_path: Path, chunk: int) -> None:
+    """1,500 distinct last labels, more than a part tallies at once, each used by 1 to 6
+    names (duplicates count once): the suffix table is the one the exact counts give."""
+    rnd = random.Random(11)
+    names = [f"{_name(rnd)}.t{i:04d}" for i in range(1500) for _ in range(rnd.randint(1, 6))]
+    # "com" alone has no label to share: 9 uses (gain 27), not 10 (30, the order changes)
+    names += ["com", ".com", *(f"{c}.com" for c in "abcdefghi")]
+    path = tmp_path / "domains"
+    path.write_text("".join(f"{n}\n" for n in names + names[::3]))
+    raw = _compile(path, "domain", chunk)
+    counts = Counter(n.rpartition(".")[2].encode() for n in set(names) if "." in n.strip("."))
+    with open(compiled_path(str(path)), "rb") as fh:
+        table = suffix_table(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ))
+    assert table == pick_suffixes(counts)
+    assert counts[b"com"] == 9 and b"com" in table and len(table) == 255
+    assert raw == _compile(path, "domain", 1 << 30)
