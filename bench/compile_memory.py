@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from squidguard_bloom.bench import gen
+from squidguard_bloom.bench import gen, machine
 from squidguard_bloom.bench.procs import run_group
 from squidguard_bloom.bench.sidebyside import (
     HelperParams,
@@ -82,6 +82,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--squidguard", help='squidGuard binary ("" = ours only)')
     args = ap.parse_args(argv)
     sg = default_squidguard() if args.squidguard is None else args.squidguard or None
+    info = machine.describe()
     with tempfile.TemporaryDirectory(prefix="sgb-compile-") as tmp:
         work = args.workdir or Path(tmp)
         stamp = work / "lists" / f"generated-{args.domains}-{args.urls}-{args.seed}"
@@ -119,6 +120,7 @@ def main(argv: list[str]) -> int:
         Column("rss", "peak RSS MB", fixed(1)),
         Column("written", "compiled bytes", count),
     ]
+    print(machine.heading(info))
     print(f"{args.domains:,} domains + {args.urls:,} urls (seed {args.seed}), "
           f"{args.runs} runs each{'' if sg else '; squidGuard not found'}")
     print(format_table(columns, rows))
