@@ -11,6 +11,8 @@ from pathlib import Path
 
 import mmh3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from squidguard_bloom.lists import open_list
 from squidguard_bloom.lists.compiled import (
@@ -22,7 +24,7 @@ from squidguard_bloom.lists.compiled import (
     suffix_table,
 )
 from squidguard_bloom.lists.lookup import DomainList, UrlList
-from squidguard_bloom.lists.writer import home, pick_suffixes, slot_count, write
+from squidguard_bloom.lists.writer import home, pick_suffixes, slot_count, stored_lines, write
 from squidguard_bloom.urlnorm import parse_target
 
 
@@ -181,3 +183,14 @@ def test_suffix_table_counts_every_last_label(tmp_path: Path, chunk: int) -> Non
     assert table == pick_suffixes(counts)
     assert counts[b"com"] == 9 and b"com" in table and len(table) == 255
     assert raw == _compile(path, "domain", 1 << 30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(kind=st.sampled_from(["domain", "url"]),
+       lines=st.lists(st.text(alphabet="aZ09.-_/:@#+% \t\ré", max_size=12), max_size=8))
+def test_plain_lines_are_stored_as_the_reader_stores_them(kind: str, lines: list[str]) -> None:
+    """Whenever the C check takes a block as plain (lower-cased as it is), the text
+    reader makes the same entries of it (empty lines are no entry either way)."""
+    block = ("\n".join(lines) + "\n").encode()
+    fast, read = stored_lines(kind, block), stored_lines(kind, block, plain=False)
+    assert [x for x in fast.split(b"\n") if x] == read.split(b"\n")[:-1]
