@@ -101,7 +101,11 @@ def main(argv: list[str]) -> int:
         for i in range(args.runs):
             for s in setups:
                 print(f"run {i + 1}/{args.runs}: {s.name} -C all", file=sys.stderr)
-                runs[s.name].append(_one(s, work / "compile" / s.name, args.timeout))
+                try:
+                    runs[s.name].append(_one(s, work / "compile" / s.name, args.timeout))
+                except (RuntimeError, TimeoutError) as exc:
+                    print(f"compile_memory: {exc}", file=sys.stderr)
+                    return 1
     rows = []
     for name, got in runs.items():
         rows.append({
