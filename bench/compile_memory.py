@@ -125,8 +125,9 @@ def main(argv: list[str]) -> int:
         Column("written", "compiled bytes", count),
     ]
     print(machine.heading(info))
+    skipped = "" if sg else "; squidGuard not run (not found, or --squidguard '')"
     print(f"{args.domains:,} domains + {args.urls:,} urls (seed {args.seed}), "
-          f"{args.runs} runs each{'' if sg else '; squidGuard not found'}")
+          f"{args.runs} runs each{skipped}")
     print(format_table(columns, rows))
     return 0
 
