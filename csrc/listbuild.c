@@ -389,9 +389,7 @@ int64_t sgb_build_records(const char *buf, uint64_t len, int url, uint32_t seed,
     return (int64_t)nrec;
 }
 
-/* The end of the probe run when the first record may start no lower than from. */
-static uint64_t place_end(const uint32_t *hi, uint64_t n, uint32_t nslots, uint64_t from) {
-    uint64_t pos = from;
+uint64_t sgb_build_place(const uint32_t *hi, uint64_t n, uint32_t nslots, uint64_t pos) {
     for (uint64_t i = 0; i < n; i++) {
         uint64_t home = ((uint64_t)hi[i] * nslots) >> 32;
         if (home > pos) pos = home;
@@ -400,36 +398,20 @@ static uint64_t place_end(const uint32_t *hi, uint64_t n, uint32_t nslots, uint6
     return pos;
 }
 
-int sgb_build_layout(const uint32_t *hi, const uint16_t *tags, const uint32_t *lens,
-                     uint64_t n, uint32_t nslots, uint64_t start, uint16_t *tags_out,
-                     uint32_t *blocks_out, uint64_t *wrapped, uint64_t *split) {
-    if (n >= nslots || nslots % SGB_BLOCK != 0) return -1;
-    /* The last w records wrap to slots 0 .. w-1, so the others start at w, which can
-     * push more of them past the end: those wrap too.  Each round ends the others at
-     * nslots or later, so the last of them ends at nslots - 1 and every wrapped record
-     * finds the slots from its home to the end taken.  w only grows, below n. */
-    uint64_t w = 0;
-    for (;;) {
-        uint64_t end = place_end(hi, n - w, nslots, w);
-        if (end <= nslots) break;
-        w += end - nslots;
-        if (w > n) return -1;
-    }
-    memset(tags_out, 0, sizeof *tags_out * nslots);
-    uint64_t before = 0;
-    for (uint64_t i = 0; i < n - w; i++) before += lens[i];
-    uint64_t off = start, pos = w;
-    uint64_t next_block = 0; /* the first block whose offset is not yet set */
-    /* slot order: the wrapped records (the last w), then the others */
-    for (uint64_t k = 0; k < n; k++) {
-        uint64_t i = k < w ? n - w + k : k - w, slot;
-        if (k < w) {
-            slot = k;
+int sgb_build_fill(const uint32_t *hi, const uint16_t *tags, const uint32_t *lens, uint64_t n,
+                   int wrapped, uint32_t nslots, uint16_t *tags_out, uint32_t *blocks_out,
+                   uint64_t *state) {
+    uint64_t pos = state[0], off = state[1], next_block = state[2];
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t slot;
+        if (wrapped) {
+            slot = state[3]++;
         } else {
             uint64_t home = ((uint64_t)hi[i] * nslots) >> 32;
             if (home > pos) pos = home;
             slot = pos++;
         }
+        if (slot >= nslots) return -1;
         for (; next_block <= slot / SGB_BLOCK; next_block++) {
             if (off > UINT32_MAX) return -1;
             blocks_out[next_block] = (uint32_t)off;
@@ -437,11 +419,8 @@ int sgb_build_layout(const uint32_t *hi, const uint16_t *tags, const uint32_t *l
         tags_out[slot] = tags[i];
         off += lens[i];
     }
-    for (; next_block < nslots / SGB_BLOCK; next_block++) {
-        if (off > UINT32_MAX) return -1;
-        blocks_out[next_block] = (uint32_t)off;
-    }
-    *wrapped = w;
-    *split = before;
+    state[0] = pos;
+    state[1] = off;
+    state[2] = next_block;
     return 0;
 }

@@ -20,8 +20,8 @@
  * parts, each a range of hashes, so that every part can be sorted on its
  * own and the parts follow each other in record order; sgb_build_sort
  * sorts one part and lists the last labels that could become suffixes;
- * sgb_build_records encodes a sorted part as records; sgb_build_layout
- * places all records in the table.
+ * sgb_build_records encodes a sorted part as records; sgb_build_place
+ * and sgb_build_fill place all records in the table.
  */
 #ifndef SGB_LISTBUILD_H
 #define SGB_LISTBUILD_H
@@ -66,17 +66,30 @@ int64_t sgb_build_records(const char *buf, uint64_t len, int url, uint32_t seed,
                           uint64_t outcap, uint32_t *hi, uint16_t *tags, uint32_t *lens,
                           uint64_t maxrecs, uint64_t *outlen, uint64_t *entries);
 
-/* Place n records (hi, tag and length of each, in record order) in a table
- * of nslots slots (n < nslots, a multiple of 16) by linear probing: each
- * takes the first free slot from its home on.  In that order the last
- * *wrapped records run past the last slot and go to slots 0, 1, ...; so
- * in the file they come first, and *split is the length of the records
- * before them in record order.  Fills tags_out (nslots) and blocks_out
- * (nslots / 16), the offsets counting from start, the offset of the first
- * record.  Returns 0, or -1 when n >= nslots or an offset passes 2^32. */
-int sgb_build_layout(const uint32_t *hi, const uint16_t *tags, const uint32_t *lens,
-                     uint64_t n, uint32_t nslots, uint64_t start, uint16_t *tags_out,
-                     uint32_t *blocks_out, uint64_t *wrapped, uint64_t *split);
+/* Placing the records in a table of nslots slots (a multiple of 16) by
+ * linear probing, each in the first free slot from its home on, a block of
+ * records at a time (hi[i] = hash >> 32, tags[i] and lens[i] of each, as
+ * sgb_build_records gives them).  In record order the last w records run
+ * past the last slot and wrap to slots 0 .. w-1, so the others start at w;
+ * the writer finds w by placing the first n - w records with
+ * sgb_build_place from pos w until they end by nslots.  In the file the
+ * wrapped records come first (the slot order).
+ *
+ * sgb_build_place: where the next record would go after the n records
+ * when the first may go no lower than pos. */
+uint64_t sgb_build_place(const uint32_t *hi, uint64_t n, uint32_t nslots, uint64_t pos);
+
+/* sgb_build_fill: set the tags (tags_out, nslots) and the record offsets
+ * of the blocks (blocks_out, nslots / 16) for n records in slot order:
+ * wrapped ones (wrapped != 0) go to the slots from state[3] on, the others
+ * to their probe slot from state[0] on.  state: [0] the lowest slot for the
+ * next record that did not wrap (start: w), [1] the file offset of the next
+ * record (start: the first record's), [2] the first block whose offset is
+ * not set yet (start: 0), [3] the next slot of a wrapped record (start: 0).
+ * Returns 0, or -1 when a slot passes nslots or an offset 2^32. */
+int sgb_build_fill(const uint32_t *hi, const uint16_t *tags, const uint32_t *lens, uint64_t n,
+                   int wrapped, uint32_t nslots, uint16_t *tags_out, uint32_t *blocks_out,
+                   uint64_t *state);
 /* cdef-end */
 
 #endif

@@ -12,16 +12,16 @@ Memory stays bounded whatever the size of the list (an external sort):
 2. each part is sorted on its own, in the order of the records in the file
    (by hash, so by home slot), duplicates dropped (the last line wins), and
    the last labels of its keys counted for the suffix table;
-3. each part, in order, is encoded as records into a spill file, keeping 10
-   bytes per record (hash, tag, length) in memory;
-4. the records are placed in the table (tags and block offsets), and the
-   file is written: header, tables, then the records copied over from the
-   spill file.
+3. each part, in order, is encoded as records into a spill file, and each
+   record's hash, tag and length into three more;
+4. the records are placed in the table (tags and block offsets), reading
+   those back a block at a time, and the file is written: header, tables,
+   then the records copied over from the spill file.
 
-The per-entry work runs in C (csrc/listbuild.c); what Python keeps at once
-is a few blocks of ``chunk`` bytes, the suffix counts and the 10 bytes per
-record.  The parts never depend on the chunk size: any chunk gives the
-same file.
+The per-entry work runs in C (csrc/listbuild.c); what is in memory at once
+is a few blocks of ``chunk`` bytes, the suffix counts and the table's tags
+and block offsets (2 bytes a slot, 3 bytes a record).  The parts never
+depend on the chunk size: any chunk gives the same file.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ LOAD_TENTHS = 7
 #: some 60 million domains.
 MAX_FILE = (1 << 30) - 1
 #: Bytes of list text read, and roughly the bytes of one part sorted, at a time.  Peak
-#: memory is about 8 chunks plus 10 bytes per record (squidguard-bloom -C on a million
-#: domains: bench/compile_memory.py).
+#: memory is the interpreter, about 8 chunks and 3 bytes per record (squidguard-bloom -C:
+#: 30 MB for a million domains, 37.5 MB for three million; bench/compile_memory.py).
 CHUNK = 2 << 20
 #: The most a record can exceed its line: varint lengths and a suffix byte.
 _RECORD_OVERHEAD = 24
@@ -148,7 +148,10 @@ class _Build:
         self.work = work
         self.parts = [os.path.join(work, f"part.{p}") for p in range(nparts)]
         self.records = os.path.join(work, "records")
+        # per record, in record order: hash >> 32, tag, length (native byte order)
+        self.meta = {name: os.path.join(work, name) for name in ("hi", "tags", "lens")}
         self.labels: Counter[bytes] = Counter()
+        self.part_groups: list[int] = []
         self.groups = 0  # records
         self.entries = 0
         self.record_bytes = 0
@@ -182,6 +185,7 @@ class _Build:
         labels_len, groups = _ffi.new("uint64_t *"), _ffi.new("uint64_t *")
         for path in self.parts:
             data = self._read(path)
+            self.part_groups.append(0)
             if not data:
                 continue
             out, labels = _scratch("char[]", len(data)), _scratch("char[]", len(data))
@@ -197,35 +201,58 @@ class _Build:
                 label, _, count = line.rpartition(b"\t")
                 self.labels[label] += int(count)
             self.groups += groups[0]
+            self.part_groups[-1] = groups[0]
 
-    def encode(self, suffixes: bytes, nsuffixes: int) -> tuple[array[int], ...]:
-        """Write every part's records, in order, to the records file; their hashes >> 32,
-        tags and lengths."""
-        n = self.groups
-        hi, tags, lens = (array(_U32, bytes(4 * n)), array("H", bytes(2 * n)),
-                          array(_U32, bytes(4 * n)))
-        c_hi = _ffi.from_buffer("uint32_t[]", hi)
-        c_tags = _ffi.from_buffer("uint16_t[]", tags)
-        c_lens = _ffi.from_buffer("uint32_t[]", lens)
+    def encode(self, suffixes: bytes, nsuffixes: int) -> None:
+        """Write every part's records, in order, to the records file, and their hashes
+        >> 32, tags and lengths to the meta files."""
         outlen, count = _ffi.new("uint64_t *"), _ffi.new("uint64_t *")
-        done = 0
-        with open(self.records, "wb") as rec:
-            for path in self.parts:
-                data = self._read(path)
-                if not data:
-                    continue
-                cap = len(data) + _RECORD_OVERHEAD * data.count(b"\n") + 16
-                out = _scratch("char[]", cap)
-                n = _lib.sgb_build_records(
-                    data, len(data), self.url, SEED, suffixes, nsuffixes, out, cap,
-                    c_hi + done, c_tags + done, c_lens + done, self.groups - done, outlen, count)
-                if n < 0:
-                    raise ListError("an entry longer than 1 GiB cannot be compiled")
-                rec.write(_ffi.buffer(out, outlen[0]))
-                done += n
-                self.entries += count[0]
-                self.record_bytes += outlen[0]
-        return hi, tags, lens
+        files = {name: open(path, "wb") for name, path in self.meta.items()}  # noqa: SIM115
+        try:
+            with open(self.records, "wb") as rec:
+                for path, n in zip(self.parts, self.part_groups, strict=True):
+                    data = self._read(path)
+                    if not data:
+                        continue
+                    hi, tags, lens = (array(_U32, bytes(4 * n)), array("H", bytes(2 * n)),
+                                      array(_U32, bytes(4 * n)))
+                    cap = len(data) + _RECORD_OVERHEAD * data.count(b"\n") + 16
+                    out = _scratch("char[]", cap)
+                    got = _lib.sgb_build_records(
+                        data, len(data), self.url, SEED, suffixes, nsuffixes, out, cap,
+                        _ffi.from_buffer("uint32_t[]", hi), _ffi.from_buffer("uint16_t[]", tags),
+                        _ffi.from_buffer("uint32_t[]", lens), n, outlen, count)
+                    if got != n:
+                        raise ListError("an entry longer than 1 GiB cannot be compiled")
+                    rec.write(_ffi.buffer(out, outlen[0]))
+                    for name, values in (("hi", hi), ("tags", tags), ("lens", lens)):
+                        values.tofile(files[name])
+                    self.entries += count[0]
+                    self.record_bytes += outlen[0]
+        finally:
+            for fh in files.values():
+                fh.close()
+
+    def meta_blocks(self, first: int, end: int, per: int,
+                    names: tuple[str, ...] = ("hi", "tags", "lens")) -> Iterator[list[array[int]]]:
+        """The meta arrays (of names) of records first..end, per records at a time."""
+        codes = {"hi": _U32, "tags": "H", "lens": _U32}
+        files = [open(self.meta[name], "rb") for name in names]  # noqa: SIM115
+        try:
+            for fh, name in zip(files, names, strict=True):
+                fh.seek(first * array(codes[name]).itemsize)
+            while first < end:
+                n = min(per, end - first)
+                block = []
+                for fh, name in zip(files, names, strict=True):
+                    values = array(codes[name])
+                    values.fromfile(fh, n)
+                    block.append(values)
+                yield block
+                first += n
+        finally:
+            for fh in files:
+                fh.close()
 
 
 def _copy(src: BinaryIO, dst: BinaryIO, start: int, end: int) -> None:
@@ -239,20 +266,38 @@ def _copy(src: BinaryIO, dst: BinaryIO, start: int, end: int) -> None:
         start += len(data)
 
 
-def _layout(hi: array[int], tags: array[int], lens: array[int], nslots: int, start: int,
+def _layout(build: _Build, nslots: int, start: int, per: int,
             path: str) -> tuple[array[int], array[int], int]:
     """The tags of the nslots slots, the block offsets, and the bytes of records before
-    those that wrap to the first slots (they come first in the file)."""
+    those that wrap to the first slots (they come first in the file); per records of
+    meta in memory at a time."""
+    n, u16, u32 = build.groups, "uint16_t[]", "uint32_t[]"
+    wrapped = 0  # see csrc/listbuild.h: the last records that wrap to slots 0, 1, ...
+    while True:
+        pos = wrapped
+        for (hi,) in build.meta_blocks(0, n - wrapped, per, ("hi",)):
+            pos = _lib.sgb_build_place(_ffi.from_buffer(u32, hi), len(hi), nslots, pos)
+        if pos <= nslots:
+            break
+        wrapped += pos - nslots
+        if wrapped > n:  # cannot happen: n < nslots
+            raise ListError(f"{path}: the table cannot be laid out; please report this")
     slot_tags, blocks = array("H", bytes(2 * nslots)), array(_U32, bytes(4 * (nslots // BLOCK)))
-    wrapped, split = _ffi.new("uint64_t *"), _ffi.new("uint64_t *")
-    u16, u32 = "uint16_t[]", "uint32_t[]"
-    if _lib.sgb_build_layout(
-        _ffi.from_buffer(u32, hi), _ffi.from_buffer(u16, tags), _ffi.from_buffer(u32, lens),
-        len(hi), nslots, start, _ffi.from_buffer(u16, slot_tags), _ffi.from_buffer(u32, blocks),
-        wrapped, split,
-    ) < 0:
-        raise ListError(f"{path}: too big to compile; split it into several lists")
-    return slot_tags, blocks, split[0]
+    c_slot_tags, c_blocks = _ffi.from_buffer(u16, slot_tags), _ffi.from_buffer(u32, blocks)
+    state = _ffi.new("uint64_t[4]", [wrapped, start, 0, 0])
+    wrapped_bytes = 0
+    for first, end, wrap in ((n - wrapped, n, 1), (0, n - wrapped, 0)):
+        for hi, tags, lens in build.meta_blocks(first, end, per):
+            if _lib.sgb_build_fill(_ffi.from_buffer(u32, hi), _ffi.from_buffer(u16, tags),
+                                   _ffi.from_buffer(u32, lens), len(hi), wrap, nslots,
+                                   c_slot_tags, c_blocks, state) < 0:
+                raise ListError(f"{path}: too big to compile; split it into several lists")
+            if wrap:
+                wrapped_bytes += sum(lens)
+    _ffi.release(c_slot_tags)
+    _ffi.release(c_blocks)
+    blocks[state[2] :] = array(_U32, [state[1]]) * (len(blocks) - state[2])  # empty ones
+    return slot_tags, blocks, build.record_bytes - wrapped_bytes
 
 
 def write(kind: str, path: str, chunk: int = CHUNK) -> str:
@@ -277,14 +322,13 @@ def write(kind: str, path: str, chunk: int = CHUNK) -> str:
         table = b"".join(bytes((len(s),)) + s.ljust(SUFFIX_SLOT - 1, b"\0") for s in suffixes)
         nslots = slot_count(build.groups)
         start = tables_size(nslots, len(suffixes))
-        hi, tags, lens = build.encode(table, len(suffixes))
+        build.encode(table, len(suffixes))
         size = start + build.record_bytes
         if size > MAX_FILE or nslots > MAX_FILE:
             msg = (f"{path}: too big to compile ({size:,} bytes; the limit is 1 GiB); "
                    "split it into several lists")
             raise ListError(msg)
-        slot_tags, blocks, split = _layout(hi, tags, lens, nslots, start, path)
-        del hi, tags, lens
+        slot_tags, blocks, split = _layout(build, nslots, start, max(1, chunk // 10), path)
         header = HEADER.pack(MAGIC, VERSION, KIND_CODES[kind], before.st_size,
                              before.st_mtime_ns, text_hash, size, nslots, build.entries, SEED,
                              len(suffixes))
