@@ -9,7 +9,10 @@ segment is checked and sending resumes from the acknowledged offset (or from
 the remote size when the monitor lost bytes). Errors that waiting cannot fix
 (host key, authentication, configuration) end the run with exit status 78.
 
-State changes of the link are logged once each; a status line (bytes and
+State changes of the link are logged once each, tagged with a stable kind
+(``[fault=KIND]``, ``[link=restored]``: ``squidguard_bloom.shipper.faults``):
+a fault is warned about when its kind differs from the previous one, never
+once per attempt; every attempt is a debug line. A status line (bytes and
 lines shipped, lag, link state) is logged every ``status_interval`` seconds
 and on SIGUSR1.
 """
@@ -32,6 +35,7 @@ import asyncssh
 
 from squidguard_bloom.shipper.checkpoint import CheckpointFile, lock_state_dir
 from squidguard_bloom.shipper.errors import CheckpointError, ShipError
+from squidguard_bloom.shipper.faults import LINK_RESTORED, LINK_UP, Fault, fault_tag
 from squidguard_bloom.shipper.follow import Chunk, Follower
 from squidguard_bloom.shipper.transport import Link, LinkSettings
 
@@ -98,7 +102,7 @@ class Shipper:
             for name, path in settings.files.items()
         ]
         self.link_state = "starting"
-        self._fault: str | None = None
+        self._fault: Fault | None = None
         self._down_since: float | None = None
         self._stop = asyncio.Event()
         self._last_save = 0.0
@@ -118,7 +122,10 @@ class Shipper:
     def status_line(self) -> str:
         """One line: link state, then per file shipped lines/bytes, bytes behind and lag."""
         now = time.monotonic()
-        parts = [f"link {self.link_state}"]
+        state = f"link {self.link_state}"
+        if self._fault is not None and self.link_state != "up":
+            state += f" {fault_tag(self._fault)}"
+        parts = [state]
         for st in self.streams:
             f = st.follower
             lag = 0.0 if f.behind_since is None else now - f.behind_since
@@ -150,7 +157,7 @@ class Shipper:
         try:
             return await self._run()
         except CheckpointError as exc:
-            log.error("giving up: %s", exc)
+            _give_up(exc)
             return EXIT_IOERR
         finally:
             for st in self.streams:
@@ -177,16 +184,21 @@ class Shipper:
             except ShipError as exc:
                 if not exc.retryable:
                     self.link_state = "failed"
-                    log.error("giving up: %s", exc)
+                    _give_up(exc)
                     return EXIT_CONFIG
                 # A connection that delivered nothing does not reset the back-off: a full
                 # disk fails right after every successful connect.
                 self._failures = 1 if self._healthy else self._failures + 1
                 if s.once and self._failures >= s.once_attempts:
-                    log.error("giving up after %d attempts (--once): %s", self._failures, exc)
+                    log.error(
+                        "%s giving up after %d attempts (--once): %s",
+                        fault_tag(exc.fault),
+                        self._failures,
+                        exc,
+                    )
                     return EXIT_TEMPFAIL
                 delay = self._backoff(self._failures)
-                self._link_down(str(exc), delay)
+                self._link_down(exc, delay)
                 await self._sleep(delay)
         self.log_status()
         return EXIT_OK
@@ -212,11 +224,12 @@ class Shipper:
     def _link_up(self, failures: int) -> None:
         self.link_state = "up"
         if self._fault is None and self._down_since is None:
-            log.info("link to %s up", self.settings.link.target)
+            log.info("%s link to %s up", LINK_UP, self.settings.link.target)
         else:
             down = time.monotonic() - (self._down_since or time.monotonic())
             log.info(
-                "link to %s restored after %.1f s and %d failed attempts",
+                "%s link to %s restored after %.1f s and %d failed attempts",
+                LINK_RESTORED,
                 self.settings.link.target,
                 down,
                 failures,
@@ -224,15 +237,19 @@ class Shipper:
         self._fault = None
         self._down_since = None
 
-    def _link_down(self, reason: str, delay: float) -> None:
+    def _link_down(self, exc: ShipError, delay: float) -> None:
+        """Warn once per change of fault kind (not per attempt, nor per request in flight)."""
         self.link_state = "down"
         if self._down_since is None:
             self._down_since = time.monotonic()
-        if reason != self._fault:  # one line per change of fault, not per attempt
-            self._fault = reason
+        tag = fault_tag(exc.fault)
+        log.debug("%s attempt %d failed: %s; next in %.1f s", tag, self._failures, exc, delay)
+        if exc.fault != self._fault:
+            self._fault = exc.fault
             log.warning(
-                "%s; retrying with back-off (next in %.1f s, at most every %g s)",
-                reason,
+                "%s %s; retrying with back-off (next in %.1f s, at most every %g s)",
+                tag,
+                exc,
                 delay,
                 self.settings.backoff_max,
             )
@@ -373,6 +390,10 @@ class Shipper:
             self.log_status()
 
 
+def _give_up(exc: ShipError) -> None:
+    log.error("%s giving up: %s", fault_tag(exc.fault), exc)
+
+
 def _quiet_link_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     """Keep asyncssh's orphaned sub-requests of a dropped link out of the log.
 
@@ -393,6 +414,6 @@ async def ship(settings: ShipSettings) -> int:
     try:
         shipper = Shipper(settings)
     except CheckpointError as exc:
-        log.error("giving up: %s", exc)
+        _give_up(exc)
         return EXIT_IOERR
     return await shipper.run()

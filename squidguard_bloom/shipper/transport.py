@@ -5,7 +5,10 @@ write names its offset, so writing the same bytes at the same offset again is
 harmless. A silent stall is caught by SSH keepalives (``keepalive_interval`` x
 ``keepalive_count_max``) and a hung SFTP server, whose sshd still answers
 keepalives, by a deadline on every request (``write_timeout``). Every failure
-is turned into a ``ShipError`` subclass that says whether retrying can help.
+is turned into a ``ShipError`` subclass that says whether retrying can help,
+with its ``Fault`` kind: a request that fails because the connection ended
+reports why the connection ended (reset, keepalives unanswered), whichever
+request happened to be in flight.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from squidguard_bloom.shipper.errors import (
     RemoteWriteError,
     ShipConfigError,
 )
+from squidguard_bloom.shipper.faults import Fault
 
 log = logging.getLogger("squidguard_bloom.shipper")
 T = TypeVar("T")
@@ -70,20 +74,38 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
-def _connect_hint(exc: BaseException, settings: LinkSettings) -> str | None:
-    """What to check when a connection attempt fails, by the kind of failure."""
+def _connect_fault(exc: BaseException, settings: LinkSettings) -> tuple[Fault, str | None]:
+    """The kind of a failed connection attempt, and what to check."""
     if isinstance(exc, socket.gaierror):
-        return f"cannot resolve {settings.host}: check 'host' and the proxy's DNS"
+        return Fault.UNRESOLVED, f"cannot resolve {settings.host}: check 'host' and the proxy's DNS"
     if isinstance(exc, ConnectionRefusedError):
-        return f"is sshd running on the monitor and listening on port {settings.port}?"
-    if isinstance(exc, TimeoutError):
         return (
+            Fault.REFUSED,
+            f"is sshd running on the monitor and listening on port {settings.port}?",
+        )
+    if isinstance(exc, TimeoutError):
+        return Fault.CONNECT_TIMEOUT, (
             f"no SSH handshake within connect_timeout ({settings.connect_timeout:g} s): "
             "a firewall dropping the packets, or the monitor overloaded?"
         )
     if isinstance(exc, asyncssh.ChannelOpenError):
-        return "the monitor refused the SFTP subsystem: check its sshd_config (docs/shipper.md)"
-    return None
+        return (
+            Fault.NO_SFTP,
+            "the monitor refused the SFTP subsystem: check its sshd_config (docs/shipper.md)",
+        )
+    return Fault.CONNECT_FAILED, None
+
+
+def _ended_fault(cause: BaseException) -> Fault:
+    """``STALLED`` when asyncssh ended the connection for unanswered keepalives, else ``LOST``.
+
+    asyncssh says so only in the reason of its ``ConnectionLost`` ("Server not
+    responding to keepalive"); should that wording change, the fault is
+    reported as ``LOST``, which is still true.
+    """
+    if isinstance(cause, asyncssh.ConnectionLost) and "keepalive" in str(cause.reason).lower():
+        return Fault.STALLED
+    return Fault.LOST
 
 
 def known_hosts_text(text: str, port: int) -> str:
@@ -180,6 +202,9 @@ class Link:
                 s.connect_timeout,
             )
             self._sftp = await self._deadline(self._conn.start_sftp_client())
+        except LinkError:  # the SFTP start got no answer within write_timeout
+            await self.close()
+            raise
         except asyncssh.HostKeyNotVerifiable as exc:
             raise self._host_key_error(known) from exc
         except asyncssh.PermissionDenied as exc:
@@ -189,9 +214,10 @@ class Link:
             ) from exc
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             await self.close()
+            fault, hint = _connect_fault(exc, s)
             raise LinkError(
-                f"cannot connect to {s.target}: {_describe(exc)}"
-                + (f" ({hint})" if (hint := _connect_hint(exc, s)) else "")
+                f"cannot connect to {s.target}: {_describe(exc)}" + (f" ({hint})" if hint else ""),
+                fault,
             ) from exc
 
     def _host_key_error(self, known: asyncssh.SSHKnownHosts) -> HostKeyError:
@@ -222,18 +248,40 @@ class Link:
     def check(self) -> None:
         """Raise ``LinkError`` if the connection has ended (e.g. keepalive timeout while idle)."""
         if self._watcher.closed:
-            lost = self._watcher.lost
-            reason = _describe(lost) if lost else "closed by the monitor"
-            raise LinkError(f"link to {self.settings.target} lost: {reason}")
+            raise self._lost(None, None)
+
+    def _lost(self, during: str | None, exc: BaseException | None) -> LinkError:
+        """The error for a request that failed because the link went away.
+
+        Once the connection has ended, its own cause (a reset, keepalives
+        unanswered) is reported rather than the error of the request that was
+        in flight, so one fault gets one kind and one description whatever
+        was being done when it struck; ``during`` only adds which request it was.
+        """
+        cause: BaseException | None = exc
+        if self._watcher.closed:
+            cause = self._watcher.lost
+        reason = _describe(cause) if cause is not None else "closed by the monitor"
+        where = f" ({during})" if during else ""
+        fault = _ended_fault(cause) if cause is not None else Fault.LOST
+        return LinkError(f"link to {self.settings.target} lost{where}: {reason}", fault)
+
+    def _connection_gone(self, exc: asyncssh.SFTPError) -> bool:
+        """Did ``exc`` come from the connection ending, rather than from the monitor's answer?"""
+        gone = asyncssh.SFTPNoConnection | asyncssh.SFTPConnectionLost
+        return self._watcher.closed or isinstance(exc, gone)
 
     async def _deadline(self, awaitable: Awaitable[T]) -> T:
         timeout = self.settings.write_timeout or None
         try:
             return await asyncio.wait_for(awaitable, timeout)
         except TimeoutError as exc:
+            if self._watcher.closed:
+                raise self._lost(None, exc) from exc
             raise LinkError(
                 f"link to {self.settings.target} lost: no answer to an SFTP request within "
-                f"{timeout:g} s (monitor's disk or SFTP server hung?)"
+                f"{timeout:g} s (monitor's disk or SFTP server hung?)",
+                Fault.HUNG,
             ) from exc
 
     async def _file(self, remote: str) -> asyncssh.SFTPClientFile:
@@ -249,14 +297,18 @@ class Link:
                 handle = await self._deadline(
                     self._sftp.open(path, asyncssh.FXF_WRITE | asyncssh.FXF_CREAT, encoding=None)
                 )
+            except LinkError:
+                raise
             except asyncssh.SFTPError as exc:
-                if isinstance(exc, asyncssh.SFTPNoConnection | asyncssh.SFTPConnectionLost):
-                    raise
+                if self._connection_gone(exc):
+                    raise self._lost(f"opening {path}", exc) from exc
                 raise RemoteWriteError(
                     f"{self.settings.target} cannot create {path}: {_describe(exc)} (check "
                     "remote_dir, and that the account may write there; a full disk or "
                     "quota on the monitor gives this too)"
                 ) from exc
+            except (OSError, asyncssh.Error) as exc:
+                raise self._lost(f"opening {path}", exc) from exc
             self._files[remote] = handle
         return handle
 
@@ -268,9 +320,10 @@ class Link:
             attrs = await self._deadline(self._sftp.stat(path))
         except asyncssh.SFTPNoSuchFile:
             return None
+        except LinkError:
+            raise
         except (OSError, asyncssh.Error) as exc:
-            msg = f"link to {self.settings.target} lost (stat {path}): {_describe(exc)}"
-            raise LinkError(msg) from exc
+            raise self._lost(f"stat {path}", exc) from exc
         return attrs.size
 
     async def read(self, remote: str, offset: int, length: int) -> bytes:
@@ -286,8 +339,7 @@ class Link:
         except LinkError:
             raise
         except (OSError, asyncssh.Error) as exc:
-            msg = f"link to {self.settings.target} lost (reading {path}): {_describe(exc)}"
-            raise LinkError(msg) from exc
+            raise self._lost(f"reading {path}", exc) from exc
         return bytes(data)
 
     async def listdir(self, stream: str) -> list[tuple[str, int]]:
@@ -298,9 +350,10 @@ class Link:
             names = await self._deadline(self._sftp.readdir(path))
         except asyncssh.SFTPNoSuchFile:
             return []
+        except LinkError:
+            raise
         except (OSError, asyncssh.Error) as exc:
-            msg = f"link to {self.settings.target} lost (listing {path}): {_describe(exc)}"
-            raise LinkError(msg) from exc
+            raise self._lost(f"listing {path}", exc) from exc
         return sorted(
             (str(n.filename), n.attrs.size or 0)
             for n in names
@@ -315,14 +368,14 @@ class Link:
         except LinkError:
             raise
         except asyncssh.SFTPError as exc:
-            if isinstance(exc, asyncssh.SFTPNoConnection | asyncssh.SFTPConnectionLost):
-                raise LinkError(f"link to {self.settings.target} lost: {_describe(exc)}") from exc
+            if self._connection_gone(exc):
+                raise self._lost(f"writing {remote}", exc) from exc
             raise RemoteWriteError(
                 f"{self.settings.target} refused to write {len(data)} bytes at offset {offset} "
                 f"of {remote}: {_describe(exc)} (monitor disk full, quota, or permissions?)"
             ) from exc
         except (OSError, asyncssh.Error) as exc:
-            raise LinkError(f"link to {self.settings.target} lost: {_describe(exc)}") from exc
+            raise self._lost(f"writing {remote}", exc) from exc
 
     async def sync(self, only: str | None = None) -> None:
         """Ask the monitor to fsync every open segment, or just ``only`` (``fsync@openssh.com``).
@@ -338,10 +391,10 @@ class Link:
                 await self._deadline(handle.fsync())
             except asyncssh.SFTPOpUnsupported:
                 return
+            except LinkError:
+                raise
             except (OSError, asyncssh.Error) as exc:
-                raise LinkError(
-                    f"link to {self.settings.target} lost (fsync of {remote}): {_describe(exc)}"
-                ) from exc
+                raise self._lost(f"fsync of {remote}", exc) from exc
 
     async def release(self, remote: str) -> None:
         """Close the handle of a finished segment."""
@@ -349,10 +402,10 @@ class Link:
         if handle is not None:
             try:
                 await self._deadline(handle.close())
+            except LinkError:
+                raise
             except (OSError, asyncssh.Error) as exc:
-                raise LinkError(
-                    f"link to {self.settings.target} lost (closing {remote}): {_describe(exc)}"
-                ) from exc
+                raise self._lost(f"closing {remote}", exc) from exc
 
     async def close(self) -> None:
         """Drop the connection without waiting for the monitor."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,7 +11,32 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from squidguard_bloom.shipper.faults import LINK_RESTORED, Fault
+
 from .servers import Sshd
+
+# The stable tag that starts the shipper's fault and link lines (docs/shipper.md, "Faults").
+TAGGED = re.compile(r" (DEBUG|INFO|WARNING|ERROR): (\[(?:fault|link)=[a-z-]+\]) ")
+
+
+def tagged(text: str, level: str) -> list[str]:
+    """The tags (``[fault=lost]``, ``[link=restored]``) of the log's lines at ``level``."""
+    return [m[2] for m in TAGGED.finditer(text) if m[1] == level]
+
+
+def warned_faults(text: str) -> list[Fault]:
+    """The fault kinds the shipper warned about, in order: one per change of fault."""
+    return [Fault(tag[7:-1]) for tag in tagged(text, "WARNING") if tag.startswith("[fault=")]
+
+
+def failed_attempts(text: str, fault: Fault) -> int:
+    """How many attempts failed with ``fault`` (one debug line each; the harness runs -v)."""
+    return tagged(text, "DEBUG").count(f"[fault={fault}]")
+
+
+def restorations(text: str) -> int:
+    """How many times the link came back after a fault."""
+    return tagged(text, "INFO").count(LINK_RESTORED)
 
 
 def lines(start: int, count: int, width: int = 150) -> bytes:
@@ -48,10 +74,12 @@ class Harness:
             "state-dir": self.state,
             "flush-interval": 0.05,
             "rotate-wait": 0.5,
-            "keepalive-interval": 1,
-            "keepalive-count-max": 2,
-            "connect-timeout": 3,
-            "write-timeout": 3,
+            # Generous: a loaded machine must not produce faults of its own. The
+            # tests that inject a stall or a hang shorten the one they test.
+            "keepalive-interval": 5,
+            "keepalive-count-max": 3,
+            "connect-timeout": 30,
+            "write-timeout": 30,
             "backoff-min": 0.1,
             "backoff-max": 0.5,
             "status-interval": 60,

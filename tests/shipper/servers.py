@@ -47,6 +47,39 @@ def keygen(path: Path) -> str:
     return path.with_name(path.name + ".pub").read_text().strip()
 
 
+def process_state(pid: int) -> str | None:
+    """The one-letter state of ``pid`` (R, S, T, Z, ...), or None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def freeze_tree(root: int, timeout: float = 10.0) -> list[int]:
+    """SIGSTOP ``root`` and all its descendants; return their PIDs, root first.
+
+    Each process is seen stopped before its children are listed, and a stopped
+    process cannot fork: no process of the tree can escape the list.
+    """
+    frozen: list[int] = []
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
+        deadline = time.monotonic() + timeout
+        while (state := process_state(pid)) not in (None, "T", "t", "Z", "X"):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"process {pid} did not stop (state {state})")
+            time.sleep(0.005)
+        if state is None:
+            continue
+        frozen.append(pid)
+        todo.extend(children_of(pid))
+    return frozen
+
+
 def children_of(pid: int) -> list[int]:
     """PIDs whose parent is ``pid`` (sshd's per-connection processes)."""
     found = []
@@ -122,13 +155,6 @@ class Sshd:
             self.stop()
             pytest.fail(f"sshd did not start; its log:\n{self.log.read_text()}")
 
-    def kill_sessions(self) -> None:
-        """Kill every per-connection sshd process (the link breaks at once)."""
-        if self.proc is not None:
-            for pid in children_of(self.proc.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-
     def freeze_sftp_servers(self) -> list[int]:
         """SIGSTOP the SFTP server processes of open sessions; sshd keeps answering keepalives."""
         frozen = []
@@ -146,10 +172,23 @@ class Sshd:
                 os.kill(pid, signal.SIGCONT)
 
     def stop(self, *, sessions: bool = True) -> None:
+        """Stop sshd; with ``sessions``, its open sessions die with it, as in a crash.
+
+        The listener is frozen first, so no client can start a new session
+        between the ones killed and the listener's end: a client sees its link
+        lost, then every later attempt refused, in that order.
+        """
         if self.proc is None:
             return
         if sessions:
-            self.kill_sessions()
+            listener, *rest = freeze_tree(self.proc.pid)
+            os.kill(listener, signal.SIGKILL)
+            self.proc.wait(5)  # its port is closed now; the frozen sessions still hold theirs
+            for pid in rest:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.proc = None
+            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
         try:

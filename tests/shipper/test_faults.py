@@ -4,6 +4,11 @@ Faults: the connection cut mid-batch (RST), a silent stall, sshd restarted
 with its sessions killed, log rotation by rename and by copytruncate while
 shipping, ``kill -9`` of the shipper, the monitor's disk full, and the
 failures only an operator can fix (unknown or changed host key, refused key).
+
+No assertion depends on how long anything took or on which request was in
+flight when a fault struck: the tests wait for conditions (with deadlines far
+beyond what they need) and read the fault kinds from the stable ``[fault=KIND]``
+tags of the shipper's log, never from its prose.
 """
 
 from __future__ import annotations
@@ -20,15 +25,19 @@ from pathlib import Path
 
 import pytest
 
+from squidguard_bloom.shipper.faults import Fault
 from squidguard_bloom.shipper.transport import Link, LinkSettings
 
-from .harness import Harness, lines
+from .harness import Harness, failed_attempts, lines, restorations, warned_faults
 from .servers import FaultProxy, free_port, keygen
 
 
 def append(path: Path, data: bytes) -> None:
     with open(path, "ab") as fh:
         fh.write(data)
+
+
+WAIT = 60  # seconds: a deadline for things that take well under one, on a loaded machine
 
 
 def shipper_log(proc: subprocess.Popen[bytes]) -> str:
@@ -42,98 +51,118 @@ def assert_no_noise(text: str) -> None:
 
 
 def test_cut_mid_batch_resumes_byte_exact(harness: Harness, proxy: FaultProxy) -> None:
-    """RSTs while a window of 256 KiB writes is in flight: nothing lost, nothing doubled."""
+    """RSTs while a window of 256 KiB writes is in flight: nothing lost, nothing doubled.
+
+    Each cut hits a link that is up (the previous cut's restoration was logged),
+    so each is one "lost" fault, whatever request it interrupted."""
     log = harness.logs / "squidGuard.log"
     log.write_bytes(lines(0, 60_000))  # 9 MB
     proc = harness.start(str(log), port=proxy.port, remote_fsync=False, status_interval=0.5)
     remote = harness.remote_root / "squidGuard"
-    for threshold in (1_000_000, 3_000_000, 6_000_000):
+    for cut, threshold in enumerate((1_000_000, 3_000_000, 6_000_000)):
         harness.wait_for(
-            lambda t=threshold: (
-                remote.exists() and sum(p.stat().st_size for p in remote.iterdir()) > t
+            lambda c=cut, t=threshold: (
+                restorations(shipper_log(proc)) == c
+                and remote.exists()
+                and sum(p.stat().st_size for p in remote.iterdir()) > t
             ),
-            30,
-            f"{threshold} bytes on the monitor",
+            WAIT,
+            f"the link up again after {cut} cuts, and {threshold} bytes on the monitor",
         )
         proxy.cut()
-    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 60, "catch-up")
+        harness.wait_for(
+            lambda c=cut: len(warned_faults(shipper_log(proc))) > c, WAIT, f"cut {cut + 1} seen"
+        )
+    harness.wait_for(
+        lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), WAIT, "catch-up"
+    )
     assert harness.stop(proc) == 0
     text = shipper_log(proc)
-    assert text.count("link to") >= 3 and "restored" in text, text
+    assert warned_faults(text) == [Fault.LOST] * 3, text
+    assert restorations(text) == 3, text
     assert "INFO: status: link " in text  # periodic, not only on SIGUSR1
     assert_no_noise(text)
     assert harness.remote_bytes("squidGuard") == log.read_bytes()
 
 
-def test_stall_is_detected_within_the_bound(harness: Harness, proxy: FaultProxy) -> None:
-    """A silent stall (nothing forwarded), idle or with writes in flight, is noticed within
-    keepalive 1 s x (2+1) = 3 s (+1.5 s slack for a loaded machine), then healed."""
+def test_stall_is_caught_by_the_keepalives(harness: Harness, proxy: FaultProxy) -> None:
+    """A silent stall (nothing forwarded), idle or with writes in flight, is caught by the
+    SSH keepalives (1 s x 2 here: within 3 s), reported as "stalled", and healed.
+
+    The per-request deadline is set far beyond the wait, so only the keepalives
+    can catch it; their bound is asyncssh's arithmetic (docs/shipper.md), not
+    something a test on a shared machine can time."""
     log = harness.logs / "squidGuard.log"
     log.write_bytes(lines(0, 100))
-    proc = harness.start(str(log), port=proxy.port, write_timeout=30)
-    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "start")
+    proc = harness.start(
+        str(log), port=proxy.port, keepalive_interval=1, keepalive_count_max=2, write_timeout=600
+    )
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), WAIT, "start")
     for round_, busy in enumerate((False, True)):
         proxy.stall()
-        stalled_at = time.monotonic()
         if busy:
             append(log, lines(100, 100))  # in flight when the link goes silent
-        harness.wait_for(lambda r=round_: shipper_log(proc).count("lost") > r, 10, "detection")
-        detected = time.monotonic() - stalled_at
-        assert detected <= 3.0 + 1.5, f"stall (busy={busy}) noticed after {detected:.1f} s"
-        time.sleep(0.5)
+        harness.wait_for(
+            lambda r=round_: len(warned_faults(shipper_log(proc))) > r, WAIT, "detection"
+        )
+        # The reconnection started meanwhile waits in the stalled proxy; it completes now.
         proxy.resume()
-        proxy.cut()  # the proxy's stale, half-forwarded connections
-        harness.wait_for(lambda r=round_: shipper_log(proc).count("restored") > r, 10, "heal")
-    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 20, "resume")
+        harness.wait_for(lambda r=round_: restorations(shipper_log(proc)) > r, WAIT, "heal")
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), WAIT, "resume")
     assert harness.stop(proc) == 0
-    assert_no_noise(shipper_log(proc))
+    text = shipper_log(proc)
+    assert warned_faults(text) == [Fault.STALLED, Fault.STALLED], text
+    assert "not responding to keepalive" in text  # asyncssh's own words, after the tag
+    assert_no_noise(text)
 
 
 def test_hung_sftp_server_is_caught_by_the_write_deadline(harness: Harness) -> None:
     """The SFTP server hangs while sshd still answers keepalives: only the per-request
-    deadline (write_timeout 2 s) can notice; the shipper reconnects and catches up."""
+    deadline (write_timeout) can notice ("hung"); the shipper reconnects and catches up."""
     log = harness.logs / "squidGuard.log"
     log.write_bytes(lines(0, 100))
-    proc = harness.start(str(log), write_timeout=2)
-    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "start")
+    proc = harness.start(str(log), write_timeout=5)
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), WAIT, "start")
     frozen = harness.sshd.freeze_sftp_servers()
     assert frozen, "no SFTP server process found to freeze"
     try:
-        hung_at = time.monotonic()
         append(log, lines(100, 100))
-        harness.wait_for(lambda: "no answer to an SFTP request" in shipper_log(proc), 10, "timeout")
-        assert time.monotonic() - hung_at <= 2.0 + 1.5
-        assert "keepalive" not in shipper_log(proc)
-        harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 20, "heal")
+        harness.wait_for(lambda: warned_faults(shipper_log(proc)) != [], WAIT, "the deadline")
+        harness.wait_for(
+            lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), WAIT, "heal"
+        )
     finally:
         harness.sshd.thaw(frozen)
     assert harness.stop(proc) == 0
-    assert_no_noise(shipper_log(proc))
+    text = shipper_log(proc)
+    assert warned_faults(text) == [Fault.HUNG], text
+    assert "no answer to an SFTP request within 5 s" in text
+    assert_no_noise(text)
 
 
 def test_sshd_restart_with_sessions_killed(harness: Harness) -> None:
-    """sshd and its sessions die for 1.5 s while lines are written; shipping recovers alone."""
+    """sshd and its sessions die while lines are written; shipping recovers alone, with one
+    warning per change of fault: the link lost (whatever request was in flight), then
+    connecting refused, however many attempts are refused."""
     log = harness.logs / "squidGuard.log"
     log.write_bytes(lines(0, 1000))
     proc = harness.start(str(log))
-    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "start")
-    harness.sshd.stop()
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), WAIT, "start")
+    harness.sshd.stop()  # the listener first, then the sessions: no reconnect in between
     for i in range(10):
         append(log, lines(1000 + i * 100, 100))
-        time.sleep(0.15)
+    harness.wait_for(
+        lambda: failed_attempts(shipper_log(proc), Fault.REFUSED) >= 3,
+        WAIT,
+        "three refused connection attempts",
+    )
     harness.sshd.start()
-    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 20, "resume")
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), WAIT, "resume")
     assert harness.stop(proc) == 0
     text = shipper_log(proc)
-    assert "restored" in text
-    # One warning per change of fault, not one per attempt: the link is lost,
-    # then connecting is refused (retried at most every 0.5 s over 1.5 s, so
-    # several attempts) until sshd is back; the refusal is not seen when the
-    # loss is only noticed once sshd is back.
-    warnings = [ln.split(" WARNING: ", 1)[1] for ln in text.splitlines() if " WARNING: " in ln]
-    kinds = ["lost" if " lost: " in w else "refused" if "ConnectionRefusedError" in w else w
-             for w in warnings]
-    assert kinds in (["lost", "refused"], ["lost"]), (kinds, text)
+    assert warned_faults(text) == [Fault.LOST, Fault.REFUSED], text
+    assert restorations(text) == 1, text
+    assert_no_noise(text)
 
 
 def test_rotation_rename_and_copytruncate_while_shipping(harness: Harness) -> None:
@@ -142,7 +171,7 @@ def test_rotation_rename_and_copytruncate_while_shipping(harness: Harness) -> No
     log.write_bytes(lines(0, 10))
     proc = harness.start(str(log), rotate_wait=0.3)
     # Files rotated before the shipper's first start are history it does not ship.
-    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "start")
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), WAIT, "start")
     generations: list[bytes] = []
     current = log.read_bytes()
     n = 10
@@ -154,7 +183,7 @@ def test_rotation_rename_and_copytruncate_while_shipping(harness: Harness) -> No
             current += data
             time.sleep(0.03)
         done = b"".join(generations) + current
-        harness.wait_for(lambda d=done: harness.remote_bytes("squidGuard") == d, 15, "catch-up")
+        harness.wait_for(lambda d=done: harness.remote_bytes("squidGuard") == d, WAIT, "catch-up")
         append(log, b"no newline yet")  # the rotated file ends mid-line
         current += b"no newline yet"
         rotated = harness.logs / f"squidGuard.log.{step + 1}"
@@ -172,7 +201,7 @@ def test_rotation_rename_and_copytruncate_while_shipping(harness: Harness) -> No
     def shipped() -> list[bytes]:
         return [p.read_bytes() for p in harness.remote_segments("squidGuard")]
 
-    harness.wait_for(lambda: shipped() == generations, 30, "all generations")
+    harness.wait_for(lambda: shipped() == generations, WAIT, "all generations")
     assert harness.stop(proc) == 0
     assert "copytruncate" in shipper_log(proc)
 
@@ -226,11 +255,18 @@ def test_monitor_disk_full(harness: Harness, tiny_tmpfs: Path) -> None:
     log = harness.logs / "squidGuard.log"
     log.write_bytes(lines(0, 6000))  # 900 KB into 512 KiB
     proc = harness.start(str(log))
-    harness.wait_for(lambda: "disk full" in shipper_log(proc), 20, "disk-full report")
+    harness.wait_for(
+        lambda: failed_attempts(shipper_log(proc), Fault.REMOTE_REFUSED) >= 2,
+        WAIT,
+        "two writes refused",
+    )
     subprocess.run(["mount", "-o", "remount,size=4m", str(tiny_tmpfs)], check=True)
-    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 30, "heal")
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), WAIT, "heal")
     assert harness.stop(proc) == 0
-    assert shipper_log(proc).count("disk full") == 1
+    text = shipper_log(proc)
+    assert warned_faults(text) == [Fault.REMOTE_REFUSED], text
+    assert "(monitor disk full, quota, or permissions?)" in text
+    assert restorations(text) == 1, text
 
 
 def test_unknown_host_key_is_refused(harness: Harness) -> None:
@@ -241,7 +277,7 @@ def test_unknown_host_key_is_refused(harness: Harness) -> None:
     empty.write_text("")
     result = harness.run_once(str(log), known_hosts=empty)
     assert result.returncode == 78
-    unknown = r"ERROR: giving up: the host key of 127\.0\.0\.1:\d+ is unknown"
+    unknown = r"ERROR: \[fault=host-key\] giving up: the host key of 127\.0\.0\.1:\d+ is unknown"
     assert re.search(unknown, result.stderr), result.stderr
     assert f"ssh-keyscan -p {harness.port} 127.0.0.1" in result.stderr
     assert f"'[127.0.0.1]:{harness.port} <type> <key>'" in result.stderr
@@ -258,6 +294,7 @@ def test_changed_host_key_is_refused(harness: Harness) -> None:
     changed.write_text(f"[127.0.0.1]:{harness.port} {other}\n")
     result = harness.run_once(str(log), known_hosts=changed)
     assert result.returncode == 78
+    assert " ERROR: [fault=host-key] giving up: " in result.stderr
     assert "has CHANGED" in result.stderr
     assert not harness.remote_root.exists()
 
@@ -270,6 +307,7 @@ def test_refused_key_gives_up(harness: Harness) -> None:
     keygen(stranger)
     result = harness.run_once(str(log), key=stranger)
     assert result.returncode == 78
+    assert " ERROR: [fault=auth] giving up: " in result.stderr
     assert "refused the key" in result.stderr and "authorized_keys" in result.stderr
     assert not harness.remote_root.exists()
 
@@ -297,9 +335,10 @@ def test_monitor_unreachable_once_gives_up_with_a_hint(harness: Harness) -> None
     log.write_bytes(lines(0, 10))
     result = harness.run_once(str(log), port=free_port())
     assert result.returncode == 75, result.stderr
-    assert result.stderr.count(" WARNING: ") == 1, result.stderr
+    assert warned_faults(result.stderr) == [Fault.REFUSED], result.stderr
+    assert failed_attempts(result.stderr, Fault.REFUSED) == 4, result.stderr
     assert "is sshd running on the monitor and listening on port" in result.stderr
-    assert "giving up after 5 attempts (--once)" in result.stderr
+    assert "[fault=refused] giving up after 5 attempts (--once)" in result.stderr
 
 
 def test_unusable_remote_dir_is_named(harness: Harness) -> None:
@@ -315,5 +354,5 @@ def test_unusable_remote_dir_is_named(harness: Harness) -> None:
     assert "check remote_dir" in result.stderr
     # Each connect succeeds, yet the back-off keeps growing and no "restored" line
     # alternates with the warning: one line for the whole outage.
-    assert result.stderr.count(" WARNING: ") == 1, result.stderr
-    assert "restored" not in result.stderr and "link to" not in result.stderr
+    assert warned_faults(result.stderr) == [Fault.REMOTE_REFUSED], result.stderr
+    assert restorations(result.stderr) == 0 and "[link=up]" not in result.stderr

@@ -44,7 +44,7 @@ def test_follows_several_files_and_reports_status(harness: Harness) -> None:
             harness.remote_bytes("squidGuard") == written
             and harness.remote_bytes("squid") == b.read_bytes()
         ),
-        20,
+        60,
         "both files shipped",
     )
     proc.send_signal(signal.SIGUSR1)
@@ -53,7 +53,7 @@ def test_follows_several_files_and_reports_status(harness: Harness) -> None:
             "status: link up; squidGuard: 1000 lines / 150000 bytes shipped"
             in proc.log_path.read_text()
         ),  # type: ignore[attr-defined]
-        5,
+        60,
         "status line",
     )
     second = harness.run_once(str(a))  # same state_dir
@@ -68,12 +68,12 @@ def test_deleted_file_is_shipped_to_its_end_then_awaited(harness: Harness) -> No
     log = harness.logs / "squidGuard.log"
     log.write_bytes(lines(0, 100))
     proc = harness.start(str(log), rotate_wait=0.2)
-    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "start")
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 60, "start")
     with open(log, "ab") as fh:
         fh.write(lines(100, 50) + b"last words")
         first = log.read_bytes()
         log.unlink()
-    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == first, 15, "rest shipped")
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == first, 60, "rest shipped")
     log.write_bytes(lines(150, 20))
     harness.wait_for(
         lambda: (
@@ -94,12 +94,12 @@ def test_segment_deleted_on_the_monitor_is_resent(harness: Harness) -> None:
     log = harness.logs / "squidGuard.log"
     log.write_bytes(lines(0, 500))
     proc = harness.start(str(log), remote_check_interval=0.3)
-    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "start")
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 60, "start")
     [segment] = harness.remote_segments("squidGuard")
     segment.unlink()
-    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "resend")
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 60, "resend")
     os.truncate(segment, 1000)
-    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 15, "repair")
+    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), 60, "repair")
     assert harness.stop(proc) == 0
     text = proc.log_path.read_text()  # type: ignore[attr-defined]
     assert "is missing on the monitor" in text and "re-sending the difference" in text
