@@ -6,6 +6,13 @@ parser: it notes a :class:`Diagnostic` (file:line:col, the token found,
 what was expected), skips to the next line and goes on, so one run finds
 every error of a file.  Files named by the configuration are read and
 names are checked afterwards, by :mod:`squidguard_bloom.config.resolve`.
+
+A brace too few or too many is one error, not one per line that follows:
+a line inside a block that can only start something of an enclosing level
+(``acl {`` inside a dest, the next acl entry inside an acl entry) ends the
+block with "is a '}' missing before it?" and parsing goes on at that level;
+a block's statement found just after the block closed, before a '}' of its
+own, reopens it with "is that '}' one too many?".
 """
 
 from __future__ import annotations
@@ -53,6 +60,16 @@ TOP_KEYWORDS = "dbhome, logdir, time, src, dest, rewrite, acl, welcome or emerge
 LIST_KINDS = ("domainlist", "urllist", "expressionlist")
 WELCOME_KEYS = ("redirect", "key", "capacity", "error", "state", "window", "status",
                 "exempt", "log", "logfile")
+#: The keywords of each block's statements (a rewrite block's rules are RULE tokens).
+DEST_KEYS = frozenset({*LIST_KINDS, "redirect", "rewrite", "within", "outside", "log",
+                       "logfile"})
+SRC_KEYS = frozenset({"ip", "iplist", "userlist", "user", "domain", "within", "outside", "log",
+                      "logfile", "continue", "continuous", *IGNORED_SRC})
+TIME_KEYS = frozenset({"weekly", "date"})
+REWRITE_KEYS = frozenset({"within", "outside", "log", "logfile"})
+BRANCH_KEYS = frozenset({"pass", "redirect", "rewrite", "log", "logfile"})
+
+Statement = Callable[[Token, list[Token]], None]
 
 
 class Ref(Record):
@@ -80,6 +97,19 @@ class FileRef(Record):
         self.flags = flags  # anonymous/verbose for logs
 
 
+class Closed(Record):
+    """The block whose '}' was just read, in case that '}' turns out to be one too many."""
+
+    __slots__ = ("what", "brace", "keys", "resume")
+
+    def __init__(self, what: str, brace: Token, keys: frozenset[str] | None,
+                 resume: Callable[[], None]) -> None:
+        self.what = what  # "dest ads", "acl", "acl entry kids"
+        self.brace = brace  # the '}' that closed it
+        self.keys = keys  # its statement keywords; None: the acl's body (entries)
+        self.resume = resume  # parses the rest of its body, up to the next '}'
+
+
 def _one(args: list[Token]) -> Token | None:
     return args[0] if len(args) == 1 else None
 
@@ -104,6 +134,14 @@ class Parser:
         self.emergency: str | None = None
         self.refs: list[Ref] = []
         self.files: list[FileRef] = []
+        # Brace recovery: the blocks open now (what, its first token), the level to
+        # return to after a missing '}', the acl body's level, the block just closed.
+        self.open: list[tuple[str, Token]] = []
+        self.unwind: int | None = None
+        self.acl_depth: int | None = None
+        self.just_closed: Closed | None = None
+        self.src_names = {b.text for a, b in zip(self.tokens, self.tokens[1:], strict=False)
+                          if a.kind == WORD and a.text in ("src", "source")}
 
     # -- diagnostics ----------------------------------------------------
 
@@ -152,19 +190,22 @@ class Parser:
         """Report the first surplus word, or the line end when a word is missing."""
         self.expected(args[1] if len(args) > 1 else self.peek(), what)
 
-    def open_block(self) -> bool:
+    def open_block(self, opened: Token) -> bool:
         header_line = self.tokens[self.i - 1].line if self.i else 0
         self.skip_newlines()
         if self.peek().kind == LBRACE:
             self.next()
             return True
-        self.expected(self.peek(), "'{'")
-        if self.peek().kind == WORD and self.peek().line > header_line:
+        tok = self.peek()
+        self.expected(tok, "'{'")
+        if tok.kind == EOF or tok.line == header_line:
+            self.skip_bad_block()
+        elif tok.kind == RBRACE:
+            self.next()  # an empty body, without its '{'
+        elif self.outer_level(tok, len(self.open) + 1) is None:
             # Only the brace is missing: the body follows on the next lines.
             # Skip it up to its '}' so that one mistake gives one error.
-            self.block(lambda _kw, _args: None)
-        else:
-            self.skip_bad_block()
+            self.block("", opened, None)
         return False
 
     def skip_bad_block(self) -> None:
@@ -172,27 +213,156 @@ class Parser:
         while self.peek().kind not in (EOF, LBRACE, RBRACE, NL):
             self.next()
         if self.peek().kind == LBRACE:
-            self.next()
-            self.block(lambda _kw, _args: None)
+            self.block("", self.next(), None)
 
-    def block(self, statement: Callable[[Token, list[Token]], None]) -> None:
-        """Statements up to the closing brace; statement(keyword, words) handles each."""
+    def block(self, what: str, opened: Token, statement: Statement | None,
+              keys: frozenset[str] = frozenset()) -> None:
+        """Statements up to the closing brace; statement(keyword, words) handles each.
+
+        what and opened (its first token) name the block in messages; keys are
+        its statement keywords. With statement None the block is skipped
+        without a word (its header was already reported).
+        """
+        self.open.append((what, opened))
+        try:
+            self._body(what, opened, statement, keys)
+        finally:
+            self.open.pop()
+
+    def _body(self, what: str, opened: Token, statement: Statement | None,
+              keys: frozenset[str]) -> None:
         while True:
             self.skip_newlines()
             tok = self.peek()
             if tok.kind == RBRACE:
                 self.next()
+                if statement is not None:
+                    self.just_closed = Closed(what, tok, keys,
+                                              lambda: self.block(what, opened, statement, keys))
                 return
             if tok.kind == EOF:
-                self.expected(tok, "'}' to close the block")
+                if statement is not None:
+                    self.fail(tok, f"found the end of file, expected '}}' to close {what} "
+                                   f"(opened at line {opened.line})")
                 return
             if tok.kind == LBRACE:
-                self.expected(tok, "a keyword")
-                self.next()
+                if statement is not None:
+                    self.expected(tok, "a keyword")
+                self.block("", self.next(), None)
+                if self.unwind is not None:
+                    return
                 continue
+            if self.missing_brace(tok, what if statement is not None else None, opened):
+                return
             kw = self.next()
-            statement(kw, self.words())
-            self.end_statement()
+            if statement is None:
+                while self.peek().kind not in (NL, EOF, RBRACE, LBRACE):
+                    self.next()
+            else:
+                before = len(self.diags)
+                statement(kw, self.words())
+                if self.peek().kind != LBRACE:
+                    self.end_statement()
+                elif len(self.diags) == before:
+                    self.expected(self.peek(), "the end of the line")
+            if self.peek().kind == LBRACE:
+                # A block where none belongs, reported once: skip it whole.
+                self.block("", self.next(), None)
+                if self.unwind is not None:
+                    return
+
+    # -- brace recovery ---------------------------------------------------
+
+    def header_at(self, j: int) -> bool:
+        """Whether the line from token j on is a block header: words, then '{'."""
+        while self.tokens[j].kind in (WORD, STRING, RULE):
+            j += 1
+        return self.tokens[j].kind == LBRACE
+
+    def outer_level(self, tok: Token, depth: int) -> int | None:
+        """The level (count of open blocks) a line starting with tok belongs to, when that
+        is outside the ``depth`` blocks open: 0 for a top-level keyword, the acl's body for
+        an acl entry. None when the line may belong where it is."""
+        if tok.kind != WORD:
+            return None
+        header = self.header_at(self.i)
+        acl = self.acl_depth
+        if tok.text in _TOP or tok.text in IGNORED_TOP:
+            if tok.text == "rewrite" and not header:
+                return None  # the rewrite statement of a dest or an acl entry
+            if tok.text == "welcome" and acl is not None and tok.text in self.src_names:
+                target = acl  # an acl entry for a src named welcome
+            else:
+                target = 0
+        elif (acl is not None and header
+              and (tok.text == "else" or name_problem(tok.text) is None)):
+            target = acl
+        else:
+            return None
+        return target if target < depth else None
+
+    def missing_brace(self, tok: Token, what: str | None, opened: Token) -> bool:
+        """At a line starting with tok inside the block what: if the line belongs to an
+        enclosing level, report the missing '}' (unless what is None) and unwind to it."""
+        target = self.outer_level(tok, len(self.open))
+        if target is None:
+            return False
+        if what is not None:
+            self.fail(tok, f"{tok.shown()} inside {what} (opened at line {opened.line}); "
+                           "is a '}' missing before it?")
+        self.unwind = target
+        return True
+
+    def unwound(self) -> bool:
+        """After a nested block returned: True when this level must return too."""
+        if self.unwind is None:
+            return False
+        if self.unwind < len(self.open):
+            return True
+        self.unwind = None
+        return False
+
+    def reopen(self, tok: Token, closed: Closed | None) -> bool:
+        """tok, at the level of a block that just closed, is one of that block's statements,
+        and a '}' comes before anything that opens a block: the '}' that closed it was
+        one too many. Report it and parse the rest of the block."""
+        if closed is None or not self.belongs(tok, closed) or not self.brace_ahead():
+            return False
+        self.fail(tok, f"{tok.shown()} after the end of {closed.what} (closed at line "
+                       f"{closed.brace.line}); is that '}}' one too many?")
+        closed.resume()
+        self.unwound()
+        return True
+
+    def belongs(self, tok: Token, closed: Closed) -> bool:
+        header = self.header_at(self.i)
+        if closed.keys is None:  # the acl's body: entries NAME [within|outside T] {
+            return (tok.kind == WORD and header and tok.text not in _TOP
+                    and name_problem(tok.text) is None)
+        if header:
+            return False
+        return tok.kind == RULE or (tok.kind == WORD and tok.text in closed.keys)
+
+    def brace_ahead(self) -> bool:
+        """Whether a '}' with no '{' of its own comes before the next top-level block."""
+        depth = 0
+        start = True
+        for j in range(self.i, len(self.tokens)):
+            t = self.tokens[j]
+            if t.kind == EOF:
+                return False
+            if t.kind == LBRACE:
+                depth += 1
+            elif t.kind == RBRACE:
+                if depth == 0:
+                    return True
+                depth -= 1
+            elif (start and depth == 0 and t.kind == WORD
+                  and (t.text in _TOP or t.text in IGNORED_TOP)
+                  and (t.text != "rewrite" or self.header_at(j))):
+                return False
+            start = t.kind == NL
+        return False
 
     # -- values -------------------------------------------------------------
 
@@ -280,8 +450,17 @@ class Parser:
         while True:
             self.skip_newlines()
             tok = self.peek()
+            closed, self.just_closed = self.just_closed, None
             if tok.kind == EOF:
                 break
+            if tok.kind == RBRACE:
+                self.next()
+                after = (f" ({closed.what} was closed at line {closed.brace.line})"
+                         if closed is not None else "")
+                self.fail(tok, f"'}}' closes no block{after}; is it one too many?")
+                continue
+            if self.reopen(tok, closed):
+                continue
             kw = self.next()
             handler = _TOP.get(kw.text) if kw.kind == WORD else None
             if handler is not None:
@@ -292,10 +471,15 @@ class Parser:
             else:
                 self.expected(kw, f"a keyword ({TOP_KEYWORDS})")
                 self.skip_bad_block()
-            self.end_statement()
+            if self.unwind is None:
+                self.end_statement()
+            self.unwind = None  # the line that ended an unclosed block starts the next round
         if self.acl_tok is None:
             self.fail(self.peek(), "found the end of file, expected an acl block; add one with "
                                    "a default entry, e.g.: acl { default { pass all } }")
+        elif not any(a.source == "default" for a in self.acls):
+            self.fail(self.acl_tok, "the acl block has no 'default' entry; add one, e.g.: "
+                                    "default { pass all }")
 
     def setting(self, kw: Token) -> None:
         args = self.words()
@@ -321,7 +505,7 @@ class Parser:
         from squidguard_bloom.config import timespec  # noqa: PLC0415 - only time blocks need it
 
         tok = self.define(kw, self.times)  # type: ignore[arg-type]
-        if tok is None or not self.open_block():
+        if tok is None or not self.open_block(kw):
             return
         spec = TimeSpec(tok.text, [], self.pos(tok))
 
@@ -339,12 +523,12 @@ class Parser:
                 else:
                     self.fail(at, str(exc))
 
-        self.block(statement)
+        self.block(f"{kw.text} {tok.text}", kw, statement, TIME_KEYS)
         self.times.setdefault(tok.text, spec)
 
     def src_block(self, kw: Token) -> None:
         tok = self.define(kw, self.sources)  # type: ignore[arg-type]
-        if tok is None or not self.open_block():
+        if tok is None or not self.open_block(kw):
             return
         src = Source(tok.text, self.pos(tok))
 
@@ -380,7 +564,7 @@ class Parser:
                 self.expected(k, "ip, iplist, domain, user, userlist, within, outside, "
                                  "logfile or continue")
 
-        self.block(statement)
+        self.block(f"{kw.text} {tok.text}", kw, statement, SRC_KEYS)
         self.sources.setdefault(src.name, src)
 
     def ips(self, src: Source, args: list[Token]) -> None:
@@ -395,7 +579,7 @@ class Parser:
 
     def dest_block(self, kw: Token) -> None:
         tok = self.define(kw, self.dests)  # type: ignore[arg-type]
-        if tok is None or not self.open_block():
+        if tok is None or not self.open_block(kw):
             return
         dest = Dest(tok.text, self.pos(tok))
 
@@ -422,12 +606,12 @@ class Parser:
                 self.expected(k, "domainlist, urllist, expressionlist, redirect, rewrite, "
                                  "within, outside or logfile")
 
-        self.block(statement)
+        self.block(f"{kw.text} {tok.text}", kw, statement, DEST_KEYS)
         self.dests.setdefault(dest.name, dest)
 
     def rewrite_block(self, kw: Token) -> None:
         tok = self.define(kw, self.rewrites)  # type: ignore[arg-type]
-        if tok is None or not self.open_block():
+        if tok is None or not self.open_block(kw):
             return
         rw = Rewrite(tok.text, self.pos(tok))
 
@@ -443,7 +627,7 @@ class Parser:
             else:
                 self.expected(k, "a rule s@REGEX@REPLACEMENT@FLAGS, within, outside or logfile")
 
-        self.block(statement)
+        self.block(f"{kw.text} {tok.text}", kw, statement, REWRITE_KEYS)
         self.rewrites.setdefault(rw.name, rw)
 
     def rule(self, rw: Rewrite, k: Token) -> None:
@@ -464,21 +648,36 @@ class Parser:
                           "merge them into one")
         else:
             self.acl_tok = kw
-        if not self.open_block():
-            return
-        while True:
-            self.skip_newlines()
-            tok = self.peek()
-            if tok.kind == RBRACE:
-                self.next()
-                break
-            if tok.kind == EOF:
-                self.expected(tok, "'}' to close the acl block")
-                return
-            self.acl_entry()
-        if self.acl_tok is kw and not any(a.source == "default" for a in self.acls):
-            self.fail(kw, "the acl block has no 'default' entry; add one, e.g.: "
-                          "default { pass all }")
+        if self.open_block(kw):
+            self.acl_body(kw)
+
+    def acl_body(self, kw: Token) -> None:
+        """The acl's entries up to its closing brace."""
+        self.open.append(("acl", kw))
+        outer_acl, self.acl_depth = self.acl_depth, len(self.open)
+        try:
+            while True:
+                self.skip_newlines()
+                tok = self.peek()
+                closed, self.just_closed = self.just_closed, None
+                if tok.kind == RBRACE:
+                    self.next()
+                    self.just_closed = Closed("acl", tok, None, lambda: self.acl_body(kw))
+                    return
+                if tok.kind == EOF:
+                    self.fail(tok, f"found the end of file, expected '}}' to close acl "
+                                   f"(opened at line {kw.line})")
+                    return
+                if self.missing_brace(tok, "acl", kw):
+                    return
+                if self.reopen(tok, closed):
+                    continue
+                self.acl_entry()
+                if self.unwound():
+                    return
+        finally:
+            self.open.pop()
+            self.acl_depth = outer_acl
 
     def acl_entry(self) -> None:
         name = self.next()
@@ -497,21 +696,24 @@ class Parser:
                 self.expected(t, f"a time name after {k.text}")
         if name.text != "default":
             self.ref("src", name, self.sources)  # type: ignore[arg-type]
-        if not self.open_block():
+        if not self.open_block(name):
             return
-        branch = self.acl_branch(name)
+        branch = self.acl_branch(name, f"acl entry {name.text}", name)
         other = None
+        if self.unwound():
+            self.acls.append(Acl(name.text, branch, restriction, other))
+            return
         save = self.i
         self.skip_newlines()
         if self.peek().kind == WORD and self.peek().text == "else":
-            self.next()
-            if self.open_block():
-                other = self.acl_branch(name)
+            word = self.next()
+            if self.open_block(word):
+                other = self.acl_branch(name, f"else of acl entry {name.text}", word)
         else:
             self.i = save
         self.acls.append(Acl(name.text, branch, restriction, other))
 
-    def acl_branch(self, owner: Token) -> AclBranch:
+    def acl_branch(self, owner: Token, what: str, opened: Token) -> AclBranch:
         branch = AclBranch(self.pos(owner))
 
         def statement(k: Token, args: list[Token]) -> None:
@@ -537,7 +739,7 @@ class Parser:
             else:
                 self.expected(k, "pass, redirect, rewrite or logfile")
 
-        self.block(statement)
+        self.block(what, opened, statement, BRANCH_KEYS)
         return branch
 
     def pass_list(self, args: list[Token]) -> list[PassItem]:
@@ -567,7 +769,7 @@ class Parser:
         if self.welcome_tok is not None:
             self.fail(kw, f"a second welcome block (the first is at line "
                           f"{self.welcome_tok.line}); keep one")
-        if not self.open_block():
+        if not self.open_block(kw):
             return
         lines: dict[str, tuple[Token, list[Token]]] = {}
 
@@ -582,7 +784,7 @@ class Parser:
             else:
                 lines[k.text] = (k, args)
 
-        self.block(statement)
+        self.block(kw.text, kw, statement, frozenset(WELCOME_KEYS))
         if self.welcome_tok is None:
             self.welcome, self.welcome_tok = lines, kw
 

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from squidguard_bloom.config import ConfigError, load_config
+from squidguard_bloom.config.parser import Parser
 from squidguard_bloom.errors import SquidguardBloomError
 
 from .conftest import DEFAULT_ACL
@@ -28,7 +29,7 @@ def test_syntax_error_names_token_and_expectation(tree):
      "2:2: error: found 'redirect', expected '{'"),
     ("dest {\n}\n" + DEFAULT_ACL, "1:6: error: found '{', expected a name after dest"),
     ("acl {\n default {\n  pass all\n }\n", "5:1: error: found the end of file, expected '}' "
-                                           "to close the acl block"),
+                                           "to close acl (opened at line 1)"),
     ("dest d {\n redirect http://x/ extra\n}\n" + DEFAULT_ACL,
      "2:21: error: found 'extra', expected one URL after redirect"),
     ("dest d {\n bogus x\n}\n" + DEFAULT_ACL,
@@ -215,3 +216,138 @@ def test_forward_references_are_accepted_with_a_warning(tree):
                             "line 5: accepted, but squidGuard 1.6 refuses it") for w in got), got
     assert any(w.startswith("9:2: warning: src 'lab' is used before its definition at line 16")
                for w in got), got
+
+
+# One brace too few or too many is one error naming the block, and the rest of the
+# file is still checked: each case below also holds a later, unrelated mistake
+# (an undefined name, a bad keyword) that must be reported after the recovery.
+BLOCK_ACL = "acl {\n default {\n  pass !ads all\n }\n}\n"
+UNDEFINED_NOPE = ("error: dest 'nope' is not defined; add a 'dest nope { … }' block above "
+                  "this line or fix the name")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # dest: the admin's usual slip (the issue's example, line for line)
+    ("dbhome {db}\n\ndest ads {\n    domainlist ads/domains\n\n"
+     "acl {\n    default {\n        pass !ads !nope all\n    }\n}\n",
+     ["6:1: error: 'acl' inside dest ads (opened at line 3); is a '}' missing before it?",
+      f"8:19: {UNDEFINED_NOPE}"]),
+    ("dest ads {\n domainlist ads/domains\n\ndest porn {\n redirect http://x/\n}\n"
+     "acl {\n default {\n  pass !ads !porn !nope all\n }\n}\n",
+     ["4:1: error: 'dest' inside dest ads (opened at line 1); is a '}' missing before it?",
+      f"9:19: {UNDEFINED_NOPE}"]),
+    ("dest ads {\n domainlist ads/domains\n\nrewrite r {\n s@^a@b@\n}\n"
+     "acl {\n default {\n  pass !ads !nope all\n }\n}\n",
+     ["4:1: error: 'rewrite' inside dest ads (opened at line 1); is a '}' missing before it?",
+      f"9:13: {UNDEFINED_NOPE}"]),
+    # src, time, rewrite, welcome
+    ("src kids {\n ip 10.0.0.0/8\n\nacl {\n kids {\n  pass none\n }\n default {\n"
+     "  pass !nope all\n }\n}\n",
+     ["4:1: error: 'acl' inside src kids (opened at line 1); is a '}' missing before it?",
+      f"9:8: {UNDEFINED_NOPE}"]),
+    ("time school {\n weekly mtwhf 08:00-16:00\n\nsrc kids {\n ip 10.0.0.0/8\n"
+     " within schol\n}\n" + DEFAULT_ACL,
+     ["4:1: error: 'src' inside time school (opened at line 1); is a '}' missing before it?",
+      "6:9: error: time 'schol' is not defined; add a 'time schol { … }' block above this "
+      "line or fix the name"]),
+    ("rewrite safe {\n s@(google\\..*/search\\?.*q=.*)@\\1\\&safe=active@i\n\n"
+     "dest ads {\n bogus 1\n}\n" + DEFAULT_ACL,
+     ["4:1: error: 'dest' inside rewrite safe (opened at line 1); is a '}' missing before it?",
+      "5:2: error: found 'bogus', expected domainlist, urllist, expressionlist, redirect, "
+      "rewrite, within, outside or logfile"]),
+    ("welcome {\n redirect http://welcome.example/?u=%u\n\nacl {\n default {\n"
+     "  pass !nope all\n }\n}\n",
+     ["4:1: error: 'acl' inside welcome (opened at line 1); is a '}' missing before it?",
+      f"6:8: {UNDEFINED_NOPE}"]),
+    # acl, and its entries (the next entry, or its else, shows where one ends)
+    ("acl {\n default {\n  pass !nope all\n }\n\nwelcome {\n redirect http://w.example/\n"
+     " bogus 1\n}\n",
+     [f"3:8: {UNDEFINED_NOPE}",
+      "6:1: error: 'welcome' inside acl (opened at line 1); is a '}' missing before it?",
+      "8:2: error: found 'bogus', expected one of redirect, key, capacity, error, state, "
+      "window, status, exempt, log, logfile"]),
+    ("src kids {\n ip 10.0.0.0/8\n}\nacl {\n kids {\n  pass none\n default {\n"
+     "  pass !nope all\n }\n}\n",
+     ["7:2: error: 'default' inside acl entry kids (opened at line 5); is a '}' missing "
+      "before it?",
+      f"8:8: {UNDEFINED_NOPE}"]),
+    ("time t {\n}\nsrc kids {\n ip 10.0.0.0/8\n}\nacl {\n kids within t {\n  pass none\n"
+     " else {\n  pass !nope all\n }\n default {\n  pass all\n }\n}\n",
+     ["9:2: error: 'else' inside acl entry kids (opened at line 7); is a '}' missing "
+      "before it?",
+      f"10:8: {UNDEFINED_NOPE}"]),
+    ("time t {\n}\nsrc kids {\n ip 10.0.0.0/8\n}\nacl {\n kids within t {\n  pass none\n"
+     " } else {\n  pass all\n default {\n  pass !nope all\n }\n}\n",
+     ["11:2: error: 'default' inside else of acl entry kids (opened at line 9); is a '}' "
+      "missing before it?",
+      f"12:8: {UNDEFINED_NOPE}"]),
+    # at the end of the file
+    ("acl {\n default {\n  pass !nope all\n }\n}\ndest ads {\n domainlist ads/domains\n",
+     [f"3:8: {UNDEFINED_NOPE}",
+      "8:1: error: found the end of file, expected '}' to close dest ads (opened at line 6)"]),
+    # two missing: two errors
+    ("dest ads {\n domainlist ads/domains\n\ndest porn {\n redirect http://x/\n\n" + BLOCK_ACL,
+     ["4:1: error: 'dest' inside dest ads (opened at line 1); is a '}' missing before it?",
+      "7:1: error: 'acl' inside dest porn (opened at line 4); is a '}' missing before it?"]),
+    # one too many: the block goes on, up to its own '}'
+    ("dest ads {\n domainlist ads/domains\n }\n redirect http://x/\n bogus 1\n}\n" + BLOCK_ACL,
+     ["4:2: error: 'redirect' after the end of dest ads (closed at line 3); is that '}' one "
+      "too many?",
+      "5:2: error: found 'bogus', expected domainlist, urllist, expressionlist, redirect, "
+      "rewrite, within, outside or logfile"]),
+    ("src kids {\n ip 10.0.0.0/8\n}\nacl {\n kids {\n  pass none\n }}\n default {\n"
+     "  pass !nope all\n }\n}\n",
+     ["8:2: error: 'default' after the end of acl (closed at line 7); is that '}' one too "
+      "many?",
+      f"9:8: {UNDEFINED_NOPE}"]),
+    ("acl {\n default {\n  pass all\n }\n  redirect http://x/\n  rewrite nor\n }\n}\n",
+     ["5:3: error: 'redirect' after the end of acl entry default (closed at line 4); is that "
+      "'}' one too many?",
+      "6:11: error: rewrite 'nor' is not defined; add a 'rew nor { … }' block above this line "
+      "or fix the name"]),
+    ("dest ads {\n domainlist ads/domains\n}\n}\nacl {\n default {\n  pass !ads !nope all\n"
+     " }\n}\n",
+     ["4:1: error: '}' closes no block (dest ads was closed at line 3); is it one too many?",
+      f"7:13: {UNDEFINED_NOPE}"]),
+    ("}\n" + DEFAULT_ACL + "}\n",
+     ["1:1: error: '}' closes no block; is it one too many?",
+      "7:1: error: '}' closes no block (acl was closed at line 6); is it one too many?"]),
+    # a block where none belongs is skipped whole after one error
+    ("dest ads {\n domainlist ads/domains\n foo {\n  x y\n }\n}\n" + BLOCK_ACL,
+     ["3:2: error: found 'foo', expected domainlist, urllist, expressionlist, redirect, "
+      "rewrite, within, outside or logfile"]),
+])
+def test_one_brace_too_few_or_too_many_is_one_error(tree, text, expected):
+    tree.file("ads/domains")
+    assert tree.errors(text.replace("{db}", str(tree.db))) == expected
+
+
+def test_brace_recovery_keeps_what_follows(tree):
+    """After the error, what follows the missing or extra '}' is read as it was meant: the
+    next block is defined, the continued block keeps its statements (the helper would not
+    use the file, but --check lists the real problems, and only those)."""
+    parser = Parser("sg.conf", "dest ads {\n domainlist ads/domains\n\ndest porn {\n"
+                    " redirect http://x/\n }\n log porn.log\n}\n" + BLOCK_ACL)
+    parser.parse()
+    assert [str(d) for d in parser.diags] == [
+        "sg.conf:4:1: error: 'dest' inside dest ads (opened at line 1); is a '}' missing "
+        "before it?",
+        "sg.conf:7:2: error: 'log' after the end of dest porn (closed at line 6); is that '}' "
+        "one too many?"]
+    assert sorted(parser.dests) == ["ads", "porn"]
+    assert parser.dests["porn"].redirect == "http://x/"
+    assert [(f.owner.name, f.kind, f.tok.text) for f in parser.files] == [
+        ("ads", "domainlist", "ads/domains"), ("porn", "log", "porn.log")]
+    assert [a.source for a in parser.acls] == ["default"]
+
+
+def test_names_that_look_like_block_keywords_stay_valid(tree):
+    """No false alarm: a dest's own 'rewrite NAME' line, and an acl entry for a src named
+    'welcome' (welcome is not a squidGuard keyword), are statements, not missing braces."""
+    tree.file("ads/domains")
+    c = tree.load("rew r {\n s@^a@b@\n}\ndest ads {\n domainlist ads/domains\n rewrite r\n}\n"
+                  "src welcome {\n ip 10.0.0.0/8\n}\n"
+                  "acl {\n welcome {\n  pass none\n  rewrite r\n }\n default {\n"
+                  "  pass !ads all\n }\n}\n")
+    assert c.dests["ads"].rewrite == "r"
+    assert [a.source for a in c.acls] == ["welcome", "default"]
