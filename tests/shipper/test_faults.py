@@ -74,7 +74,12 @@ def test_cut_mid_batch_resumes_byte_exact(harness: Harness, proxy: FaultProxy) -
             lambda c=cut: len(warned_faults(shipper_log(proc))) > c, WAIT, f"cut {cut + 1} seen"
         )
     harness.wait_for(
-        lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), WAIT, "catch-up"
+        lambda: (
+            restorations(shipper_log(proc)) == 3
+            and harness.remote_bytes("squidGuard") == log.read_bytes()
+        ),
+        WAIT,
+        "the link up again after the last cut, and everything shipped",
     )
     assert harness.stop(proc) == 0
     text = shipper_log(proc)
@@ -157,7 +162,14 @@ def test_sshd_restart_with_sessions_killed(harness: Harness) -> None:
         "three refused connection attempts",
     )
     harness.sshd.start()
-    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), WAIT, "resume")
+    harness.wait_for(
+        lambda: (
+            restorations(shipper_log(proc)) == 1
+            and harness.remote_bytes("squidGuard") == log.read_bytes()
+        ),
+        WAIT,
+        "the link restored and everything shipped",
+    )
     assert harness.stop(proc) == 0
     text = shipper_log(proc)
     assert warned_faults(text) == [Fault.LOST, Fault.REFUSED], text
@@ -261,7 +273,14 @@ def test_monitor_disk_full(harness: Harness, tiny_tmpfs: Path) -> None:
         "two writes refused",
     )
     subprocess.run(["mount", "-o", "remount,size=4m", str(tiny_tmpfs)], check=True)
-    harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), WAIT, "heal")
+    harness.wait_for(
+        lambda: (
+            restorations(shipper_log(proc)) == 1
+            and harness.remote_bytes("squidGuard") == log.read_bytes()
+        ),
+        WAIT,
+        "the link restored and everything shipped",
+    )
     assert harness.stop(proc) == 0
     text = shipper_log(proc)
     assert warned_faults(text) == [Fault.REMOTE_REFUSED], text
