@@ -11,10 +11,12 @@ uses client addresses of its own (the welcome state is per Squid).
 
 from __future__ import annotations
 
+import os
 import pwd
 import random
 import re
 import shutil
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -123,7 +125,7 @@ def access_lines(sq: Squid, client: str) -> list[str]:
     return [line for line in sq.access_log() if line.split()[2:3] == [client]]
 
 
-def wait_until(predicate: Callable[[], bool], what: str, sq: Squid, timeout: float = 15) -> None:
+def wait_until(predicate: Callable[[], bool], what: str, sq: Squid, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -318,8 +320,8 @@ def test_blocked_connect_fails_at_once(serial_squid: Squid, origin: int, host: s
     """
     client = "127.0.0.4" if host == "blocked.test" else "127.0.0.5"
     r = fetch(serial_squid.port, f"https://{host}:443/", client, method="CONNECT", timeout=20)
-    assert r.exit != 0 and r.seconds < 5, r
-    assert r.connect_code == 302, r
+    # Refused with the 302 (curl fails on it), not left waiting until curl gives up.
+    assert r.connect_code == 302 and r.exit != 0 and not r.timed_out, r
     seen = access_lines(serial_squid, client)
     assert len(seen) == 1 and "TCP_REDIRECT/302" in seen[0] and \
         f"CONNECT {host}:443" in seen[0], seen
@@ -362,8 +364,21 @@ def test_post_connect_and_exempt_hosts_are_never_welcomed(serial_squid: Squid,
     assert fetch(port, page, "127.0.3.4").code == 200
 
 
-def _welcome_burst(sq: Squid, origin: int, clients: list[str], seed: int) -> set[int]:
-    """Every client at once, its URLs in turn; one welcome each.  The PIDs that answered."""
+def _answering(sq: Squid, clients: list[str]) -> set[int]:
+    """PIDs of the helpers that logged a welcome or a block for one of clients."""
+    mine = "|".join(re.escape(c) for c in clients)
+    return {int(m) for name in ("welcome.log", "adult.log")
+            for m in re.findall(rf"^\S+ \S+ \[(\d+)\] .* (?:{mine})/",
+                                "\n".join(log_lines(sq, name)), re.M)}
+
+
+def _welcome_burst(sq: Squid, origin: int, clients: list[str], seed: int,
+                   hold: int | None = None) -> set[int]:
+    """Every client at once, its URLs in turn; one welcome each.  The PIDs that answered.
+
+    hold: a helper kept stopped (SIGSTOP) until another one has answered part of
+    the burst, so that Squid must spread it over at least two children.
+    """
     rng = random.Random(seed)
     bursts = {}
     for client in clients:
@@ -374,8 +389,17 @@ def _welcome_burst(sq: Squid, origin: int, clients: list[str], seed: int) -> set
     # first requests of one client on parallel connections are welcomed once
     # too: the filter's add lock, tests/test_bloom.py.)
     with ThreadPoolExecutor(len(clients)) as pool:
-        answers = dict(zip(clients, pool.map(lambda c: fetch_many(sq.port, bursts[c], c),
-                                             clients), strict=True))
+        if hold is not None:
+            os.kill(hold, signal.SIGSTOP)
+        try:
+            fetched = pool.map(lambda c: fetch_many(sq.port, bursts[c], c), clients)
+            if hold is not None:
+                wait_until(lambda: bool(_answering(sq, clients) - {hold}),
+                           f"a child other than the stopped {hold} answering", sq)
+        finally:
+            if hold is not None:
+                os.kill(hold, signal.SIGCONT)
+        answers = dict(zip(clients, fetched, strict=True))
     welcomed: Counter[str] = Counter()
     for client, results in answers.items():
         assert len(results) == 7, results
@@ -391,9 +415,7 @@ def _welcome_burst(sq: Squid, origin: int, clients: list[str], seed: int) -> set
     logged = Counter(line.split()[-4].split("/")[0] for line in log_lines(sq, "welcome.log")
                      if re.search(rf" (?:{mine})/", line))
     assert logged == welcomed
-    return {int(m) for name in ("welcome.log", "adult.log")
-            for m in re.findall(rf"^\S+ \S+ \[(\d+)\] .* (?:{mine})/",
-                                "\n".join(log_lines(sq, name)), re.M)}
+    return _answering(sq, clients)
 
 
 @pytest.mark.parametrize("which", ["serial_squid", "concurrent_squid"])
@@ -402,18 +424,20 @@ def test_each_client_welcomed_exactly_once_under_load(which: str, origin: int,
     """Many clients at once over 3 children sharing one filter: one welcome per client.
 
     A helper answers in microseconds, so Squid may hand a whole burst to one
-    child; bursts of new clients are repeated (up to four) until at least two
-    children have answered, so the filter was shared.
+    child. Then a second burst of new clients runs with that child stopped
+    (SIGSTOP) until another child has answered: Squid has to spread it, so the
+    filter is shared whatever the timing.
     """
     sq: Squid = request.getfixturevalue(which)
     answering: set[int] = set()
-    for burst in range(4):
+    for burst in range(2):
         clients = [f"127.0.{10 + burst}.{i}" for i in range(1, 25)]
-        answering |= _welcome_burst(sq, origin, clients, seed=burst)
+        hold = next(iter(answering)) if answering else None
+        answering |= _welcome_burst(sq, origin, clients, seed=burst, hold=hold)
         assert answering <= set(sq.seen_helpers), (answering, sq.seen_helpers)
         if len(answering) >= 2:
             break
-    assert len(answering) >= 2, f"only helper {answering} answered 4 bursts: load never spread"
+    assert len(answering) >= 2, f"only helper {answering} answered, with it stopped"
 
 
 @pytest.mark.parametrize("which", ["serial_squid", "concurrent_squid"])
@@ -470,7 +494,7 @@ def test_broken_config_is_reported_and_helpers_stay_up(which: str, origin: int,
     if which == "broken_squid":
         assert tunnel.connect_code == 200 and tunnel.code == 200, tunnel
     else:
-        assert tunnel.connect_code == 302 and tunnel.exit != 0 and tunnel.seconds < 5, tunnel
+        assert tunnel.connect_code == 302 and tunnel.exit != 0 and not tunnel.timed_out, tunnel
     time.sleep(1)
     assert sq.proc.poll() is None, "Squid died"
     assert sq.helper_pids() == pids, "helpers were restarted"
