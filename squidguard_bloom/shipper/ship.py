@@ -198,7 +198,7 @@ class Shipper:
                     )
                     return EXIT_TEMPFAIL
                 delay = self._backoff(self._failures)
-                self._link_down(exc, delay)
+                self.link_failed(exc, delay)
                 await self._sleep(delay)
         self.log_status()
         return EXIT_OK
@@ -237,8 +237,9 @@ class Shipper:
         self._fault = None
         self._down_since = None
 
-    def _link_down(self, exc: ShipError, delay: float) -> None:
-        """Warn once per change of fault kind (not per attempt, nor per request in flight)."""
+    def link_failed(self, exc: ShipError, delay: float) -> None:
+        """Record one failed attempt; warn only when its fault kind differs from the last one
+        (not once per attempt, nor per request that happened to be in flight)."""
         self.link_state = "down"
         if self._down_since is None:
             self._down_since = time.monotonic()
