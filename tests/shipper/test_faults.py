@@ -117,7 +117,6 @@ def test_stall_is_caught_by_the_keepalives(harness: Harness, proxy: FaultProxy) 
     assert harness.stop(proc) == 0
     text = shipper_log(proc)
     assert warned_faults(text) == [Fault.STALLED, Fault.STALLED], text
-    assert "not responding to keepalive" in text  # asyncssh's own words, after the tag
     assert_no_noise(text)
 
 
@@ -126,7 +125,9 @@ def test_hung_sftp_server_is_caught_by_the_write_deadline(harness: Harness) -> N
     deadline (write_timeout) can notice ("hung"); the shipper reconnects and catches up."""
     log = harness.logs / "squidGuard.log"
     log.write_bytes(lines(0, 100))
-    proc = harness.start(str(log), write_timeout=5)
+    # Keepalives that would catch a silent link within 3 s, and a deadline of 5 s: the
+    # fault is "hung" only if sshd kept answering the keepalives while SFTP hung.
+    proc = harness.start(str(log), keepalive_interval=1, keepalive_count_max=2, write_timeout=5)
     harness.wait_for(lambda: harness.remote_bytes("squidGuard") == log.read_bytes(), WAIT, "start")
     frozen = harness.sshd.freeze_sftp_servers()
     assert frozen, "no SFTP server process found to freeze"
