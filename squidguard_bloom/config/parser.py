@@ -136,7 +136,7 @@ class Parser:
         self.files: list[FileRef] = []
         # Brace recovery: the blocks open now (what, its first token), the level to
         # return to after a missing '}', the acl body's level, the block just closed.
-        self.open: list[tuple[str, Token]] = []
+        self.nesting: list[tuple[str, Token]] = []
         self.unwind: int | None = None
         self.acl_depth: int | None = None
         self.just_closed: Closed | None = None
@@ -202,7 +202,7 @@ class Parser:
             self.skip_bad_block()
         elif tok.kind == RBRACE:
             self.next()  # an empty body, without its '{'
-        elif self.outer_level(tok, len(self.open) + 1) is None:
+        elif self.outer_level(tok, len(self.nesting) + 1) is None:
             # Only the brace is missing: the body follows on the next lines.
             # Skip it up to its '}' so that one mistake gives one error.
             self.block("", opened, None)
@@ -223,11 +223,11 @@ class Parser:
         its statement keywords. With statement None the block is skipped
         without a word (its header was already reported).
         """
-        self.open.append((what, opened))
+        self.nesting.append((what, opened))
         try:
             self._body(what, opened, statement, keys)
         finally:
-            self.open.pop()
+            self.nesting.pop()
 
     def _body(self, what: str, opened: Token, statement: Statement | None,
               keys: frozenset[str]) -> None:
@@ -304,7 +304,7 @@ class Parser:
     def missing_brace(self, tok: Token, what: str | None, opened: Token) -> bool:
         """At a line starting with tok inside the block what: if the line belongs to an
         enclosing level, report the missing '}' (unless what is None) and unwind to it."""
-        target = self.outer_level(tok, len(self.open))
+        target = self.outer_level(tok, len(self.nesting))
         if target is None:
             return False
         if what is not None:
@@ -317,7 +317,7 @@ class Parser:
         """After a nested block returned: True when this level must return too."""
         if self.unwind is None:
             return False
-        if self.unwind < len(self.open):
+        if self.unwind < len(self.nesting):
             return True
         self.unwind = None
         return False
@@ -653,8 +653,8 @@ class Parser:
 
     def acl_body(self, kw: Token) -> None:
         """The acl's entries up to its closing brace."""
-        self.open.append(("acl", kw))
-        outer_acl, self.acl_depth = self.acl_depth, len(self.open)
+        self.nesting.append(("acl", kw))
+        outer_acl, self.acl_depth = self.acl_depth, len(self.nesting)
         try:
             while True:
                 self.skip_newlines()
@@ -676,7 +676,7 @@ class Parser:
                 if self.unwound():
                     return
         finally:
-            self.open.pop()
+            self.nesting.pop()
             self.acl_depth = outer_acl
 
     def acl_entry(self) -> None:
