@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from squidguard_bloom.shipper.errors import ShipConfigError
+from squidguard_bloom.shipper.faults import fault_tag
 from squidguard_bloom.shipper.helperlogs import HELPER_CONFIG, helper_logs
 from squidguard_bloom.shipper.ship import EXIT_CONFIG, ShipSettings, ship
 from squidguard_bloom.shipper.transport import LinkSettings
@@ -204,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings, log_file = settings_from(args)
     except ShipConfigError as exc:
-        print(f"squidguard-bloom-ship: {exc}", file=sys.stderr)
+        print(f"squidguard-bloom-ship: {fault_tag(exc.fault)} {exc}", file=sys.stderr)
         return EXIT_CONFIG
     _setup_logging(log_file, args.verbose)
     log.info(

@@ -75,7 +75,8 @@ def test_config_file_and_flags(tmp_path: Path) -> None:
 def test_password_in_config_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = write_config(tmp_path, BASE + 'password = "secret"\n')
     assert main(["-c", str(cfg)]) == 78
-    assert "'password' is not supported" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("squidguard-bloom-ship: [fault=config] ") and "'password' is not" in err
 
 
 def test_missing_and_unknown_settings(tmp_path: Path) -> None:
