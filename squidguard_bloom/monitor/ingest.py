@@ -22,6 +22,7 @@ they are refused, logged once and recorded as a ``refused`` event.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -31,7 +32,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from squidguard_bloom.monitor import rollup
 from squidguard_bloom.monitor.db import Database
 from squidguard_bloom.monitor.errors import MonitorError
 from squidguard_bloom.monitor.parse import (
@@ -47,6 +47,7 @@ from squidguard_bloom.monitor.parse import (
     parse_shipper,
     sniff,
 )
+from squidguard_bloom.monitor.rollup import Rollups
 
 log = logging.getLogger("squidguard_bloom.monitor")
 
@@ -107,8 +108,7 @@ class _Batch:
         self.unparsed: list[tuple] = []
         self.advances: dict[int, _Advance] = {}
         self.kinds: dict[int, str] = {}  # stream id -> kind decided in this batch
-        self.lines: dict[tuple[int, int, str], list[int]] = {}  # (minute, proxy, kind) -> [l, u]
-        self.newest: dict[int, float] = {}  # proxy id -> newest event time
+        self.rollups = Rollups()
         self.received: set[int] = set()  # proxies with lines in this batch
         self.bytes = 0
         self.count = 0
@@ -118,11 +118,6 @@ class _Batch:
         if adv is None:
             adv = self.advances[segment.id] = _Advance(segment)
         return adv
-
-    def count_lines(self, minute: int, proxy_id: int, kind: str, lines: int, bad: int) -> None:
-        slot = self.lines.setdefault((minute, proxy_id, kind), [0, 0])
-        slot[0] += lines
-        slot[1] += bad
 
 
 class Stats:
@@ -159,8 +154,6 @@ class Ingest:
         self._proxies: dict[str, int] = {}
         self._streams: dict[tuple[int, str], _Stream] = {}
         self._reported: set[str] = set()
-        self._access_sql = rollup.access_statements(db)
-        self._decision_sql = rollup.decision_statements(db)
         self._load()
 
     # -- state -------------------------------------------------------------------------
@@ -395,7 +388,7 @@ class Ingest:
         now = self.now()
         batch.unparsed.append((st.proxy_id, st.id, seg.id, at, length, now, reason,
                                bytes(head[:UNPARSED_KEEP])))
-        batch.count_lines(int(now // 60 * 60), st.proxy_id, st.kind or "unknown", 0, 1)
+        batch.rollups.count_lines(now, st.proxy_id, st.kind or "unknown", 0, 1)
         batch.received.add(st.proxy_id)
 
     def _take(self, st: _Stream, seg: _Segment, adv: _Advance, data: bytes, batch: _Batch,
@@ -415,17 +408,21 @@ class Ingest:
                     break
         bad: list[tuple[int, str]] = []
         kind = st.kind
+        rollups = batch.rollups
         if kind == ACCESS:
+            first = len(batch.access)
             parse_access(lines, st.proxy_id, batch.access, bad)
+            rollups.add_access(batch.access, first)
         elif kind == HELPER:
-            n_events = len(batch.events)
+            first, first_event = len(batch.decisions), len(batch.events)
             parse_helper(lines, st.proxy_id, st.id, self.clock, batch.decisions, batch.events,
                          bad)
-            self._count_events(batch, n_events, HELPER)
+            rollups.add_decisions(batch.decisions, first)
+            rollups.add_events(batch.events, HELPER, first_event)
         elif kind == SHIPPER:
-            n_events = len(batch.events)
+            first_event = len(batch.events)
             parse_shipper(lines, st.proxy_id, st.id, self.clock, batch.events, bad)
-            self._count_events(batch, n_events, SHIPPER)
+            rollups.add_events(batch.events, SHIPPER, first_event)
         else:
             bad = [(i, "not a known log format (Squid native access.log, squidGuard-format, "
                     "shipper log)") for i in range(len(lines))]
@@ -445,13 +442,6 @@ class Ingest:
         batch.count += n
         if n > len(bad):
             batch.received.add(st.proxy_id)
-
-    def _count_events(self, batch: _Batch, first: int, kind: str) -> None:
-        for row in batch.events[first:]:
-            proxy_id, ts = row[0], row[2]
-            batch.count_lines(int(ts // 60 * 60), proxy_id, kind, 1, 0)
-            if ts > batch.newest.get(proxy_id, 0.0):
-                batch.newest[proxy_id] = ts
 
     # -- writing -------------------------------------------------------------------------
 
@@ -477,26 +467,12 @@ class Ingest:
                         raise _Conflict(adv.segment.name)
                 for sid, kind in batch.kinds.items():
                     db.execute("UPDATE streams SET kind = ? WHERE id = ?", (kind, sid))
-                newest = dict(batch.newest)
-                for table, columns, rows, statements in (
-                        ("access", ACCESS_COLUMNS, batch.access, self._access_sql),
-                        ("decisions", DECISION_COLUMNS, batch.decisions, self._decision_sql)):
-                    if not rows:
-                        continue
-                    last = db.scalar(f"SELECT coalesce(max(id), 0) FROM {table}")
-                    db.insert_rows(table, columns, rows)
-                    for sql in statements:
-                        db.execute(sql, (last,))
-                    for proxy_id, ts in db.execute(
-                            f"SELECT proxy_id, max(ts) FROM {table} WHERE id > ? "
-                            "GROUP BY proxy_id", (last,)):
-                        if ts > newest.get(proxy_id, 0.0):
-                            newest[proxy_id] = ts
+                db.insert_rows("access", ACCESS_COLUMNS, batch.access)
+                db.insert_rows("decisions", DECISION_COLUMNS, batch.decisions)
                 db.insert_rows("events", EVENT_COLUMNS, batch.events)
                 db.insert_rows("unparsed", UNPARSED_COLUMNS, batch.unparsed)
-                if batch.lines:
-                    db.executemany(rollup.LINES_UPSERT,
-                                   [(*key, v[0], v[1]) for key, v in batch.lines.items()])
+                batch.rollups.write(db)
+                newest = batch.rollups.newest
                 for proxy_id in batch.received - set(newest):
                     db.execute("UPDATE proxies SET last_received = ? WHERE id = ?",
                                (now, proxy_id))
@@ -527,6 +503,8 @@ class Ingest:
             every_pass: Callable[[], None] | None = None) -> Stats:
         """Ingest until stop is set (or, with once, until nothing is left)."""
         stop = stop or threading.Event()
+        # Batches allocate a tuple per line and no cycles: collect rarely (5-10 % faster).
+        gc.set_threshold(100000, 50, 100)
         while not stop.is_set():
             stored = self.run_pass()
             if every_pass is not None:

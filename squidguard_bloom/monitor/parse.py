@@ -55,19 +55,31 @@ def sniff(line: str, stream_name: str) -> str | None:
 def host_of(url: str) -> str:
     """Lower-case host of a URL (``scheme://[user@]host[:port]/...``) or of ``host:port``."""
     i = url.find("://")
-    rest = url[i + 3:] if i >= 0 else url
-    end = len(rest)
-    for sep in "/?#":
-        j = rest.find(sep)
-        if 0 <= j < end:
-            end = j
-    hostport = rest[:end]
-    if "@" in hostport:
-        hostport = hostport.rpartition("@")[2]
-    if hostport.startswith("["):
-        close = hostport.find("]")
-        return hostport[1:close if close > 0 else None].lower()
-    return hostport.partition(":")[0].lower()
+    if i < 0:
+        authority = url
+    else:
+        j = url.find("/", i + 3)
+        authority = url[i + 3:] if j < 0 else url[i + 3:j]
+    host = _HOSTS.get(authority)
+    if host is None:
+        if len(_HOSTS) >= 100000:
+            _HOSTS.clear()
+        host = _HOSTS[authority] = _host(authority)
+    return host
+
+
+_HOSTS: dict[str, str] = {}  # authority -> host: a batch sees the same few thousand
+
+
+def _host(authority: str) -> str:
+    for sep in "?#":
+        authority = authority.partition(sep)[0]
+    if "@" in authority:
+        authority = authority.rpartition("@")[2]
+    if authority.startswith("["):
+        close = authority.find("]")
+        return authority[1:close if close > 0 else None].lower()
+    return authority.partition(":")[0].lower()
 
 
 class Clock:
