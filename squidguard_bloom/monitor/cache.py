@@ -6,16 +6,13 @@ A hit is any code with ``HIT`` in it (``TCP_HIT``, ``TCP_MEM_HIT``,
 plus ``TCP_REFRESH_UNMODIFIED`` (the cached copy was revalidated and sent) and
 ``TCP_REFRESH_FAIL_OLD`` (the origin failed, the cached copy was sent). Every
 other code (``TCP_MISS``, ``TCP_REFRESH_MODIFIED``, ``TCP_TUNNEL``,
-``TCP_DENIED``, ``NONE`` ...) is a miss. ``is_hit`` and ``HIT_SQL`` say the same.
+``TCP_DENIED``, ``NONE`` ...) is a miss. Ingest stores the answer in
+``rollup_cache.hit``, so queries need not repeat the rule.
 """
 
 from __future__ import annotations
 
 _REVALIDATED = ("TCP_REFRESH_UNMODIFIED", "TCP_REFRESH_FAIL_OLD")
-
-# SQL of the same rule over a column named "result" (upper case, as Squid writes it)
-HIT_SQL = ("(CASE WHEN result LIKE '%HIT%' OR result LIKE 'TCP_REFRESH_UNMODIFIED%' "
-           "OR result LIKE 'TCP_REFRESH_FAIL_OLD%' THEN 1 ELSE 0 END)")
 
 
 def is_hit(result: str) -> bool:
