@@ -26,6 +26,7 @@ import gc
 import logging
 import os
 import re
+import signal
 import stat
 import threading
 import time
@@ -56,6 +57,9 @@ UNPARSED_KEEP = 65536  # bytes of an unparsed line that are kept
 UNPARSED_COLUMNS = ("proxy_id", "stream_id", "segment_id", "at", "length", "received",
                     "reason", "line")
 OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# Fault injection for the crash tests: "N" makes the process SIGKILL itself inside its Nth
+# transaction, after every row is written and before COMMIT.
+CRASH_ENV = "SQUIDGUARD_BLOOM_MONITOR_CRASH_AT"
 
 
 class IngestBusyError(MonitorError):
@@ -154,6 +158,7 @@ class Ingest:
         self._proxies: dict[str, int] = {}
         self._streams: dict[tuple[int, str], _Stream] = {}
         self._reported: set[str] = set()
+        self._crash_at = int(os.environ.get(CRASH_ENV, "0") or 0)
         self._load()
 
     # -- state -------------------------------------------------------------------------
@@ -481,6 +486,8 @@ class Ingest:
                         "UPDATE proxies SET last_received = ?, last_line_ts = CASE WHEN "
                         "last_line_ts IS NULL OR last_line_ts < ? THEN ? ELSE last_line_ts END "
                         "WHERE id = ?", (now, ts, ts, proxy_id))
+                if self._crash_at and self.stats.transactions + 1 >= self._crash_at:
+                    os.kill(os.getpid(), signal.SIGKILL)
         except _Conflict as exc:
             self.stats.conflicts += 1
             log.warning("segment %s was moved on by another ingest; reloading its checkpoints",
