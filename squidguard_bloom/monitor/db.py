@@ -72,6 +72,13 @@ class Database:
         """Bulk insert (executemany on SQLite, COPY on PostgreSQL); inside a transaction."""
         raise NotImplementedError
 
+    def add_to(self, table: str, keys: Sequence[str], values: Sequence[str],
+               rows: Sequence[Row], fixed: Sequence[str] = ()) -> None:
+        """Add rows of (*keys, *fixed, *values) to table: a new key is inserted, an existing
+        one gets its values added (``fixed`` columns are written on insert only)."""
+        if rows:
+            self.executemany(_add_sql(table, keys, values, fixed, "VALUES"), rows)
+
     def try_lock(self, name: str) -> bool:
         """Take the named exclusive lock for this connection's life; False if someone has it."""
         raise NotImplementedError
@@ -207,6 +214,7 @@ class PostgresDatabase(Database):
         except psycopg.Error as exc:
             raise DatabaseError(f"cannot connect to {redact(url)}: {exc}".strip()) from exc
         self._sql: dict[str, str] = {}
+        self._staged: set[str] = set()
 
     def _pg(self, sql: str) -> str:
         out = self._sql.get(sql)
@@ -227,8 +235,12 @@ class PostgresDatabase(Database):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        with self.conn.transaction():
-            yield
+        try:
+            with self.conn.transaction():
+                yield
+        except BaseException:
+            self._staged.clear()  # temp tables created in it are gone with it
+            raise
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         if not rows:
@@ -239,6 +251,23 @@ class PostgresDatabase(Database):
             write = copy.write_row
             for row in rows:
                 write(row)
+
+    def add_to(self, table: str, keys: Sequence[str], values: Sequence[str],
+               rows: Sequence[Row], fixed: Sequence[str] = ()) -> None:
+        # One COPY into a temporary twin and one INSERT ... SELECT: a row-by-row upsert
+        # costs a round trip and a plan execution per bucket.
+        if not rows:
+            return
+        stage = f"stage_{table}"
+        if stage not in self._staged:
+            self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) "
+                              "ON COMMIT DELETE ROWS")
+            self._staged.add(stage)
+        columns = (*keys, *fixed, *values)
+        self.insert_rows(stage, columns, rows)
+        self.conn.execute(_add_sql(table, keys, values, fixed, f"SELECT {', '.join(columns)} "
+                                   f"FROM {stage}"))
+        self.conn.execute(f"DELETE FROM {stage}")
 
     def try_lock(self, name: str) -> bool:
         return bool(self.scalar("SELECT pg_try_advisory_lock(?)", (_PG_LOCKS[name],)))
@@ -255,6 +284,16 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _add_sql(table: str, keys: Sequence[str], values: Sequence[str], fixed: Sequence[str],
+             source: str) -> str:
+    columns = (*keys, *fixed, *values)
+    if source == "VALUES":
+        source = f"VALUES ({', '.join('?' * len(columns))})"
+    sets = ", ".join(f"{v} = {table}.{v} + excluded.{v}" for v in values)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) {source} "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}")
 
 
 def _statements(sql: str) -> list[str]:

@@ -24,15 +24,6 @@ TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def upsert_sql(table: str, extra: tuple[str, ...] = ()) -> str:
-    """INSERT of one bucket that adds its values to an existing one."""
-    keys, values = TABLES[table]
-    cols = (*keys, *extra, *values)
-    sets = ", ".join(f"{v} = {table}.{v} + excluded.{v}" for v in values)
-    return (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}")
-
-
 class Rollups:
     """The buckets of one batch; ``write`` adds them to the database."""
 
@@ -145,14 +136,14 @@ class Rollups:
 
     def write(self, db: Database) -> None:
         """Add every bucket to its table (inside the caller's transaction)."""
-        hit_of = self._hit
         for table, buckets in (
                 ("rollup_lines", self.lines), ("rollup_decisions", self.decisions),
                 ("rollup_blocked_hosts", self.blocked), ("rollup_hosts", self.hosts),
                 ("rollup_clients", self.clients)):
-            if buckets:
-                db.executemany(upsert_sql(table), [
-                    (*k, *v) if isinstance(v, list) else (*k, v) for k, v in buckets.items()])
-        if self.cache:
-            db.executemany(upsert_sql("rollup_cache", ("hit",)), [
-                (*k, hit_of[k[2]], *v) for k, v in self.cache.items()])
+            keys, values = TABLES[table]
+            db.add_to(table, keys, values, [
+                (*k, *v) if isinstance(v, list) else (*k, v) for k, v in buckets.items()])
+        keys, values = TABLES["rollup_cache"]
+        hit_of = self._hit
+        db.add_to("rollup_cache", keys, values,
+                  [(*k, hit_of[k[2]], *v) for k, v in self.cache.items()], fixed=("hit",))
