@@ -303,15 +303,16 @@ class Ingest:
     # -- reading -------------------------------------------------------------------------
 
     def run_pass(self) -> int:
-        """Read everything complete now (several transactions); the lines stored."""
+        """Read everything complete now (several transactions); the lines stored, or -1
+        when another ingest moved a checkpoint first (state reloaded: pass again)."""
         before = self.stats.lines + self.stats.unparsed
         batch: _Batch | None = _Batch()
         for st, seg, path, finished in self._work():
             batch = self._read_segment(st, seg, path, finished, batch)
-            if batch is None:  # another ingest moved a checkpoint: state reloaded, start over
-                break
-        else:
-            self._commit(batch)
+            if batch is None:
+                return -1
+        if not self._commit(batch):
+            return -1
         return self.stats.lines + self.stats.unparsed - before
 
     def _read_segment(self, st: _Stream, seg: _Segment, path: str, finished: bool,
