@@ -8,6 +8,10 @@ insert). No ORM: ingest speed is the point, and the SQL stays visible.
 ``open_database(url)`` takes ``postgresql://...`` (or ``postgres://``) for
 PostgreSQL; anything else is a SQLite file path (``sqlite:///path`` also
 works). It applies pending migrations (see :mod:`.migrate`) unless told not to.
+
+A ``Database`` is one connection: open one per thread (a web server runs its
+queries in a thread pool, one connection per worker thread). On SQLite, WAL
+lets any number of readers work while the single ingest writes.
 """
 
 from __future__ import annotations
