@@ -7,16 +7,19 @@
 #                       install for Squid: a venv under $PREFIX (default
 #                       /opt/squidguard-bloom) built on Debian's python3, which
 #                       Squid's "proxy" user can execute, and the commands
-#                       squidguard-bloom and squidguard-bloom-ship in $BINDIR
-#                       (default /usr/bin)
+#                       squidguard-bloom, squidguard-bloom-ship and
+#                       squidguard-bloom-monitor in $BINDIR (default /usr/bin);
+#                       EXTRAS=monitor adds the monitor's PostgreSQL driver
 # The development environment is ./.venv; system packages come from apt when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
-# System packages the test suite drives for real (Squid, squidGuard, sshd).
-TEST_DEBS=(squid squidguard openssh-server openssh-client curl python3 python3-venv)
+# System packages the test suite drives for real (Squid, squidGuard, sshd, the
+# monitor's PostgreSQL) and GoAccess, which bench/monitor_ingest.py runs beside the monitor.
+TEST_DEBS=(squid squidguard openssh-server openssh-client curl python3 python3-venv
+           postgresql goaccess)
 
 install_debs() {
     local missing=()
@@ -61,12 +64,15 @@ system_install() {
     [ -x "$prefix/venv/bin/python" ] || /usr/bin/python3 -m venv "$prefix/venv"
     "$prefix/venv/bin/python" -m pip install -q --upgrade pip >/dev/null
     "$prefix/venv/bin/python" -m pip install -q --force-reinstall --no-deps "$wheels"/*.whl
-    "$prefix/venv/bin/python" -m pip install -q "$wheels"/*.whl
+    local wheel
+    wheel=$(ls "$wheels"/*.whl)
+    "$prefix/venv/bin/python" -m pip install -q "$wheel${EXTRAS:+[$EXTRAS]}"
     rm -rf "$wheels"
     chmod -R a+rX "$prefix"
     mkdir -p "$bindir"
     ln -sf "$prefix/venv/bin/squidguard-bloom" "$bindir/squidguard-bloom"
     ln -sf "$prefix/venv/bin/squidguard-bloom-ship" "$bindir/squidguard-bloom-ship"
+    ln -sf "$prefix/venv/bin/squidguard-bloom-monitor" "$bindir/squidguard-bloom-monitor"
     echo "setup.sh: installed $bindir/squidguard-bloom (venv in $prefix/venv)" >&2
 }
 

@@ -140,7 +140,7 @@ def example_rewrite_conf() -> str:
     replace = {"url_rewrite_program": ours[0], "url_rewrite_children": ours[1]}
     lines = []
     for line in (ROOT / "squid.conf.example").read_text().splitlines():
-        if not line or line.startswith("#"):
+        if not line.startswith("url_rewrite_"):
             continue
         keyword = line.split()[0]
         lines.append(replace.pop(keyword, line.replace("{", "{{").replace("}", "}}")))

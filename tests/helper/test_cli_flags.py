@@ -74,10 +74,12 @@ def test_usage_error_prints_usage_and_exits_1(capsys: pytest.CaptureFixture[str]
 
 
 def test_helper_start_imports_no_argparse_and_no_writer() -> None:
-    """A start on up-to-date lists needs neither argparse nor the list writer."""
+    """A start on up-to-date lists needs neither argparse nor the list writer, and never
+    loads the monitor or its database drivers (optional parts of the monitoring host)."""
     probe = ("import sys; from squidguard_bloom import cli; cli.parse_args(['-c', 'x']); "
-             "import squidguard_bloom.runtime, squidguard_bloom.policy; "
-             "print(sorted({'argparse', 'squidguard_bloom.lists.writer', 'shutil', 'tempfile'}"
+             "import squidguard_bloom.runtime, squidguard_bloom.policy, squidguard_bloom.helper; "
+             "print(sorted({'argparse', 'squidguard_bloom.lists.writer', 'shutil', 'tempfile',"
+             " 'squidguard_bloom.monitor', 'sqlite3', 'psycopg', 'mirakuru'}"
              " & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True)

@@ -1,0 +1,223 @@
+"""Monitor ingest speed against GoAccess on the same Squid access.log, and database size.
+
+One run, side by side:
+
+1. a Squid native access.log of ``--lines`` lines (default 1,000,000; 3,000
+   clients, 20,000 hosts with Zipf-like popularity, a realistic mix of result
+   codes) parsed by GoAccess (Debian's, the command of ../shared/docs/monitor.md)
+   and stored by ``squidguard-bloom-monitor ingest --once`` into SQLite and into
+   PostgreSQL (a private server started here, default durability settings);
+2. the same for ``--helper-lines`` helper decision lines (squidGuard format:
+   blocks, passes, welcomes), into SQLite and PostgreSQL (GoAccess cannot read
+   them);
+3. database bytes per raw row (table plus its index) and the rollups' size.
+
+Each ingest is a separate process, timed from start to exit (start-up,
+migrations and the final commit included); CPU is that process's user+system
+time, and for PostgreSQL the server's CPU is shown too. The machine's cores
+are shared, so wall-clock figures move with its load: the load average is
+printed, and lines per CPU second are the steadier comparison.
+
+    python bench/monitor_ingest.py [--lines N] [--helper-lines N] [--no-postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from squidguard_bloom.monitor.db import open_database  # noqa: E402
+from tests.monitor.pgserver import PostgresServer, find_bindir  # noqa: E402
+
+GOACCESS_FORMAT = "%x.%^ %~%L %h %^/%s %b %m %U"
+START = 1796300000.0
+RESULTS = (["TCP_MISS/200"] * 9 + ["TCP_HIT/200", "TCP_MEM_HIT/200", "TCP_MEM_HIT/200",
+           "TCP_REFRESH_UNMODIFIED/304", "TCP_TUNNEL/200", "TCP_MISS/304", "TCP_MISS/404",
+           "TCP_DENIED/403", "TCP_REDIRECT/302"])
+MIMES = ["text/html", "image/png", "image/jpeg", "application/javascript", "text/css", "-"]
+
+
+def make_access_log(path: Path, lines: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    hosts = [f"www.site{i}.example" for i in range(20000)]
+    weights = [1.0 / (k + 1) for k in range(len(hosts))]
+    clients = [f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}" for i in range(3000)]
+    with path.open("w") as fh:
+        done = 0
+        while done < lines:
+            n = min(100000, lines - done)
+            picked = rng.choices(hosts, weights=weights, k=n)
+            out = []
+            for k in range(n):
+                i = done + k
+                result = rng.choice(RESULTS)
+                method = "CONNECT" if result.startswith("TCP_TUNNEL") else "GET"
+                url = (f"{picked[k]}:443" if method == "CONNECT"
+                       else f"http://{picked[k]}/p/{i % 5000}/item.html?id={i}")
+                out.append(f"{START + i * 0.01:.3f} {rng.randint(1, 3000):6d} "
+                           f"{rng.choice(clients)} {result} {rng.randint(200, 90000)} {method} "
+                           f"{url} - HIER_DIRECT/192.0.2.{i % 250} {rng.choice(MIMES)}\n")
+            fh.write("".join(out))
+            done += n
+
+
+def make_helper_log(path: Path, lines: int, seed: int = 8) -> None:
+    rng = random.Random(seed)
+    hosts = [f"bad{i}.example" for i in range(5000)]
+    cats = ["porn", "ads", "malware", "gambling"]
+    with path.open("w") as fh:
+        out = []
+        for i in range(lines):
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(START + i * 0.01))
+            pick = rng.random()
+            if pick < 0.6:
+                cat, action = rng.choice(cats), "REDIRECT"
+            elif pick < 0.9:
+                cat, action = "none", "PASS"
+            else:
+                cat, action = "welcome", "WELCOME"
+            out.append(f"{stamp} [4242] Request(default/{cat}/-) http://{rng.choice(hosts)}/x/"
+                       f"{i} 10.0.{i % 200}.{i % 250}/- - GET {action}\n")
+            if len(out) == 100000:
+                fh.write("".join(out))
+                out.clear()
+        fh.write("".join(out))
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def proc_cpu(pid: int) -> float:
+    """User+system CPU of a process and its reaped children (PostgreSQL backends)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(cmd: list[str]) -> tuple[float, float]:
+    cpu0, t0 = children_cpu(), time.monotonic()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall, cpu = time.monotonic() - t0, children_cpu() - cpu0
+    if done.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return wall, cpu
+
+
+def ingest(db_url: str, proxy_dir: Path) -> tuple[float, float]:
+    return timed([sys.executable, "-m", "squidguard_bloom.monitor", "--db", db_url, "ingest",
+                  "--once", "--proxy", f"p1={proxy_dir}"])
+
+
+def layout(work: Path, name: str, stream: str, source: Path) -> Path:
+    """work/name/STREAM/00000001-...log, a hard link to source; returns work/name."""
+    d = work / name / stream
+    d.mkdir(parents=True)
+    os.link(source, d / "00000001-fe01-1.log")
+    return work / name
+
+
+def sizes(db_url: str, table: str) -> tuple[int, float, int, int]:
+    """(rows, bytes per row, rollup bytes, rollup rows)."""
+    with open_database(db_url) as db:
+        rows = int(db.scalar(f"SELECT count(*) FROM {table}"))
+        by_table = db.table_bytes()
+        rollup_rows = sum(int(db.scalar(f"SELECT count(*) FROM {t}"))
+                          for t in by_table if t.startswith("rollup_"))
+    rollups = sum(v for k, v in by_table.items() if k.startswith("rollup_"))
+    return rows, by_table.get(table, 0) / max(rows, 1), rollups, rollup_rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--lines", type=int, default=1_000_000)
+    p.add_argument("--helper-lines", type=int, default=1_000_000)
+    p.add_argument("--no-postgresql", action="store_true")
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = p.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="sgb-bench-monitor-"))
+    server = None
+    results: list[tuple[str, str, int, float, float, str]] = []
+    size_rows: list[tuple[str, str, int, float, int, int]] = []
+    try:
+        access_log, helper_log = work / "access.log", work / "blocked.log"
+        print(f"generating {args.lines:,} access.log lines and {args.helper_lines:,} helper "
+              f"lines in {work} ...", flush=True)
+        make_access_log(access_log, args.lines)
+        make_helper_log(helper_log, args.helper_lines)
+        print(f"load average before: {os.getloadavg()}", flush=True)
+
+        goaccess = shutil.which("goaccess")
+        if goaccess is None:
+            raise SystemExit("goaccess is not installed: run ./setup.sh test (installs it)")
+        version = subprocess.run([goaccess, "--version"], capture_output=True, text=True,
+                                 check=False).stdout.splitlines()[0]
+        wall, cpu = timed([goaccess, str(access_log), "--log-format", GOACCESS_FORMAT,
+                           "--date-format=%s", "--time-format=%s", "--no-global-config",
+                           "-o", str(work / "report.json")])
+        results.append(("access.log", version, args.lines, wall, cpu, ""))
+        goaccess_rate = args.lines / wall
+
+        targets = [("SQLite", lambda name: str(work / f"{name}.db"))]
+        if not args.no_postgresql:
+            if find_bindir() is None:
+                raise SystemExit("PostgreSQL is not installed: run ./setup.sh test")
+            server = PostgresServer(durable=True)
+            targets.append(("PostgreSQL", lambda _name: server.new_database()))
+
+        for label, log, table, stream, lines in (
+                ("access.log", access_log, "access", "access", args.lines),
+                ("helper log", helper_log, "decisions", "blocked", args.helper_lines)):
+            for db_name, make_url in targets:
+                url = make_url(f"{stream}-{db_name.lower()}")
+                proxy = layout(work, f"{stream}-{db_name.lower()}", stream, log)
+                server_cpu0 = proc_cpu(server.executor.process.pid) if (
+                    server and db_name == "PostgreSQL") else 0.0
+                wall, cpu = ingest(url, proxy)
+                extra = ""
+                if server and db_name == "PostgreSQL":
+                    time.sleep(0.5)  # let the backend exit, so the postmaster has reaped it
+                    used = proc_cpu(server.executor.process.pid) - server_cpu0
+                    extra = f"server CPU {used:.1f} s"
+                results.append((label, f"monitor -> {db_name}", lines, wall, cpu, extra))
+                rows, per_row, rollup_bytes, rollup_rows = sizes(url, table)
+                assert rows == lines, f"{db_name}: {rows} rows for {lines} lines"
+                size_rows.append((label, db_name, rows, per_row, rollup_bytes, rollup_rows))
+        print(f"load average after: {os.getloadavg()}\n")
+
+        print("| log | program | lines | wall s | lines/s | CPU s | lines per CPU s | "
+              "vs GoAccess (wall) | notes |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+        for label, prog, lines, wall, cpu, extra in results:
+            ratio = f"{lines / wall / goaccess_rate:.2f}x" if label == "access.log" else "-"
+            print(f"| {label} | {prog} | {lines:,} | {wall:.1f} | {lines / wall:,.0f} | {cpu:.1f} "
+                  f"| {lines / cpu:,.0f} | {ratio} | {extra} |")
+        print("\n| log | database | raw rows | bytes per raw row (with index) | rollup bytes | "
+              "rollup rows |")
+        print("|---|---|---:|---:|---:|---:|")
+        for label, db_name, rows, per_row, rollup_bytes, rollup_rows in size_rows:
+            print(f"| {label} | {db_name} | {rows:,} | {per_row:.0f} | {rollup_bytes:,} | "
+                  f"{rollup_rows:,} |")
+    finally:
+        if server is not None:
+            server.stop()
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
