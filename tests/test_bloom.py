@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from squidguard_bloom.bloom import BloomFilter, murmur3_128, sizing
 from squidguard_bloom.errors import BloomError, BloomFileError
-from squidguard_bloom.reference import ReferenceBloom, reference_sizing
+from tests.reference import ReferenceBloom, reference_sizing
 
 HEADER = 128
 keys_st = st.lists(st.binary(max_size=40) | st.text(max_size=20), max_size=60)

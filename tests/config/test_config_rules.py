@@ -5,14 +5,13 @@ Model values and every error kind are in test_config_model.py and test_config_er
 
 from __future__ import annotations
 
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from squidguard_bloom.config import ConfigError, load_config
 from squidguard_bloom.config.model import PassItem
+from tests.servers import run_squidguard
 
 
 def test_ignored_keywords_are_warnings(tmp_path):
@@ -55,7 +54,6 @@ def test_time_rules(tmp_path, spec, when, active):
     assert load_config(conf, dbhome=str(tmp_path)).times["t"].active(when) is active
 
 
-SQUIDGUARD = "/usr/bin/squidGuard"
 
 
 @pytest.mark.parametrize(("body", "fatal"), [
@@ -68,14 +66,11 @@ SQUIDGUARD = "/usr/bin/squidGuard"
      " } else {\n  pass none\n }\n}\n", False),
 ])
 def test_accepted_or_fatal_like_squidguard(tmp_path, body, fatal):
-    if not Path(SQUIDGUARD).exists():
-        pytest.fail("squidGuard is not installed: run ./setup.sh test")
     (tmp_path / "d.txt").write_text("x.example\n")
     conf = tmp_path / "sg.conf"
     conf.write_text(f"dbhome {tmp_path}\nlogdir {tmp_path}\n" + body)
-    run = subprocess.run([SQUIDGUARD, "-c", str(conf), "-d"], input="http://a.b/ 1.2.3.4/- - GET\n",
-                         capture_output=True, text=True, timeout=30, check=False)
-    theirs = "emergency" in run.stderr
+    run = run_squidguard(conf, b"http://a.b/ 1.2.3.4/- - GET\n", timeout=30)
+    theirs = b"emergency" in run.stderr
     try:
         load_config(conf)
         ours = False

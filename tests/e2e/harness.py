@@ -10,9 +10,7 @@ from __future__ import annotations
 import http.server
 import os
 import pwd
-import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -22,37 +20,10 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.servers import Server, free_port, need, proc_stat
+
 ROOT = Path(__file__).resolve().parents[2]
 CURL_TIMED_OUT = 28  # curl's exit status when --max-time runs out
-SETUP_HINT = "run ./setup.sh test (it installs squid, curl and the helper's system venv)"
-
-
-def need(binary: str) -> str:
-    """Absolute path of binary, or a failure naming the setup command."""
-    path = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/sbin")
-    if path is None:
-        raise AssertionError(f"{binary} is not installed: {SETUP_HINT}")
-    return path
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    """Block until 127.0.0.1:port accepts, or fail (early if proc died)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"process exited with {proc.returncode} before listening")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
 def proxy_dir(prefix: str) -> Path:
@@ -155,17 +126,6 @@ logfile_rotate 0
 """
 
 
-def _proc_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, ppid, start time in ticks) of a process, None once it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # "pid (comm) state ppid ...": comm may hold spaces, so split after the last ")"
-    fields = stat.rsplit(")", 1)[1].split()
-    return fields[0], int(fields[1]), int(fields[19])
-
-
 def process_uid(pid: int) -> int:
     """Real user id of a running process."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -196,7 +156,7 @@ class Squid:
     start time, against PID reuse) and stopped by PID at the end.
     """
 
-    proc: subprocess.Popen
+    server: Server
     port: int
     dir: Path
     conf: Path
@@ -223,8 +183,8 @@ class Squid:
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
-            stat = _proc_stat(int(entry.name))
-            if stat is None or stat[1] != self.proc.pid or stat[0] == "Z":
+            stat = proc_stat(int(entry.name))
+            if stat is None or stat[1] != self.server.pid or stat[0] == "Z":
                 continue
             try:
                 cmdline = (entry / "cmdline").read_bytes()
@@ -251,21 +211,16 @@ class Squid:
     def _live_helpers(self) -> list[int]:
         live = []
         for pid, started in self.seen_helpers.items():
-            stat = _proc_stat(pid)
+            stat = proc_stat(pid)
             if stat is not None and stat[2] == started and stat[0] != "Z":
                 live.append(pid)
         return live
 
     def stop(self) -> None:
         """Stop Squid by process group, then every helper it ran by PID; escalate to SIGKILL."""
-        if self.proc.poll() is None:
+        if self.server.running():
             self.helper_pids()
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        self.server.stop()
         # Helpers exit on EOF once Squid is gone; whatever lingers is signalled.
         for sig in (signal.SIGTERM, signal.SIGKILL):
             if not self._wait_helpers_gone(3):
@@ -301,12 +256,10 @@ def run_squid(workdir: Path, helper: Path, sgconf: Path, hosts: list[str], child
                            concurrency=concurrency)
     conf.write_text(SQUID_CONF.format(port=port, dir=workdir, rewrite=lines))
     chown_tree(workdir)
-    with open(workdir / "squid.out", "wb") as out:
-        proc = subprocess.Popen([squid_bin, "-N", "-f", str(conf)], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=out, start_new_session=True)
-    squid = Squid(proc, port, workdir, conf)
+    server = Server([squid_bin, "-N", "-f", str(conf)], port, workdir / "squid.out")
+    squid = Squid(server, port, workdir, conf)
     try:
-        wait_for_port(port, 30, proc)
+        server.start()
         yield squid
     finally:
         squid.stop()

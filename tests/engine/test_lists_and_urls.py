@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from squidguard_bloom.lists import ListError, compile_list, open_list
 from squidguard_bloom.lists.compiled import CompiledDomainList, CompiledUrlList
-from squidguard_bloom.lists.lookup import DomainList, ExpressionList, UrlList
+from squidguard_bloom.lists.lookup import DomainList, ExpressionList, Match, UrlList
 from squidguard_bloom.urlnorm import parse_target
 
 # Every spelling must look up the host (and path) of its canonical URL.
@@ -128,14 +128,17 @@ def test_url_lookup(tmp_path, kind):
         compile_list("url", str(path))
     lst = open_list("url", str(path))
     assert isinstance(lst, CompiledUrlList if kind == "compiled" else UrlList)
-    hits = ["http://urlsite.com/blocked/deeper", "http://urlsite.com/blockedness",
-            "http://www7.urlsite.com/blocked", "http://urlsite.com:81/BLOCKED",
-            "http://u@urlsite.com//blocked", "https://urlsite.com/%62locked",
-            "http://scheme.org/p", "http://www.keep.net/w/x"]
+    hits = {"http://urlsite.com/blocked/deeper": "urlsite.com/blocked",
+            "http://urlsite.com/blockedness": "urlsite.com/blocked",
+            "http://www7.urlsite.com/blocked": "urlsite.com/blocked",
+            "http://urlsite.com:81/BLOCKED": "urlsite.com/blocked",
+            "http://u@urlsite.com//blocked": "urlsite.com/blocked",
+            "https://urlsite.com/%62locked": "urlsite.com/blocked",
+            "http://scheme.org/p": "scheme.org/p", "http://www.keep.net/w/x": "www.keep.net/w"}
     misses = ["http://urlsite.com/other", "http://wwwx.urlsite.com/blocked",
               "http://keep.net/w", "http://urlsite.com.evil/blocked"]
-    for url in hits:
-        assert lst.lookup(parse_target(url)) is not None, url
+    for url, entry in hits.items():
+        assert lst.lookup(parse_target(url)) == Match(entry, None), url
     for url in misses:
         assert lst.lookup(parse_target(url)) is None, url
 
@@ -182,9 +185,9 @@ def test_expressions(tmp_path):
     path.write_text("(^|[-./])sex[-./0-9]\r\n\r\n\\.(jpe?g|png)$\r\n[\\]x\n")
     lst = open_list("expression", str(path))
     assert isinstance(lst, ExpressionList)
-    assert lst.lookup("www.sex.com/") is not None  # furl is lower-case already
+    assert lst.lookup("www.sex.com/") == Match("(^|[-./])sex[-./0-9]", None)  # furl: lower-case
     assert lst.lookup("x.org/nude.jpg").entry == "\\.(jpe?g|png)$"
-    assert lst.lookup("a\\x.org/") is not None  # POSIX: a backslash in brackets is literal
+    assert lst.lookup("a\\x.org/") == Match("[\\]x", None)  # POSIX: a backslash in brackets
     assert lst.lookup("www.example.org/") is None  # the CRLF blank line matches nothing
 
 
@@ -211,8 +214,8 @@ def test_fragments_are_kept_for_lookups_as_squidguard_keeps_them():
     t = parse_target("http://x.com/a//b/../c?q=1#frag")
     assert t is not None
     assert (t.furl, t.surl) == ("x.com/a/c?q=1#frag", "x.com/a/c?q=1#frag")
-    assert ExpressionList("e", "frag$\n").lookup(t.furl) is not None
-    assert UrlList("u", "x.com/a/c?q=1#f\n").lookup(t) is not None
+    assert ExpressionList("e", "frag$\n").lookup(t.furl) == Match("frag$", None)
+    assert UrlList("u", "x.com/a/c?q=1#f\n").lookup(t) == Match("x.com/a/c?q=1#f", None)
     plain = parse_target("http://x.com/a/c?q=1")
     assert plain is not None
     assert ExpressionList("e", "frag$\n").lookup(plain.furl) is None

@@ -18,9 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.servers import need
 
-SQUIDGUARD = Path("/usr/bin/squidGuard")
 OURS = Path(sys.executable).with_name("squidguard-bloom")
 INSTANT = "2024-12-18T10:30:00"  # a Wednesday morning
 
@@ -177,8 +176,6 @@ def _comparable(logged: dict[str, list[str]]) -> dict[str, list[str]]:
 
 def run_both(tmp_path: Path, lines: list[str]) -> tuple[list[str], list[str], dict, dict]:
     """squidGuard's replies, ours, and the log lines of each, on CONF and LISTS."""
-    if not SQUIDGUARD.exists():
-        pytest.fail("squidGuard is not installed: run ./setup.sh test")
     db, logs = tmp_path / "db", tmp_path / "logs"
     logs.mkdir()
     for rel, text in LISTS.items():
@@ -186,7 +183,7 @@ def run_both(tmp_path: Path, lines: list[str]) -> tuple[list[str], list[str], di
         (db / rel).write_text(text)
     conf = tmp_path / "sg.conf"
     conf.write_text(CONF.format(db=db, logs=logs))
-    theirs, their_logs = run([str(SQUIDGUARD)], conf, lines, logs)
+    theirs, their_logs = run([need("squidGuard")], conf, lines, logs)
     ours, our_logs = run([str(OURS)], conf, lines, logs)
     return theirs, ours, their_logs, our_logs
 

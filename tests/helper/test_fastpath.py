@@ -439,7 +439,8 @@ def test_time_blocks_and_reload_rebuild_the_program(tmp_path):
     fast._reload = lambda _rt: runtime.build(runtime.Options(config=str(conf)))
     fast.reload_requested = True
     fast.rt.clock_offset = 0.0
-    assert fast.batch(lines).startswith(b"OK ")  # blocked at any time now
+    blocked = f'OK rewrite-url="http://block.test/?u=http://{bad}/x"\nERR\n'.encode()
+    assert fast.batch(lines) == blocked  # blocked at any time now
     assert fast.rt is not old and fast.rt.fast is not old.fast
     for rt in (old, fast.rt, slow.rt):
         rt.close()

@@ -13,8 +13,6 @@ SQUIDGUARD_OVERBLOCKS (squidGuard blocks by accident, we pass).
 from __future__ import annotations
 
 import random
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +20,7 @@ import pytest
 
 from squidguard_bloom.lists.lookup import DomainList, ExpressionList, UrlList
 from squidguard_bloom.urlnorm import parse_target
-
-SQUIDGUARD = "/usr/bin/squidGuard"
+from tests.servers import need, run_squidguard
 
 # tag -> why we block where squidGuard 1.6 lets the request through
 FIXES: dict[str, str] = {
@@ -320,9 +317,6 @@ def _write(path: Path, lines: list[str], crlf: bool = False) -> None:
 
 def _squidguard(tmp: Path, reqs: list[Req]) -> list[str]:
     """squidGuard's verdict ("block", "pass" or "bh") for each request."""
-    if not Path(SQUIDGUARD).exists():
-        pytest.fail(f"{SQUIDGUARD} is missing: install it (apt-get install squidguard) to run "
-                    "the differential tests")
     cfg = tmp / "squidGuard.conf"
     cfg.write_text(
         f"dbhome {tmp / 'db'}\nlogdir {tmp / 'log'}\n"
@@ -330,8 +324,7 @@ def _squidguard(tmp: Path, reqs: list[Req]) -> list[str]:
         "acl {\n  default {\n    pass !bl all\n    redirect http://blocked/\n  }\n}\n"
     )
     lines = "".join(f"{r.url} 10.0.0.1/- - {r.method}\n" for r in reqs)
-    out = subprocess.run([SQUIDGUARD, "-c", str(cfg), "-d"], input=lines.encode(),
-                         capture_output=True, timeout=120, check=False, cwd=tmp)
+    out = run_squidguard(cfg, lines.encode(), timeout=120, cwd=tmp)
     answers = out.stdout.decode().splitlines()
     assert out.returncode == 0 and len(answers) == len(reqs), out.stderr.decode()[-2000:]
     assert "emergency" not in out.stderr.decode().lower(), out.stderr.decode()[-2000:]
@@ -429,4 +422,4 @@ def test_tagged_requests_are_blocked_by_us(verdicts: list[tuple[Req, str, str]])
 
 def test_squidguard_tool_is_available() -> None:
     """The differential tests need the real binary; say how to get it, never skip."""
-    assert shutil.which(SQUIDGUARD) is not None, "apt-get install squidguard"
+    assert need("squidGuard").endswith("/squidGuard")

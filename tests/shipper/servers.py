@@ -1,6 +1,7 @@
-"""Small executors for the shipper tests: a private OpenSSH sshd and a fault-injecting TCP proxy.
+"""The shipper tests' servers: a private OpenSSH sshd and a fault-injecting TCP proxy.
 
-Both listen on 127.0.0.1 only, on free ports, and are stopped by PID.
+Both listen on 127.0.0.1 only, on free ports; sshd runs through the suite's one
+executor (tests/servers.py), which stops it by PID.
 """
 
 from __future__ import annotations
@@ -19,23 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import Server, children_of, free_port
+
 SSHD = Path("/usr/sbin/sshd")
 SETUP_HINT = "run `./setup.sh test` (installs openssh-server and openssh-client)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing accepts on 127.0.0.1:{port} after {timeout} s")
 
 
 def keygen(path: Path) -> str:
@@ -80,18 +68,6 @@ def freeze_tree(root: int, timeout: float = 10.0) -> list[int]:
     return frozen
 
 
-def children_of(pid: int) -> list[int]:
-    """PIDs whose parent is ``pid`` (sshd's per-connection processes)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry))
-    return found
-
-
 class Sshd:
     """A private sshd: own host key, own authorized_keys, temp dir, free port."""
 
@@ -132,7 +108,8 @@ class Sshd:
             "LogLevel VERBOSE\n"
             "Subsystem sftp internal-sftp\n" + extra_config
         )
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.server = Server([str(SSHD), "-D", "-e", "-f", str(self.config)], self.port, self.log,
+                             timeout=10)
         if start:
             self.start()
 
@@ -142,24 +119,14 @@ class Sshd:
             fh.write(f"[127.0.0.1]:{port} {self.host_pub}\n")
 
     def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [str(SSHD), "-D", "-e", "-f", str(self.config)],
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        try:
-            wait_port(self.port)
-        except TimeoutError:
-            self.stop()
-            pytest.fail(f"sshd did not start; its log:\n{self.log.read_text()}")
+        """Start sshd (again, after a stop) and wait until it accepts connections."""
+        self.server.start()
 
     def freeze_sftp_servers(self) -> list[int]:
         """SIGSTOP the SFTP server processes of open sessions; sshd keeps answering keepalives."""
         frozen = []
-        if self.proc is not None:
-            for session in children_of(self.proc.pid):
+        if self.server.running():
+            for session in children_of(self.server.pid):
                 for pid in children_of(session):
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGSTOP)
@@ -174,29 +141,16 @@ class Sshd:
     def stop(self, *, sessions: bool = True) -> None:
         """Stop sshd; with ``sessions``, its open sessions die with it, as in a crash.
 
-        The listener is frozen first, so no client can start a new session
-        between the ones killed and the listener's end: a client sees its link
-        lost, then every later attempt refused, in that order.
+        The listener and its sessions are frozen first, so no client can start
+        a new session meanwhile; the listener dies first (its port closes), then
+        the sessions: a client sees its link lost, then every later attempt
+        refused, in that order.
         """
-        if self.proc is None:
+        if sessions and self.server.running():
+            freeze_tree(self.server.pid)
+            self.server.kill()
             return
-        if sessions:
-            listener, *rest = freeze_tree(self.proc.pid)
-            os.kill(listener, signal.SIGKILL)
-            self.proc.wait(5)  # its port is closed now; the frozen sessions still hold theirs
-            for pid in rest:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            self.proc = None
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-        self.proc = None
+        self.server.stop()
 
 
 class FaultProxy:
