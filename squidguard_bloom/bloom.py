@@ -100,8 +100,6 @@ def murmur3_128(data: bytes, seed: int = 0) -> tuple[int, int]:
 class BloomInfo(FrozenRecord):
     """A snapshot of a filter's parameters and fill."""
 
-    __slots__ = ("capacity", "error_rate", "bits", "hashes", "seed", "bytes", "entries",
-                 "bits_set", "shared", "path")
     capacity: int
     error_rate: float
     bits: int
@@ -112,12 +110,6 @@ class BloomInfo(FrozenRecord):
     bits_set: int
     shared: bool
     path: str | None
-
-    def __init__(self, capacity: int, error_rate: float, bits: int, hashes: int, seed: int,
-                 bytes: int, entries: int, bits_set: int, shared: bool,
-                 path: str | None) -> None:
-        self._set(capacity=capacity, error_rate=error_rate, bits=bits, hashes=hashes, seed=seed,
-                  bytes=bytes, entries=entries, bits_set=bits_set, shared=shared, path=path)
 
     @property
     def bits_per_entry(self) -> float:

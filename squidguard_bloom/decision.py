@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from squidguard_bloom.records import FrozenRecord, setfield
+from squidguard_bloom.records import FrozenRecord
 
 PASS = "pass"
 REDIRECT = "redirect"  # answered OK status=NNN url="…"
@@ -19,27 +19,14 @@ class Decision(FrozenRecord):
     holds (log file path, squidGuard request line) pairs to append.
     """
 
-    __slots__ = ("action", "url", "status", "host", "explanation", "log", "source", "target")
     action: str
-    url: str
-    status: int
-    host: str
-    explanation: str
-    log: tuple[tuple[str, str], ...]
-    source: str
-    target: str
-
-    def __init__(self, action: str, url: str = "", status: int = 302, host: str = "",
-                 explanation: str = "", log: tuple[tuple[str, str], ...] = (),
-                 source: str = "default", target: str = "unknown") -> None:
-        setfield(self, "action", action)  # not self._set(**fields): one Decision per request
-        setfield(self, "url", url)
-        setfield(self, "status", status)
-        setfield(self, "host", host)
-        setfield(self, "explanation", explanation)
-        setfield(self, "log", log)
-        setfield(self, "source", source)
-        setfield(self, "target", target)
+    url: str = ""
+    status: int = 302
+    host: str = ""
+    explanation: str = ""
+    log: tuple[tuple[str, str], ...] = ()
+    source: str = "default"
+    target: str = "unknown"
 
 
 PASS_ALL = Decision(PASS, explanation="emergency mode: passing everything")

@@ -33,7 +33,7 @@ from squidguard_bloom.protocol import (
     reply_rewrite,
     reply_unparsable,
 )
-from squidguard_bloom.records import Record
+from squidguard_bloom.records import Record, field
 from squidguard_bloom.reqlog import LogSink, request_line
 from squidguard_bloom.template import TemplateValues, expand
 from squidguard_bloom.welcome import WELCOME_METHODS, Welcome
@@ -124,34 +124,16 @@ class Policy:
 class Runtime(Record):
     """Everything a running helper needs, built once per (re)load."""
 
-    __slots__ = ("policy", "sink", "welcome", "welcome_log", "style", "emergency",
-                 "clock_offset", "notes", "main_log", "fast")
     policy: Policy
     sink: LogSink
-    welcome: Welcome | None
-    welcome_log: str | None  # where first-visit redirects are logged
-    style: str
-    emergency: Decision | None  # set: answer every request with this
-    clock_offset: float  # squidGuard's -t
-    notes: list[str]
-    main_log: str | None  # squidGuard.log in logdir: start/stop/reload messages
-    fast: Any  # a fastpath.FastPath: answers the common lines of a batch in C
-
-    def __init__(self, policy: Policy, sink: LogSink, welcome: Welcome | None = None,
-                 welcome_log: str | None = None, style: str = "squid34",
-                 emergency: Decision | None = None, clock_offset: float = 0.0,
-                 notes: list[str] | None = None, main_log: str | None = None,
-                 fast: Any = None) -> None:
-        self.policy = policy
-        self.sink = sink
-        self.welcome = welcome
-        self.welcome_log = welcome_log
-        self.style = style
-        self.emergency = emergency
-        self.clock_offset = clock_offset
-        self.notes = [] if notes is None else notes
-        self.main_log = main_log
-        self.fast = fast
+    welcome: Welcome | None = None
+    welcome_log: str | None = None  # where first-visit redirects are logged
+    style: str = "squid34"
+    emergency: Decision | None = None  # set: answer every request with this
+    clock_offset: float = 0.0  # squidGuard's -t
+    notes: list[str] = field(default_factory=list)
+    main_log: str | None = None  # squidGuard.log in logdir: start/stop/reload messages
+    fast: Any = None  # a fastpath.FastPath: answers the common lines of a batch in C
 
     def close(self) -> None:
         """Release files and the filter mapping."""

@@ -52,8 +52,6 @@ _CACHE_LIMIT = 65536  # remembered (client, fqdn, user) -> source chains
 
 
 class _Dest(Record):
-    __slots__ = ("name", "domains", "urls", "expressions", "redirect", "rewrite", "log",
-                 "restriction", "active_content")
     name: str
     domains: object | None  # DomainList
     urls: object | None  # UrlList
@@ -64,44 +62,19 @@ class _Dest(Record):
     restriction: Restriction | None
     active_content: bool
 
-    def __init__(self, name: str, domains: object | None, urls: object | None,
-                 expressions: object | None, redirect: str | None, rewrite: RewriteBlock | None,
-                 log: LogSpec | None, restriction: Restriction | None,
-                 active_content: bool) -> None:
-        self.name = name
-        self.domains = domains
-        self.urls = urls
-        self.expressions = expressions
-        self.redirect = redirect
-        self.rewrite = rewrite
-        self.log = log
-        self.restriction = restriction
-        self.active_content = active_content
-
 
 class _Verdict(Record):
-    __slots__ = ("allow", "target", "dest", "entry", "entry_redirect", "how")
     allow: bool
     target: str  # the pass-list word that decided
-    dest: _Dest | None
-    entry: str
-    entry_redirect: str | None
-    how: str  # "domainlist" / "urllist" / "expressionlist" / terminator
-
-    def __init__(self, allow: bool, target: str, dest: _Dest | None = None, entry: str = "",
-                 entry_redirect: str | None = None, how: str = "") -> None:
-        self.allow = allow
-        self.target = target
-        self.dest = dest
-        self.entry = entry
-        self.entry_redirect = entry_redirect
-        self.how = how
+    dest: _Dest | None = None
+    entry: str = ""
+    entry_redirect: str | None = None
+    how: str = ""  # "domainlist" / "urllist" / "expressionlist" / terminator
 
 
 class PlanSource(FrozenRecord):
     """An active source as the fast path sees it (see :meth:`Engine.fast_plan`)."""
 
-    __slots__ = ("ips", "fqdn", "user", "empty_user", "log", "branch", "acl_name")
     ips: tuple[tuple[str, int, int], ...] | None  # IPv4 (kind, a, b); None: no address test
     fqdn: bool  # also tests the client's domain
     user: bool  # also tests the user
@@ -110,23 +83,13 @@ class PlanSource(FrozenRecord):
     branch: int  # index into FastPlan.branches; -1: Python decides (``continue``)
     acl_name: str  # %s of its blocks: its acl's name, "default" when it has none
 
-    def __init__(self, ips: tuple[tuple[str, int, int], ...] | None, fqdn: bool, user: bool,
-                 empty_user: bool, log: LogSpec | None, branch: int, acl_name: str) -> None:
-        self._set(ips=ips, fqdn=fqdn, user=user, empty_user=empty_user, log=log, branch=branch,
-                  acl_name=acl_name)
-
 
 class PlanBranch(FrozenRecord):
     """An acl branch: its pass list as (word, negate, dest index), None: Python decides."""
 
-    __slots__ = ("passes", "rewrite", "redirect")
     passes: tuple[tuple[str, bool, int], ...] | None  # word "dest", "all", "none", "in-addr"
     rewrite: bool  # allowed requests may be rewritten
     redirect: str | None  # template of blocks no dest redirects: its own, else default's
-
-    def __init__(self, passes: tuple[tuple[str, bool, int], ...] | None, rewrite: bool,
-                 redirect: str | None) -> None:
-        self._set(passes=passes, rewrite=rewrite, redirect=redirect)
 
 
 class FastPlan(FrozenRecord):
@@ -137,18 +100,11 @@ class FastPlan(FrozenRecord):
     left out of pass lists).
     """
 
-    __slots__ = ("sources", "branches", "dests", "default_branch", "default_log")
     sources: tuple[PlanSource, ...]
     branches: tuple[PlanBranch, ...]
     dests: tuple[_Dest, ...]
     default_branch: int
     default_log: LogSpec | None
-
-    def __init__(self, sources: tuple[PlanSource, ...], branches: tuple[PlanBranch, ...],
-                 dests: tuple[_Dest, ...], default_branch: int,
-                 default_log: LogSpec | None) -> None:
-        self._set(sources=sources, branches=branches, dests=dests,
-                  default_branch=default_branch, default_log=default_log)
 
 
 def _dotted_v4(text: str) -> int | None:

@@ -34,27 +34,14 @@ _EXTRA = re.compile(rb"[A-Za-z0-9_-]+=")
 class Request(Record):
     """One parsed request line.  Missing fields are empty strings."""
 
-    __slots__ = ("channel", "url", "client", "fqdn", "user", "method", "problem", "extras_raw")
     channel: bytes | None  # the channel-ID exactly as received, or None (serial mode)
     url: str
-    client: str  # client address as sent ("-" too; "" when absent)
-    fqdn: str  # client name ("" when absent or "-")
-    user: str  # ident / login as sent, spaces and all ("" when "-")
-    method: str
-    problem: str  # why the line could not be fully parsed, or ""
-    extras_raw: tuple[bytes, ...]  # the trailing key=value tokens, as received
-
-    def __init__(self, channel: bytes | None, url: str, client: str = "", fqdn: str = "",
-                 user: str = "", method: str = "", problem: str = "",
-                 extras_raw: tuple[bytes, ...] = ()) -> None:
-        self.channel = channel
-        self.url = url
-        self.client = client
-        self.fqdn = fqdn
-        self.user = user
-        self.method = method
-        self.problem = problem
-        self.extras_raw = extras_raw
+    client: str = ""  # client address as sent ("-" too; "" when absent)
+    fqdn: str = ""  # client name ("" when absent or "-")
+    user: str = ""  # ident / login as sent, spaces and all ("" when "-")
+    method: str = ""
+    problem: str = ""  # why the line could not be fully parsed, or ""
+    extras_raw: tuple[bytes, ...] = ()  # the trailing key=value tokens, as received
 
     @property
     def extras(self) -> dict[str, str]:

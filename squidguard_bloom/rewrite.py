@@ -34,15 +34,10 @@ class RewriteError(SquidguardBloomError):
 
 
 class _Compiled(FrozenRecord):
-    __slots__ = ("regex", "parts", "global_", "prefix")
     regex: re2._Regexp
     parts: tuple[str | int, ...]  # literal text, or a group number
     global_: bool
     prefix: str  # "", "302:" or "301:"
-
-    def __init__(self, regex: re2._Regexp, parts: tuple[str | int, ...], global_: bool,
-                 prefix: str) -> None:
-        self._set(regex=regex, parts=parts, global_=global_, prefix=prefix)
 
 
 def _replacement(text: str) -> tuple[str | int, ...]:

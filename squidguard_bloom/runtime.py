@@ -47,33 +47,16 @@ EXIT_EMERGENCY_EOF = 255  # squidGuard's status after emergency mode ends
 class Options(Record):
     """What the command line asked for (see cli.py)."""
 
-    __slots__ = ("config", "debug", "passthrough", "clock_offset", "emergency", "style",
-                 "explain", "example", "workdir", "fast_path")
     config: str
-    debug: bool
-    passthrough: bool
-    clock_offset: float
-    emergency: str | None
-    style: str
-    explain: bool
-    example: bool
-    workdir: str | None  # --example: where state and logs go
-    fast_path: bool  # answer the common requests in C (--no-fast-path: never)
-
-    def __init__(self, config: str, debug: bool = False, passthrough: bool = False,
-                 clock_offset: float = 0.0, emergency: str | None = None, style: str = "squid34",
-                 explain: bool = False, example: bool = False, workdir: str | None = None,
-                 fast_path: bool = True) -> None:
-        self.config = config
-        self.debug = debug
-        self.passthrough = passthrough
-        self.clock_offset = clock_offset
-        self.emergency = emergency
-        self.style = style
-        self.explain = explain
-        self.example = example
-        self.workdir = workdir
-        self.fast_path = fast_path
+    debug: bool = False
+    passthrough: bool = False
+    clock_offset: float = 0.0
+    emergency: str | None = None
+    style: str = "squid34"
+    explain: bool = False
+    example: bool = False
+    workdir: str | None = None  # --example: where state and logs go
+    fast_path: bool = True  # answer the common requests in C (--no-fast-path: never)
 
 
 def _defaults() -> str:

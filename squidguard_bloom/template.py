@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from squidguard_bloom.records import FrozenRecord, setfield
+from squidguard_bloom.records import FrozenRecord
 
 #: Statuses Squid accepts in ``OK status=``; anything else it ignores,
 #: which would let a blocked request through.
@@ -37,23 +37,12 @@ URL_LIMIT = 2048
 class TemplateValues(FrozenRecord):
     """What a template can refer to, for one request."""
 
-    __slots__ = ("client", "fqdn", "user", "source", "target", "url")
-    client: str
-    fqdn: str
-    user: str
-    source: str
-    target: str
-    url: str  # ORIG: decoded, original case
-
-    def __init__(self, client: str = "", fqdn: str = "", user: str = "",
-                 source: str = "default", target: str = "unknown", url: str = "") -> None:
-        # One call per field, as a frozen dataclass does: the cheapest way past __setattr__.
-        setfield(self, "client", client)
-        setfield(self, "fqdn", fqdn)
-        setfield(self, "user", user)
-        setfield(self, "source", source)
-        setfield(self, "target", target)
-        setfield(self, "url", url)
+    client: str = ""
+    fqdn: str = ""
+    user: str = ""
+    source: str = "default"
+    target: str = "unknown"
+    url: str = ""  # ORIG: decoded, original case
 
 
 def safe(value: str) -> str:

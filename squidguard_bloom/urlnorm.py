@@ -41,7 +41,6 @@ _HOST_END = re.compile(r"[/?#\\@:]")
 class Target(Record):
     """The lookup strings of one request URL."""
 
-    __slots__ = ("orig", "host", "port", "furl", "surl", "dotted", "wurl", "ufurl")
     orig: str  # decoded once, %20 kept, original case: for %u, logs and rewrites
     host: str  # canonical lower-case host: domain lookups
     port: int | None
@@ -50,21 +49,10 @@ class Target(Record):
     dotted: bool  # the host is an IP address (what in-addr tests)
     # host with its www. but no port, then path: a third url lookup, needed
     # only when both a www. prefix and a port are there ("" otherwise)
-    wurl: str
+    wurl: str = ""
     # furl with the host as it came, not ASCII, when it was put in punycode
     # ("" otherwise): expressions are searched in it too, as squidGuard does
-    ufurl: str
-
-    def __init__(self, orig: str, host: str, port: int | None, furl: str, surl: str,
-                 dotted: bool, wurl: str = "", ufurl: str = "") -> None:
-        self.orig = orig
-        self.host = host
-        self.port = port
-        self.furl = furl
-        self.surl = surl
-        self.dotted = dotted
-        self.wurl = wurl
-        self.ufurl = ufurl
+    ufurl: str = ""
 
 
 def _decode_once(url: str) -> str:

@@ -34,23 +34,14 @@ def _directory(path: str) -> str:
 class WelcomeSettings(FrozenRecord):
     """The ``welcome { … }`` block of the configuration."""
 
-    __slots__ = ("redirect", "key", "capacity", "error", "state", "window", "status",
-                 "exempt_hosts")
     redirect: str  # template, squidGuard % codes; "302:" style prefix optional
-    key: str  # "ip" or "user" (user when known, else ip)
-    capacity: int
-    error: float
-    state: str
-    window: float | None  # seconds; None = welcome once, ever
-    status: int
-    exempt_hosts: frozenset[str]  # never welcomed (portal, block pages)
-
-    def __init__(self, redirect: str, key: str = "ip", capacity: int = 1_000_000,
-                 error: float = 0.001, state: str = "/var/lib/squidguard-bloom/welcome.bloom",
-                 window: float | None = None, status: int = 302,
-                 exempt_hosts: frozenset[str] = frozenset()) -> None:
-        self._set(redirect=redirect, key=key, capacity=capacity, error=error, state=state,
-                  window=window, status=status, exempt_hosts=exempt_hosts)
+    key: str = "ip"  # "ip" or "user" (user when known, else ip)
+    capacity: int = 1_000_000
+    error: float = 0.001
+    state: str = "/var/lib/squidguard-bloom/welcome.bloom"
+    window: float | None = None  # seconds; None = welcome once, ever
+    status: int = 302
+    exempt_hosts: frozenset[str] = frozenset()  # never welcomed (portal, block pages)
 
 
 class Welcome:

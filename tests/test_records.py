@@ -1,10 +1,17 @@
-"""records.Record / FrozenRecord: what the configuration model relied on from @dataclass."""
+"""records.Record / FrozenRecord: fields declared once; what the model relied on from @dataclass."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
+from typing import ClassVar
+
 import pytest
 
+import squidguard_bloom
 from squidguard_bloom.config.model import Config, IPEntry, PassItem, Pos, Source
+from squidguard_bloom.records import Factory, FrozenRecord, Record, field
 
 
 def test_equality_is_by_class_and_fields() -> None:
@@ -42,3 +49,71 @@ def test_repr_names_the_fields_in_order() -> None:
     """repr reads like a dataclass's."""
     assert repr(Pos("f", 1)) == "Pos(file='f', line=1, col=1)"
     assert repr(PassItem("ads", True)) == "PassItem(word='ads', negate=True)"
+
+
+def _all_records() -> list[type[Record]]:
+    """Every record class of the package (each module imported, subclasses walked)."""
+    for info in pkgutil.walk_packages(squidguard_bloom.__path__, "squidguard_bloom."):
+        if not info.name.endswith("__main__"):  # that one runs a program
+            importlib.import_module(info.name)
+    found: list[type[Record]] = []
+    todo = [Record]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith("squidguard_bloom.") and sub is not FrozenRecord:
+                found.append(sub)
+    return found
+
+
+def test_every_record_declares_each_field_once_and_all_three_views_agree() -> None:
+    """For each record: __slots__, the annotations and __init__'s parameters are the same
+    fields in the same order, and __init__'s defaults are the declared ones."""
+    found = _all_records()
+    assert len(found) >= 30, [r.__name__ for r in found]
+    for cls in found:
+        # Annotations stay strings (``from __future__ import annotations``): read as written.
+        own = [f for f, kind in inspect.get_annotations(cls).items()
+               if not kind.startswith("ClassVar")]
+        slots = [s for base in reversed(cls.__mro__) for s in base.__dict__.get("__slots__", ())]
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        assert [p.name for p in params] == list(cls._fields) == slots, cls
+        assert list(cls._fields[-len(own):] if own else ()) == own, cls
+        for p in params:
+            declared = cls._defaults.get(p.name, inspect.Parameter.empty)
+            if isinstance(declared, Factory):
+                assert p.default is None, (cls, p.name)
+            else:
+                assert p.default is declared or p.default == declared, (cls, p.name)
+
+
+class _Point(FrozenRecord):
+    x: int
+    y: int = 0
+    tags: list[str] = field(default_factory=list)
+    kind: ClassVar[str] = "point"
+
+
+def test_generated_init_takes_positions_keywords_and_defaults() -> None:
+    """__init__ reads like a dataclass's: names, defaults, fresh factory values, clear errors."""
+    assert _Point(1) == _Point(x=1, y=0, tags=[])
+    assert _Point(1, 2).y == 2
+    assert _Point(1).tags is not _Point(1).tags
+    assert _Point(1, tags=None).tags == []  # None stands for "make a new one"
+    assert _Point.__slots__ == ("x", "y", "tags")
+    assert _Point.kind == "point"
+    assert _Point.__init__.__qualname__ == "_Point.__init__"
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'x'"):
+        _Point()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'z'"):
+        _Point(1, z=3)  # type: ignore[call-arg]
+
+
+def test_a_field_without_default_after_one_with_is_refused() -> None:
+    """As with dataclasses, the class itself is refused, naming the problem."""
+    with pytest.raises(TypeError, match="Bad: a field without a default follows one with"):
+
+        class Bad(Record):
+            a: int = 1
+            b: int

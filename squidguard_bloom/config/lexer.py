@@ -10,7 +10,7 @@ read like LF files (squidGuard rejects them).
 
 from __future__ import annotations
 
-from squidguard_bloom.records import FrozenRecord, setfield
+from squidguard_bloom.records import FrozenRecord
 
 WORD = "word"
 STRING = "string"
@@ -27,17 +27,10 @@ _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "a": "\a", "b": "\b", '"': '"', "\\
 class Token(FrozenRecord):
     """One token; ``text`` is the word, the unquoted string, or the rule."""
 
-    __slots__ = ("kind", "text", "line", "col")
     kind: str
     text: str
     line: int
     col: int
-
-    def __init__(self, kind: str, text: str, line: int, col: int) -> None:
-        setfield(self, "kind", kind)  # not self._set(**fields): one Token per word of the file
-        setfield(self, "text", text)
-        setfield(self, "line", line)
-        setfield(self, "col", col)
 
     def shown(self) -> str:
         """How an error message quotes this token."""

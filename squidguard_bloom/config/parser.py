@@ -75,26 +75,19 @@ Statement = Callable[[Token, list[Token]], None]
 class Ref(Record):
     """A use of a name, checked once the whole file is read."""
 
-    __slots__ = ("kind", "name", "tok", "defined_before")
-
-    def __init__(self, kind: str, name: str, tok: Token, defined_before: bool) -> None:
-        self.kind = kind  # "time", "src", "dest" or "rewrite"
-        self.name = name
-        self.tok = tok
-        self.defined_before = defined_before  # squidGuard has no forward references
+    kind: str  # "time", "src", "dest" or "rewrite"
+    name: str
+    tok: Token
+    defined_before: bool  # squidGuard has no forward references
 
 
 class FileRef(Record):
     """A file named in the configuration, read or checked afterwards."""
 
-    __slots__ = ("owner", "kind", "tok", "flags")
-
-    def __init__(self, owner: object, kind: str, tok: Token,
-                 flags: frozenset[str] = frozenset()) -> None:
-        self.owner = owner  # Dest, Source, or the thing a log belongs to
-        self.kind = kind  # domainlist/urllist/expressionlist, iplist/userlist, or log
-        self.tok = tok  # the path as written
-        self.flags = flags  # anonymous/verbose for logs
+    owner: object  # Dest, Source, or the thing a log belongs to
+    kind: str  # domainlist/urllist/expressionlist, iplist/userlist, or log
+    tok: Token  # the path as written
+    flags: frozenset[str] = frozenset()  # anonymous/verbose for logs
 
 
 class Closed(Record):

@@ -52,12 +52,8 @@ class TimeSyntaxError(ValueError):
 class _Joined(FrozenRecord):
     """Words joined by one blank, with the offset where each starts."""
 
-    __slots__ = ("text", "starts")
     text: str
     starts: tuple[int, ...]
-
-    def __init__(self, text: str, starts: tuple[int, ...]) -> None:
-        self._set(text=text, starts=starts)
 
     @classmethod
     def of(cls, words: list[str]) -> _Joined:

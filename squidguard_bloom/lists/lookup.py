@@ -16,7 +16,7 @@ from __future__ import annotations
 from squidguard_bloom.core.rawtext import for_regex
 from squidguard_bloom.lists.errors import ListError
 from squidguard_bloom.lists.text import domain_key, entries, expression_lines, url_key
-from squidguard_bloom.records import FrozenRecord, setfield
+from squidguard_bloom.records import FrozenRecord
 from squidguard_bloom.rewrite import ere_to_re2
 from squidguard_bloom.urlnorm import Target
 
@@ -28,13 +28,8 @@ if TYPE_CHECKING:  # RE2 (and libstdc++) load only for a config with expressions
 class Match(FrozenRecord):
     """A list hit: the entry as stored, and its per-entry redirect if any."""
 
-    __slots__ = ("entry", "redirect")
     entry: str
     redirect: str | None
-
-    def __init__(self, entry: str, redirect: str | None) -> None:
-        setfield(self, "entry", entry)  # not self._set(**fields): one Match per list hit
-        setfield(self, "redirect", redirect)
 
 
 def _is_address(host: str) -> bool:
