@@ -1,8 +1,8 @@
-"""cffi builder for squidguard_bloom._bloom (out-of-line API mode).
+"""cffi builder for squidguard_bloom.native._bloom (out-of-line API mode).
 
 setup.py names ``build_ext.py:ffibuilder`` in ``cffi_modules``, so
 ``pip install .`` compiles csrc/ into the private extension
-``squidguard_bloom._bloom``.  ``python build_ext.py`` compiles it in place
+``squidguard_bloom.native._bloom``.  ``python build_ext.py`` compiles it in place
 for a quick local build.  This file must stay importable on its own: it
 never imports the package.
 """
@@ -37,7 +37,7 @@ def _cdef() -> str:
 ffibuilder = FFI()
 ffibuilder.cdef(_cdef())
 ffibuilder.set_source(
-    "squidguard_bloom._bloom",
+    "squidguard_bloom.native._bloom",
     '#include "bloom.h"\n#include "listindex.h"\n#include "listbuild.h"\n#include "fastpath.h"',
     # Relative paths: setuptools refuses absolute ones in an sdist build.
     sources=[os.path.relpath(CSRC / name) for name in SOURCES],

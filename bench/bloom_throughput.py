@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from pybloom_live import BloomFilter as PyBloomLive
 
-from squidguard_bloom.bloom import BloomFilter
+from squidguard_bloom.native.bloom import BloomFilter
 
 
 def rate(count: int, fn: Callable[[], object]) -> float:

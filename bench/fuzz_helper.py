@@ -52,7 +52,7 @@ class Result:
 
 def run_mode(conf: Path, seed: int, lines: int, fast: bool, workdir: Path) -> Result:
     """Feed the corpus to one helper process; its reply kinds, stderr, digest and speed."""
-    cmd = [sys.executable, "-m", "squidguard_bloom.cli", "-c", str(conf)]
+    cmd = [sys.executable, "-m", "squidguard_bloom.helper.cli", "-c", str(conf)]
     if not fast:
         cmd.append("--no-fast-path")
     errpath = workdir / ("stderr-fast.txt" if fast else "stderr-python.txt")

@@ -2,7 +2,7 @@
  * fastpath.h -- the helper's C fast path: a whole batch of request lines in
  * one call, answered here for every line whose answer is certain.
  *
- * squidguard_bloom/fastpath.py builds a program (struct sgb_fp_program) from
+ * squidguard_bloom/native/fastpath.py builds a program (struct sgb_fp_program) from
  * the loaded configuration (policy.Engine.fast_plan) whenever the config is
  * (re)loaded or the set of active time blocks changes, and hands each batch
  * of request lines to sgb_fp_batch.  For each line the C code either writes

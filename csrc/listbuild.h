@@ -2,7 +2,7 @@
  * listbuild: the per-entry work of compiling a blacklist into a LIST.sgb
  * file (layout in listindex.h), in bounded pieces.
  *
- * squidguard_bloom/lists/writer.py reads the text list, puts each entry in
+ * squidguard_bloom/core/lists/writer.py reads the text list, puts each entry in
  * its stored form, and drives these functions over "lines": "key" or
  * "key\tvalue", each ending in '\n' (a key holds no '\t' or '\n'; the
  * value, a redirect, no '\n').  The writer does all file I/O; nothing here

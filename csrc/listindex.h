@@ -1,7 +1,7 @@
 /*
  * listindex: lookups in a compiled blacklist (a LIST.sgb file), memory-mapped.
  *
- * The file is written by squidguard_bloom/lists/writer.py; this code only
+ * The file is written by squidguard_bloom/core/lists/writer.py; this code only
  * reads it.  Layout (format version 5; version 4 had the same layout, but
  * stored IDN entries as written, not in punycode), all integers little-endian:
  *

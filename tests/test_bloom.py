@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squidguard_bloom.bloom import BloomFilter, murmur3_128, sizing
 from squidguard_bloom.errors import BloomError, BloomFileError
+from squidguard_bloom.native.bloom import BloomFilter, murmur3_128, sizing
 from tests.reference import ReferenceBloom, reference_sizing
 
 HEADER = 128

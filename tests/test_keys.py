@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from squidguard_bloom.keys import address_key, user_key
+from squidguard_bloom.core.keys import address_key, user_key
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ def test_sdist_rebuilds_into_a_wheel_with_the_extension(tmp_path: Path) -> None:
     (wheel,) = out.glob("*.whl")
     with zipfile.ZipFile(wheel) as whl:
         files = whl.namelist()
-    assert any(f.startswith("squidguard_bloom/_bloom") and f.endswith(".so") for f in files)
+    assert any(f.startswith("squidguard_bloom/native/_bloom") and f.endswith(".so") for f in files)
     assert "squidguard_bloom/py.typed" in files
     for dialect in ("sqlite", "postgresql"):  # the monitor's migrations, read at run time
         assert f"squidguard_bloom/monitor/schema/{dialect}/0001_initial.sql" in files

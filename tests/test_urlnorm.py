@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from squidguard_bloom.urlnorm import Target, parse_target
+from squidguard_bloom.core.urlnorm import Target, parse_target
 
 # (spelling, host, surl or None when only the host is meant, dotted)
 EVASIONS: list[tuple[str, str, str | None, bool]] = [

@@ -1,6 +1,6 @@
 """The added cost of the first-visit check, per request, measured directly.
 
-Times :meth:`squidguard_bloom.welcome.Welcome.first_visit` on a warm
+Times :meth:`squidguard_bloom.helper.welcome.Welcome.first_visit` on a warm
 filter (every client already welcomed, the steady state of a busy proxy)
 with and without a window, next to the parts it is made of (turning the
 address into a key, one filter lookup) and to the cold case (clients never
@@ -19,9 +19,9 @@ from typing import Any
 
 from squidguard_bloom.bench import gen
 from squidguard_bloom.bench.table import Column, count, fixed, format_table, text
-from squidguard_bloom.bloom import BloomFilter
-from squidguard_bloom.keys import address_key
-from squidguard_bloom.welcome import Welcome, WelcomeSettings
+from squidguard_bloom.core.keys import address_key
+from squidguard_bloom.helper.welcome import Welcome, WelcomeSettings
+from squidguard_bloom.native.bloom import BloomFilter
 
 
 def _per_call_us(calls: int, body: Callable[[], object]) -> float:

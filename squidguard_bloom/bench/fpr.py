@@ -9,7 +9,7 @@ helper calls the filter), except for the ``ours (batch)`` row.
 
 Keys are built once per kind from a seeded generator and handed as
 ``bytes`` to every implementation, so all of them see the same keys;
-addresses go through :func:`squidguard_bloom.keys.address_key`, exactly as
+addresses go through :func:`squidguard_bloom.core.keys.address_key`, exactly as
 the helper turns a client into a key.
 """
 
@@ -30,8 +30,8 @@ from typing import Any
 
 from squidguard_bloom.bench.progress import Progress
 from squidguard_bloom.bench.table import Column, count, fixed, format_table, human, percent, text
-from squidguard_bloom.bloom import BloomFilter
-from squidguard_bloom.keys import address_key
+from squidguard_bloom.core.keys import address_key
+from squidguard_bloom.native.bloom import BloomFilter
 
 KEY_KINDS = ("ipv4-random", "ipv4-seq", "ipv6", "string")
 IMPLEMENTATIONS = ("ours", "ours-batch", "pybloom-live", "rbloom", "pybloomfiltermmap3", "libbloom")

@@ -52,7 +52,7 @@ def entry_point() -> str:
     """MODULE:FUNCTION of the ``squidguard-bloom`` console script, as installed."""
     for ep in importlib.metadata.entry_points(group="console_scripts", name="squidguard-bloom"):
         return ep.value
-    return "squidguard_bloom.cli:command"  # not installed: what pyproject.toml says
+    return "squidguard_bloom.helper.cli:command"  # not installed: what pyproject.toml says
 
 
 def stage(directory: Path) -> tuple[list[str], str]:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from squidguard_bloom.config.loader import DEBIAN_LOGDIR
-from squidguard_bloom.config.parser import Parser
+from squidguard_bloom.core.config.loader import DEBIAN_LOGDIR
+from squidguard_bloom.core.config.parser import Parser
 from squidguard_bloom.shipper.errors import ShipConfigError
 
 HELPER_CONFIG = Path("/etc/squidguard/squidGuard.conf")  # the helper's -c default
-MAIN_LOG = "squidGuard.log"  # written by squidguard_bloom.runtime in logdir
+MAIN_LOG = "squidGuard.log"  # written by squidguard_bloom.helper.runtime in logdir
 
 
 def helper_logs(config: Path) -> dict[str, Path]:

@@ -306,7 +306,7 @@ def test_staged_install_runs_compiled_without_the_editable_finder(tmp_path: Path
     command, python = staged.stage(tmp_path)
     assert Path(python).parent == Path(command[0]).parent
     probe = (
-        "import sys, squidguard_bloom.cli as c; "
+        "import sys, squidguard_bloom.helper.cli as c; "
         "print(c.__file__, c.__cached__, any('editable' in repr(f) for f in sys.meta_path))"
     )
     out = subprocess.run(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from squidguard_bloom.config import Config, ConfigError, load_config
+from squidguard_bloom.core.config import Config, ConfigError, load_config
 
 DEFAULT_ACL = "acl {\n default {\n  pass all\n }\n}\n"
 

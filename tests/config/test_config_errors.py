@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from squidguard_bloom.config import ConfigError, load_config
-from squidguard_bloom.config.parser import Parser
+from squidguard_bloom.core.config import ConfigError, load_config
+from squidguard_bloom.core.config.parser import Parser
 from squidguard_bloom.errors import SquidguardBloomError
 
 from .conftest import DEFAULT_ACL

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from squidguard_bloom.config import load_config
-from squidguard_bloom.config.model import (
+from squidguard_bloom.core.config import load_config
+from squidguard_bloom.core.config.model import (
     OUTSIDE,
     WITHIN,
     IPEntry,

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from squidguard_bloom.config import ConfigError, load_config
-from squidguard_bloom.config.model import PassItem
+from squidguard_bloom.core.config import ConfigError, load_config
+from squidguard_bloom.core.config.model import PassItem
 from tests.servers import run_squidguard
 
 

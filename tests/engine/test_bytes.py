@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from squidguard_bloom.config import load_config
-from squidguard_bloom.config.model import RewriteRule
+from squidguard_bloom.core.config import load_config
+from squidguard_bloom.core.config.model import RewriteRule
+from squidguard_bloom.core.engine.decision import REDIRECT, REWRITE
+from squidguard_bloom.core.engine.engine import Engine
+from squidguard_bloom.core.engine.rewrite import RewriteBlock
+from squidguard_bloom.core.engine.template import TemplateValues, expand
+from squidguard_bloom.core.lists.lookup import ExpressionList
 from squidguard_bloom.core.rawtext import for_regex, raw, text
-from squidguard_bloom.decision import REDIRECT, REWRITE
-from squidguard_bloom.lists.lookup import ExpressionList
-from squidguard_bloom.policy import Engine
-from squidguard_bloom.protocol import parse_request, reply_redirect, reply_rewrite
-from squidguard_bloom.reqlog import request_line
-from squidguard_bloom.rewrite import RewriteBlock
-from squidguard_bloom.template import TemplateValues, expand
+from squidguard_bloom.helper.protocol import parse_request, reply_redirect, reply_rewrite
+from squidguard_bloom.helper.reqlog import request_line
 
 ALL_BYTES = bytes(range(256))
 

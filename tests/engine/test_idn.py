@@ -20,13 +20,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squidguard_bloom import runtime
 from squidguard_bloom.core.idn import MAX_NAME, ascii_host
-from squidguard_bloom.helper import Helper
-from squidguard_bloom.lists import compile_list, open_list
-from squidguard_bloom.lists.compiled import CompiledDomainList, CompiledUrlList
-from squidguard_bloom.lists.lookup import DomainList, UrlList
-from squidguard_bloom.urlnorm import parse_target
+from squidguard_bloom.core.lists import compile_list, open_list
+from squidguard_bloom.core.lists.compiled import CompiledDomainList, CompiledUrlList
+from squidguard_bloom.core.lists.lookup import DomainList, UrlList
+from squidguard_bloom.core.urlnorm import parse_target
+from squidguard_bloom.helper import runtime
+from squidguard_bloom.helper.loop import Helper
 
 FW_DOT = "\uff0e"  # FULLWIDTH FULL STOP
 IDEO_DOT = "\u3002"  # IDEOGRAPHIC FULL STOP
@@ -329,8 +329,8 @@ def test_idna_is_imported_only_for_a_name_that_is_not_ascii(tmp_path: Path) -> N
                     "        redirect http://block.test/\n    }\n}\n")
     probe = (
         "import sys\n"
-        "from squidguard_bloom import runtime\n"
-        "from squidguard_bloom.helper import Helper\n"
+        "from squidguard_bloom.helper import runtime\n"
+        "from squidguard_bloom.helper.loop import Helper\n"
         "h = Helper(runtime.build(runtime.Options(config=sys.argv[1])))\n"
         "out = [h.batch([b'http://XN--BCHER-KVA.example/ 10.0.0.1/- - GET'])]\n"
         "out.append(sorted({'idna', 'squidguard_bloom.core.idn'} & set(sys.modules)))\n"

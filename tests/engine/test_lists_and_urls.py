@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squidguard_bloom.lists import ListError, compile_list, open_list
-from squidguard_bloom.lists.compiled import CompiledDomainList, CompiledUrlList
-from squidguard_bloom.lists.lookup import DomainList, ExpressionList, Match, UrlList
-from squidguard_bloom.urlnorm import parse_target
+from squidguard_bloom.core.lists import ListError, compile_list, open_list
+from squidguard_bloom.core.lists.compiled import CompiledDomainList, CompiledUrlList
+from squidguard_bloom.core.lists.lookup import DomainList, ExpressionList, Match, UrlList
+from squidguard_bloom.core.urlnorm import parse_target
 
 # Every spelling must look up the host (and path) of its canonical URL.
 EVASIONS = [

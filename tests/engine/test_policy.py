@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from squidguard_bloom.config import load_config
-from squidguard_bloom.decision import PASS, REDIRECT, REWRITE, UNPARSABLE
-from squidguard_bloom.policy import Engine
-from squidguard_bloom.protocol import parse_request
+from squidguard_bloom.core.config import load_config
+from squidguard_bloom.core.engine.decision import PASS, REDIRECT, REWRITE, UNPARSABLE
+from squidguard_bloom.core.engine.engine import Engine
+from squidguard_bloom.helper.protocol import parse_request
 
 # A Wednesday, 10:30 local time, and a Sunday night.
 WED_1030 = time.mktime((2024, 12, 18, 10, 30, 0, 0, 0, -1))

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from squidguard_bloom.decision import PASS, REDIRECT, REWRITE, Decision
-from squidguard_bloom.helper import Helper, Policy, Runtime
-from squidguard_bloom.protocol import Request
-from squidguard_bloom.reqlog import LogSink
-from squidguard_bloom.welcome import Welcome, WelcomeSettings
+from squidguard_bloom.core.engine.decision import PASS, REDIRECT, REWRITE, Decision
+from squidguard_bloom.helper.loop import Helper, Policy, Runtime
+from squidguard_bloom.helper.protocol import Request
+from squidguard_bloom.helper.reqlog import LogSink
+from squidguard_bloom.helper.welcome import Welcome, WelcomeSettings
 
 
 class ToyPolicy(Policy):

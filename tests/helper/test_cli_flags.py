@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from squidguard_bloom.cli import EXIT_USAGE, UsageError, parse_args, read_args
+from squidguard_bloom.helper.cli import EXIT_USAGE, UsageError, parse_args, read_args
 
 
 def test_defaults() -> None:
@@ -76,9 +76,9 @@ def test_usage_error_prints_usage_and_exits_1(capsys: pytest.CaptureFixture[str]
 def test_helper_start_imports_no_argparse_and_no_writer() -> None:
     """A start on up-to-date lists needs neither argparse nor the list writer, and never
     loads the monitor or its database drivers (optional parts of the monitoring host)."""
-    probe = ("import sys; from squidguard_bloom import cli; cli.parse_args(['-c', 'x']); "
-             "import squidguard_bloom.runtime, squidguard_bloom.policy, squidguard_bloom.helper; "
-             "print(sorted({'argparse', 'squidguard_bloom.lists.writer', 'shutil', 'tempfile',"
+    probe = ("import sys; from squidguard_bloom.helper import cli; cli.parse_args(['-c', 'x']); "
+             "import squidguard_bloom.helper.runtime, squidguard_bloom.core.engine.engine; "
+             "print(sorted({'argparse', 'squidguard_bloom.core.lists.writer', 'shutil', 'tempfile',"
              " 'squidguard_bloom.monitor', 'sqlite3', 'psycopg', 'mirakuru'}"
              " & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
@@ -113,7 +113,7 @@ def test_re2_loads_only_for_expressions_or_rewrites(tmp_path: Path) -> None:
     with_expr = tmp_path / "expr.conf"
     extra = "domainlist domains\n    expressionlist expressions"
     with_expr.write_text(conf.read_text().replace("domainlist domains", extra))
-    probe = ("import sys; from squidguard_bloom import runtime; "
+    probe = ("import sys; from squidguard_bloom.helper import runtime; "
              "runtime.build(runtime.Options(config=sys.argv[1])); print('re2' in sys.modules)")
     for path, loaded in ((conf, "False"), (with_expr, "True")):
         out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True,

@@ -19,12 +19,12 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squidguard_bloom import runtime
-from squidguard_bloom.bloom import BloomFilter
-from squidguard_bloom.helper import Helper, LongLine, serve
-from squidguard_bloom.keys import address_key, user_key
-from squidguard_bloom.lists import compile_list
-from squidguard_bloom.lists.literals import required_literals
+from squidguard_bloom.core.keys import address_key, user_key
+from squidguard_bloom.core.lists import compile_list
+from squidguard_bloom.core.lists.literals import required_literals
+from squidguard_bloom.helper import runtime
+from squidguard_bloom.helper.loop import Helper, LongLine, serve
+from squidguard_bloom.native.bloom import BloomFilter
 
 DOMAINS = ["bad.com", "evil.org", "ads.example.net", "x.y.z.com", "casino7-fun.io", "abc.123",
            "site.org", "1password.com", "10.0.0.1", "192.168.1.20"]

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from squidguard_bloom import runtime
 from squidguard_bloom.bench import fuzz
-from squidguard_bloom.helper import ErrorReport, Helper, serve
+from squidguard_bloom.helper import runtime
+from squidguard_bloom.helper.loop import ErrorReport, Helper, serve
 
 SEED = 20261203
 LINES = 50_000

@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squidguard_bloom.helper import MAX_LINE, serve
+from squidguard_bloom.helper.loop import MAX_LINE, serve
 
 
 class Trickle(io.RawIOBase):

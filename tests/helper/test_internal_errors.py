@@ -8,7 +8,7 @@ import re
 import pytest
 
 from squidguard_bloom import helper as helper_module
-from squidguard_bloom.helper import ErrorReport, Helper, serve
+from squidguard_bloom.helper.loop import ErrorReport, Helper, serve
 
 BH = b'BH message="internal error: RuntimeError"'
 

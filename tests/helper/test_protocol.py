@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from squidguard_bloom.protocol import (
+from squidguard_bloom.helper.protocol import (
     parse_request,
     quote,
     reply_pass,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from squidguard_bloom.template import TemplateValues, expand
+from squidguard_bloom.core.engine.template import TemplateValues, expand
 
 V = TemplateValues(client="10.0.0.1", fqdn="pc.lan", user="Bob", source="kids", target="porn",
                    url="http://Bad.example/dir/page.html?q=1")

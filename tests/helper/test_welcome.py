@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from squidguard_bloom.welcome import Welcome, WelcomeSettings
+from squidguard_bloom.helper.welcome import Welcome, WelcomeSettings
 
 
 def settings(tmp_path: Path, **kw: object) -> WelcomeSettings:

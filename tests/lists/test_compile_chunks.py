@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squidguard_bloom.lists import open_list
-from squidguard_bloom.lists.compiled import (
+from squidguard_bloom.core.lists import open_list
+from squidguard_bloom.core.lists.compiled import (
     HEADER,
     SEED,
     CompiledDomainList,
@@ -23,9 +23,9 @@ from squidguard_bloom.lists.compiled import (
     compiled_path,
     suffix_table,
 )
-from squidguard_bloom.lists.lookup import DomainList, UrlList
-from squidguard_bloom.lists.writer import home, pick_suffixes, slot_count, stored_lines, write
-from squidguard_bloom.urlnorm import parse_target
+from squidguard_bloom.core.lists.lookup import DomainList, UrlList
+from squidguard_bloom.core.lists.writer import home, pick_suffixes, slot_count, stored_lines, write
+from squidguard_bloom.core.urlnorm import parse_target
 
 
 def _name(rnd: random.Random) -> str:

@@ -11,9 +11,8 @@ from pathlib import Path
 import mmh3
 import pytest
 
-from squidguard_bloom import _bloom  # noqa: TID251 - the C readers are tested directly
-from squidguard_bloom.lists import compile_list, open_list
-from squidguard_bloom.lists.compiled import (
+from squidguard_bloom.core.lists import compile_list, open_list
+from squidguard_bloom.core.lists.compiled import (
     HEADER,
     SEED,
     VERSION,
@@ -22,9 +21,9 @@ from squidguard_bloom.lists.compiled import (
     suffix_table,
     tables_size,
 )
-from squidguard_bloom.lists.lookup import DomainList, UrlList
-from squidguard_bloom.lists.writer import home, pick_suffixes, slot_count
-from squidguard_bloom.urlnorm import parse_target
+from squidguard_bloom.core.lists.lookup import DomainList, UrlList
+from squidguard_bloom.core.lists.writer import home, pick_suffixes, slot_count
+from squidguard_bloom.core.urlnorm import parse_target
 
 
 def _compiled(tmp_path: Path, text: str, kind: str = "domain") -> Path:
@@ -271,7 +270,7 @@ def test_list_too_big_to_compile_is_refused_and_read_as_text(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the size limit: -C says so, and a rebuild at start falls back to the text."""
-    from squidguard_bloom.lists import ListError, writer
+    from squidguard_bloom.core.lists import ListError, writer
 
     path = _compiled(tmp_path, "a.example\n")
     path.write_text("a.example\nb.example\n")

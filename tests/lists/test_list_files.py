@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squidguard_bloom.lists import ListError
-from squidguard_bloom.lists.lookup import DomainList, ExpressionList, Match, UrlList
-from squidguard_bloom.lists.text import domain_key, entries, expression_lines, url_key
-from squidguard_bloom.urlnorm import Target, parse_target
+from squidguard_bloom.core.lists import ListError
+from squidguard_bloom.core.lists.lookup import DomainList, ExpressionList, Match, UrlList
+from squidguard_bloom.core.lists.text import domain_key, entries, expression_lines, url_key
+from squidguard_bloom.core.urlnorm import Target, parse_target
 
 
 def _t(url: str) -> Target:

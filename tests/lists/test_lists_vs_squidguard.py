@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from squidguard_bloom.lists.lookup import DomainList, ExpressionList, UrlList
-from squidguard_bloom.urlnorm import parse_target
+from squidguard_bloom.core.lists.lookup import DomainList, ExpressionList, UrlList
+from squidguard_bloom.core.urlnorm import parse_target
 from tests.servers import need, run_squidguard
 
 # tag -> why we block where squidGuard 1.6 lets the request through

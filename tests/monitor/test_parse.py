@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from squidguard_bloom.helper.reqlog import request_line
 from squidguard_bloom.monitor.cache import is_hit
 from squidguard_bloom.monitor.parse import (
     Clock,
@@ -18,7 +19,6 @@ from squidguard_bloom.monitor.parse import (
     shipper_event_kind,
     sniff,
 )
-from squidguard_bloom.reqlog import request_line
 
 UTC_CLOCK = Clock(UTC)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from squidguard_bloom import cli as helper_cli
-from squidguard_bloom import runtime
+from squidguard_bloom.helper import cli as helper_cli
+from squidguard_bloom.helper import runtime
 from squidguard_bloom.shipper.cli import build_parser, settings_from
 from squidguard_bloom.shipper.errors import ShipConfigError
 from squidguard_bloom.shipper.helperlogs import HELPER_CONFIG, MAIN_LOG, helper_logs
@@ -132,7 +132,8 @@ def test_a_frozen_shipper_never_holds_the_helper_up(harness: Harness) -> None:
     harness.wait_for(lambda: harness.remote_bytes("blocked") == local.read_bytes(), 60, "catch-up")
     assert harness.stop(proc) == 0
     probe = (
-        "import sys, squidguard_bloom.cli, squidguard_bloom.runtime, squidguard_bloom.helper\n"
+        "import sys, squidguard_bloom.helper.cli, squidguard_bloom.helper.runtime\n"
+        "import squidguard_bloom.helper.loop\n"
         "bad = [m for m in sys.modules if 'shipper' in m or m.startswith('asyncssh')]\n"
         "assert not bad, bad\n"
     )

@@ -1,0 +1,370 @@
+"""THE HOT PATH: read request lines, decide, welcome, reply, log, flush.
+
+:func:`serve` is the loop Squid talks to; :meth:`Helper.respond` is all the
+work one request costs.  Everything slow or fallible (parsing the config,
+loading lists, opening the filter) happened before, in
+:mod:`squidguard_bloom.helper.runtime`, which hands over a ready :class:`Runtime`.
+
+Guarantees: exactly one reply line per request line, in order, with the
+channel-ID echoed byte for byte; replies are written as soon as everything
+read so far is answered (one write per batch Squid sent, so concurrency
+costs no extra system calls); no exception escapes the per-line ``except``,
+and a bug there is answered ``BH`` and reported by :class:`ErrorReport` in
+one rate-limited line, so no client can flood Squid's cache.log; SIGHUP
+reloads between two batches, so no line is lost; EOF ends cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+from squidguard_bloom.core.engine.decision import PASS, REDIRECT, UNPARSABLE, Decision
+from squidguard_bloom.core.engine.template import TemplateValues, expand
+from squidguard_bloom.core.records import Record, field
+from squidguard_bloom.helper.protocol import (
+    Request,
+    channel_of,
+    parse_request,
+    reply_error,
+    reply_pass,
+    reply_redirect,
+    reply_rewrite,
+    reply_unparsable,
+)
+from squidguard_bloom.helper.reqlog import LogSink, request_line
+from squidguard_bloom.helper.welcome import WELCOME_METHODS, Welcome
+
+TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
+if TYPE_CHECKING:
+    from typing import IO, Any
+
+#: Longest request line kept whole; longer ones are answered as unparsable
+#: (after reading through to their end, so the next reply stays in step).
+MAX_LINE = 4 << 20
+_CHUNK = 1 << 16
+
+
+class ErrorReport:
+    """Internal errors (bugs) as Squid's cache.log sees them: few lines, never a flood.
+
+    The first :attr:`FIRST` errors are each told in one line (with the
+    traceback after it only in debug mode, ``-d``); later ones are counted
+    and told as one summary line at most every :attr:`INTERVAL` seconds, and
+    once more when the helper stops.  A hostile client that found a bug can
+    then add at most one line a minute to cache.log.
+    """
+
+    FIRST = 5
+    INTERVAL = 60.0
+
+    def __init__(self, stream: IO[str] | None = None, *, traceback: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._traceback = traceback
+        self._clock = clock
+        self.count = 0  # every internal error so far
+        self.pending = 0  # counted since the last line about them
+        self._last = ""  # the latest pending one, for the summary
+        self._since = 0.0
+
+    def _say(self, text: str) -> None:
+        stream = sys.stderr if self._stream is None else self._stream
+        with contextlib.suppress(OSError, ValueError):  # stderr gone: the reply still goes out
+            stream.write(f"squidguard-bloom: {text}\n")
+            stream.flush()
+
+    def report(self, exc: BaseException, line: bytes | None,
+               outcome: str = "internal error, answered BH") -> None:
+        """Count one error (on a request line); tell it if among the first, else maybe sum up."""
+        self.count += 1
+        what = f"{type(exc).__name__}: {str(exc)[:200]!r}"
+        if line is not None:
+            what += f" on request {bytes(line[:200])!r}"
+        if self.count <= self.FIRST:
+            more = "" if self._traceback else " (-d shows the traceback)"
+            last = (f"; later ones are counted, one line every {self.INTERVAL:g} s"
+                    if self.count == self.FIRST else "")
+            self._say(f"{outcome}: {what}{more}{last}")
+            if self._traceback:
+                import traceback  # noqa: PLC0415 - only after a bug, not at every start
+
+                text = "".join(traceback.format_exception(exc))
+                stream = sys.stderr if self._stream is None else self._stream
+                with contextlib.suppress(OSError, ValueError):
+                    stream.write(text)
+                    stream.flush()
+            self._since = self._clock()
+            return
+        self.pending += 1
+        self._last = what
+        self.tick()
+
+    def tick(self, *, final: bool = False) -> None:
+        """Tell the pending count if a summary is due (or final: the helper stops)."""
+        if not self.pending or not (final or self._clock() - self._since >= self.INTERVAL):
+            return
+        self._say(f"{self.pending} more internal error(s) ({self.count} since start); "
+                  f"the latest: {self._last}")
+        self.pending = 0
+        self._since = self._clock()
+
+
+class Policy:
+    """What the engine offers the helper (see policy.py for the real one)."""
+
+    def decide(self, req: Request, now: float) -> Decision:  # pragma: no cover - interface
+        """The verdict for req at time now."""
+        raise NotImplementedError
+
+
+class Runtime(Record):
+    """Everything a running helper needs, built once per (re)load."""
+
+    policy: Policy
+    sink: LogSink
+    welcome: Welcome | None = None
+    welcome_log: str | None = None  # where first-visit redirects are logged
+    style: str = "squid34"
+    emergency: Decision | None = None  # set: answer every request with this
+    clock_offset: float = 0.0  # squidGuard's -t
+    notes: list[str] = field(default_factory=list)
+    main_log: str | None = None  # squidGuard.log in logdir: start/stop/reload messages
+    fast: Any = None  # a fastpath.FastPath: answers the common lines of a batch in C
+
+    def close(self) -> None:
+        """Release files and the filter mapping."""
+        if self.welcome is not None:
+            self.welcome.close()
+        self.sink.close()
+
+
+class Helper:
+    """Answers request lines with a Runtime; swaps Runtimes on reload."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        reload: Callable[[Runtime], Runtime] | None = None,
+        explain: IO[str] | None = None,
+        errors: ErrorReport | None = None,
+    ) -> None:
+        self.rt = runtime
+        self._reload = reload
+        self._explain = explain
+        self.errors = ErrorReport() if errors is None else errors
+        self.reload_requested = False
+        self.now = time.time()
+
+    def respond(self, line: bytes, welcomed: bool = False) -> bytes:
+        """The reply line (with its newline) for one request line.
+
+        welcomed: the fast path already found this a first visit (and added
+        the client to the welcome filter).
+        """
+        try:
+            req = parse_request(line)
+            if isinstance(line, LongLine):
+                return reply_unparsable(req.channel, "request line too long", self.rt.style)
+            if not req.url:
+                return reply_unparsable(req.channel, req.problem, self.rt.style)
+            rt = self.rt
+            decision = rt.emergency or rt.policy.decide(req, self.now)
+            for path, text in decision.log:
+                rt.sink.write(path, text)
+            if decision.action == UNPARSABLE:
+                self._say(req, decision.explanation)
+                return reply_unparsable(req.channel, decision.url, rt.style)
+            if decision.action == PASS:
+                if rt.welcome is not None and rt.emergency is None:
+                    welcome = self._welcome(req, decision, welcomed)
+                    if welcome is not None:
+                        return welcome
+                self._say(req, decision.explanation)
+                return reply_pass(req.channel, rt.style)
+            self._say(req, decision.explanation)
+            if decision.action == REDIRECT or req.method == "CONNECT":
+                # A blocked CONNECT must fail at once: a rewrite-url to an
+                # http URL would make Squid tunnel to a host named "http".
+                return reply_redirect(req.channel, decision.url, decision.status, rt.style)
+            return reply_rewrite(req.channel, decision.url, rt.style)
+        except Exception as exc:  # the one place nothing may escape
+            self.errors.report(exc, line)
+            return reply_error(channel_of(line), f"internal error: {type(exc).__name__}",
+                               self.rt.style)
+
+    def _welcome(self, req: Request, decision: Decision, added: bool) -> bytes | None:
+        welcome = self.rt.welcome
+        assert welcome is not None
+        if req.method.upper() not in WELCOME_METHODS:
+            return None
+        if decision.host in welcome.settings.exempt_hosts:
+            return None
+        if not (added or welcome.first_visit(req.client, req.user, self.now)):
+            return None
+        values = TemplateValues(req.client, req.fqdn, req.user, decision.source, "welcome",
+                                req.url)
+        status, url = expand(welcome.settings.redirect, values)
+        status = status or welcome.settings.status
+        if self.rt.welcome_log:
+            text = request_line(decision.source, "welcome", "-", req.url, req.client, req.fqdn,
+                                req.user, req.method, "WELCOME")
+            self.rt.sink.write(self.rt.welcome_log, text)
+        self._say(req, f"first visit of this client: welcome page {url}")
+        return reply_redirect(req.channel, url, status, self.rt.style)
+
+    def _say(self, req: Request, why: str) -> None:
+        if self._explain is not None:
+            self._explain.write(f"# {req.url} {req.client or '-'}: {why}\n")
+
+    @property
+    def explains(self) -> bool:
+        """Whether --explain is on (serve then answers a line at a time)."""
+        return self._explain is not None
+
+    def batch(self, lines: list[bytes] | bytes) -> bytes:
+        """Answer a batch of lines read together; reload first if asked to.
+
+        lines: the lines, or (from serve) the bytes read, newline-separated,
+        with their CRs still on.
+        """
+        if self.reload_requested and self._reload is not None:
+            self.reload_requested = False
+            self.rt = self._reload(self.rt)
+        self.now = time.time() + self.rt.clock_offset
+        rt = self.rt
+        fast = None
+        if rt.fast is not None and rt.emergency is None and self._explain is None:
+            try:
+                if isinstance(lines, bytes):
+                    fast = rt.fast.answer(lines, lines.count(b"\n") + 1, self.now,
+                                          strip_cr=True)
+                elif LongLine not in map(type, lines):
+                    fast = rt.fast.answer(b"\n".join(lines), len(lines), self.now)
+            except Exception as exc:  # a bug in C's wrapper: Python answers every line
+                self.errors.report(exc, None, "internal error in the fast path, its batch "
+                                   "answered in Python")
+                fast = None
+        if fast is None:
+            if isinstance(lines, bytes):
+                lines = [_strip(x) for x in lines.split(b"\n")]
+            out = b"".join([self.respond(line) for line in lines])
+        else:
+            # C answered the common lines; the rest go through respond() and
+            # are spliced in where they belong.
+            out, rest = fast
+            if rest:
+                parts = []
+                pos = 0
+                for at, line, welcomed, log in rest:
+                    parts.append(out[pos:at])
+                    pos = at
+                    if line is not None:
+                        parts.append(self.respond(line, welcomed))
+                    else:  # answered in C, logged here, in line order
+                        rt.sink.write(*log)
+                parts.append(out[pos:])
+                out = b"".join(parts)
+        rt.sink.flush()
+        if self._explain is not None:
+            self._explain.flush()
+        if self.errors.pending:
+            self.errors.tick()
+        return out
+
+
+class LongLine(bytes):
+    """The first bytes of a request line longer than MAX_LINE (rest dropped)."""
+
+
+def _strip(line: bytes) -> bytes:
+    return line[:-1] if line.endswith(b"\r") else line
+
+
+def _send(outstream: Any, data: bytes) -> bool:
+    try:
+        outstream.write(data)
+        outstream.flush()
+    except BrokenPipeError:
+        return False
+    return True
+
+
+def serve(helper: Helper, instream: Any = None, outstream: Any = None) -> int:
+    """Answer lines from instream (binary) on outstream until EOF; return 0.
+
+    Reads whatever is available (``read1``), answers every complete line in
+    it, writes all those replies at once and flushes.  A partial line waits
+    for its end; one longer than MAX_LINE is dropped through to its end and
+    answered once, as unparsable, with its channel-ID.  Internal errors not
+    yet told (see :class:`ErrorReport`) are told at the end.
+    """
+    instream = sys.stdin.buffer if instream is None else instream
+    outstream = sys.stdout.buffer if outstream is None else outstream
+    try:
+        if helper.explains:  # an admin at a terminal: each answer right after its "# why"
+            return _serve_lines(helper, instream, outstream)
+        return _serve_blocks(helper, instream, outstream)
+    finally:
+        helper.errors.tick(final=True)
+
+
+def _serve_blocks(helper: Helper, instream: Any, outstream: Any) -> int:
+    read = getattr(instream, "read1", instream.read)
+    buf = b""  # the unfinished line so far
+    long_head: bytes | None = None  # set while dropping an over-long line
+    while chunk := read(_CHUNK):
+        end = chunk.rfind(b"\n")
+        if end >= 0 and long_head is None and len(buf) + end <= MAX_LINE:
+            # The usual read: complete lines, none too long, answered as one block.
+            data = buf + chunk[:end] if buf else chunk[:end]
+            buf = chunk[end + 1 :]
+            if not _send(outstream, helper.batch(data)):
+                return 0
+            continue
+        parts = chunk.split(b"\n")
+        lines: list[bytes] = []
+        if len(parts) > 1:
+            first = buf + parts[0] if long_head is None else LongLine(long_head)
+            lines.append(first if len(first) <= MAX_LINE else LongLine(first[:64]))
+            lines.extend(parts[1:-1])
+            buf, long_head = b"", None
+        if long_head is None:
+            buf += parts[-1]
+            if len(buf) > MAX_LINE:
+                buf, long_head = b"", buf[:64]
+        if lines and (b"\r" in chunk or lines[0][-1:] == b"\r"):
+            lines = [_strip(x) for x in lines]
+        if lines and not _send(outstream, helper.batch(lines)):
+            return 0
+    if buf or long_head is not None:  # a last line without its newline is answered too
+        last = _strip(buf) if long_head is None else LongLine(long_head)
+        _send(outstream, helper.batch([last]))
+    return 0
+
+
+def _serve_lines(helper: Helper, instream: Any, outstream: Any) -> int:
+    """serve() one line at a time (--explain): slow, but the output reads in order."""
+    for raw in instream:
+        line = raw[:-1] if raw.endswith(b"\n") else raw
+        if len(line) > MAX_LINE:
+            line = LongLine(line[:64])
+        if not _send(outstream, helper.batch([_strip(line)])):
+            return 0
+    return 0
+
+
+def install_signal_handlers(helper: Helper, sink_reopen: Callable[[], None]) -> None:
+    """SIGHUP: reload config and lists before the next batch; SIGUSR1: reopen logs."""
+
+    def on_hup(_sig: int, _frame: object) -> None:
+        helper.reload_requested = True
+
+    def on_usr1(_sig: int, _frame: object) -> None:
+        sink_reopen()
+
+    signal.signal(signal.SIGHUP, on_hup)
+    signal.signal(signal.SIGUSR1, on_usr1)
