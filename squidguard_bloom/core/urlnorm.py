@@ -178,7 +178,7 @@ def parse_target(url: str) -> Target | None:
         host, colon, port_text = authority.partition(":")
         if not colon:
             port_text = ""
-    if port_text.isdigit():
+    if port_text.isascii() and port_text.isdigit():  # not "¹" (a digit to isdigit, not to int)
         port = int(port_text)
     host = _decode_host(host)
     if not host.startswith("[") and _HOST_END.search(host):
