@@ -23,10 +23,11 @@ import time
 from collections.abc import Callable
 
 from squidguard_bloom.core.engine.decision import PASS, REDIRECT, UNPARSABLE, Decision
+from squidguard_bloom.core.engine.request import Request
 from squidguard_bloom.core.engine.template import TemplateValues, expand
+from squidguard_bloom.core.logline import request_line
 from squidguard_bloom.core.records import Record, field
 from squidguard_bloom.helper.protocol import (
-    Request,
     channel_of,
     parse_request,
     reply_error,
@@ -35,7 +36,7 @@ from squidguard_bloom.helper.protocol import (
     reply_rewrite,
     reply_unparsable,
 )
-from squidguard_bloom.helper.reqlog import LogSink, request_line
+from squidguard_bloom.helper.reqlog import LogSink
 from squidguard_bloom.helper.welcome import WELCOME_METHODS, Welcome
 
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import re
 
+from squidguard_bloom.core.engine.request import Request
 from squidguard_bloom.core.rawtext import raw as _raw
 from squidguard_bloom.core.rawtext import text as _text
-from squidguard_bloom.core.records import Record
 
 #: How Squid 3.4+ reads a reply's first word; legacy replies are for Squid <= 3.3.
 REPLY_STYLES = ("squid34", "legacy")
@@ -31,23 +31,6 @@ _TOKEN = re.compile(rb"[^ \t]+")
 _EXTRA = re.compile(rb"[A-Za-z0-9_-]+=")
 
 
-class Request(Record):
-    """One parsed request line.  Missing fields are empty strings."""
-
-    channel: bytes | None  # the channel-ID exactly as received, or None (serial mode)
-    url: str
-    client: str = ""  # client address as sent ("-" too; "" when absent)
-    fqdn: str = ""  # client name ("" when absent or "-")
-    user: str = ""  # ident / login as sent, spaces and all ("" when "-")
-    method: str = ""
-    problem: str = ""  # why the line could not be fully parsed, or ""
-    extras_raw: tuple[bytes, ...] = ()  # the trailing key=value tokens, as received
-
-    @property
-    def extras(self) -> dict[str, str]:
-        """The trailing ``key=value`` extras (decoded on demand: the engine never needs them)."""
-        pairs = (t.partition(b"=") for t in self.extras_raw)
-        return {_text(k): _text(v) for k, _, v in pairs}
 
 
 def parse_request(line: bytes) -> Request:

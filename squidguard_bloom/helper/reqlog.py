@@ -2,8 +2,9 @@
 
 Every line starts ``YYYY-MM-DD HH:MM:SS [PID] `` in local time, as
 squidGuard's do; request lines then read
-``Request(SRC/TARGET/REWRITE) URL CLIENT/FQDN IDENT METHOD ACTION``.
-This format is the contract with the log shipper and the monitor.
+``Request(SRC/TARGET/REWRITE) URL CLIENT/FQDN IDENT METHOD ACTION``
+(:mod:`squidguard_bloom.core.logline`, the contract with the log shipper
+and the monitor).
 
 Writes go to a user-space buffer and reach the file when the helper has
 answered everything it had read (:meth:`LogSink.flush`), so logging costs
@@ -17,45 +18,11 @@ import os
 import sys
 import time
 
-from squidguard_bloom.core.rawtext import raw
-
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:
     from typing import IO
 
 _CHECK_INTERVAL = 1.0  # seconds between "was my file rotated?" checks
-
-
-def request_line(
-    source: str,
-    target: str,
-    rewrite: str,
-    url: str,
-    client: str,
-    fqdn: str,
-    user: str,
-    method: str,
-    action: str,
-) -> str:
-    """squidGuard's ``Request(...)`` line body, fields made safe for one line."""
-    # the client as sent, even empty (squidGuard writes "/fqdn" then)
-    fields = (url, client, fqdn or "-", user or "-", method or "-")
-    url, client, fqdn, user, method = (_one_line(f) for f in fields)
-    return f"Request({source}/{target}/{rewrite}) {url} {client}/{fqdn} {user} {method} {action}"
-
-
-def _one_line(value: str) -> str:
-    # A user name may hold spaces and a URL may hold anything: keep each a
-    # single space-free token so the monitor can split the line.  What is
-    # not printable goes %-encoded byte by byte, as it came (rawtext's rule:
-    # a byte that was not UTF-8 shows as itself, %FF, never as a character).
-    if value.isprintable() and " " not in value:
-        return value
-    return "".join(c if c.isprintable() and c != " " else _pct(c) for c in value)
-
-
-def _pct(c: str) -> str:
-    return "".join(f"%{b:02X}" for b in raw(c))
 
 
 class _File:

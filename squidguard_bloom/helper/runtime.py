@@ -21,6 +21,7 @@ from squidguard_bloom import __version__
 from squidguard_bloom.core.config import ConfigError, load_config
 from squidguard_bloom.core.config.model import Config
 from squidguard_bloom.core.engine.decision import PASS_ALL, REDIRECT, REWRITE, Decision
+from squidguard_bloom.core.engine.request import Request
 from squidguard_bloom.core.engine.template import TemplateValues, expand
 from squidguard_bloom.core.records import Record
 from squidguard_bloom.core.urlnorm import parse_target
@@ -33,7 +34,6 @@ from squidguard_bloom.helper.loop import (
     install_signal_handlers,
     serve,
 )
-from squidguard_bloom.helper.protocol import Request
 from squidguard_bloom.helper.reqlog import LogSink
 from squidguard_bloom.helper.welcome import Welcome, WelcomeSettings
 

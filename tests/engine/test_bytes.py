@@ -18,9 +18,9 @@ from squidguard_bloom.core.engine.engine import Engine
 from squidguard_bloom.core.engine.rewrite import RewriteBlock
 from squidguard_bloom.core.engine.template import TemplateValues, expand
 from squidguard_bloom.core.lists.lookup import ExpressionList
+from squidguard_bloom.core.logline import request_line
 from squidguard_bloom.core.rawtext import for_regex, raw, text
 from squidguard_bloom.helper.protocol import parse_request, reply_redirect, reply_rewrite
-from squidguard_bloom.helper.reqlog import request_line
 
 ALL_BYTES = bytes(range(256))
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from squidguard_bloom.core.engine.decision import PASS, REDIRECT, REWRITE, Decision
+from squidguard_bloom.core.engine.request import Request
 from squidguard_bloom.helper.loop import Helper, Policy, Runtime
-from squidguard_bloom.helper.protocol import Request
 from squidguard_bloom.helper.reqlog import LogSink
 from squidguard_bloom.helper.welcome import Welcome, WelcomeSettings
 
