@@ -199,17 +199,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # scanned again.
     gc.disable()
     try:
-        from squidguard_bloom.helper import runtime  # noqa: PLC0415 - -h/-v work without the engine
+        from squidguard_bloom.helper import program  # noqa: PLC0415 - -h/-v work without the engine
     finally:
         gc.freeze()
         gc.enable()
 
     if args.compile is not None or args.update:
-        return runtime.compile_lists(config, args.compile or "all", update=args.update,
+        return program.compile_lists(config, args.compile or "all", update=args.update,
                                      progress=args.progress)
     if args.check:
-        return runtime.check(config)
-    options = runtime.Options(
+        return program.check(config)
+    options = program.Options(
         config=config,
         debug=args.debug,
         passthrough=args.passthrough,
@@ -220,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         example=args.example,
         fast_path=args.fast_path,
     )
-    return runtime.run(options)
+    return program.run(options)
 
 
 def command() -> None:

@@ -1,6 +1,6 @@
 """THE HOT PATH: read request lines, decide, welcome, reply, log, flush.
 
-:func:`serve` is the loop Squid talks to; :meth:`Helper.respond` is all the
+:func:`serve` is the loop Squid talks to; :meth:`Loop.respond` is all the
 work one request costs.  Everything slow or fallible (parsing the config,
 loading lists, opening the filter) happened before, in
 :mod:`squidguard_bloom.helper.runtime`, which hands over a ready :class:`Runtime`.
@@ -26,7 +26,6 @@ from squidguard_bloom.core.engine.decision import PASS, REDIRECT, UNPARSABLE, De
 from squidguard_bloom.core.engine.request import Request
 from squidguard_bloom.core.engine.template import TemplateValues, expand
 from squidguard_bloom.core.logline import request_line
-from squidguard_bloom.core.records import Record, field
 from squidguard_bloom.helper.protocol import (
     channel_of,
     parse_request,
@@ -36,8 +35,8 @@ from squidguard_bloom.helper.protocol import (
     reply_rewrite,
     reply_unparsable,
 )
-from squidguard_bloom.helper.reqlog import LogSink
-from squidguard_bloom.helper.welcome import WELCOME_METHODS, Welcome
+from squidguard_bloom.helper.runtime import Runtime
+from squidguard_bloom.helper.welcome import WELCOME_METHODS
 
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:
@@ -114,36 +113,7 @@ class ErrorReport:
         self._since = self._clock()
 
 
-class Policy:
-    """What the engine offers the helper (see policy.py for the real one)."""
-
-    def decide(self, req: Request, now: float) -> Decision:  # pragma: no cover - interface
-        """The verdict for req at time now."""
-        raise NotImplementedError
-
-
-class Runtime(Record):
-    """Everything a running helper needs, built once per (re)load."""
-
-    policy: Policy
-    sink: LogSink
-    welcome: Welcome | None = None
-    welcome_log: str | None = None  # where first-visit redirects are logged
-    style: str = "squid34"
-    emergency: Decision | None = None  # set: answer every request with this
-    clock_offset: float = 0.0  # squidGuard's -t
-    notes: list[str] = field(default_factory=list)
-    main_log: str | None = None  # squidGuard.log in logdir: start/stop/reload messages
-    fast: Any = None  # a fastpath.FastPath: answers the common lines of a batch in C
-
-    def close(self) -> None:
-        """Release files and the filter mapping."""
-        if self.welcome is not None:
-            self.welcome.close()
-        self.sink.close()
-
-
-class Helper:
+class Loop:
     """Answers request lines with a Runtime; swaps Runtimes on reload."""
 
     def __init__(
@@ -294,7 +264,7 @@ def _send(outstream: Any, data: bytes) -> bool:
     return True
 
 
-def serve(helper: Helper, instream: Any = None, outstream: Any = None) -> int:
+def serve(helper: Loop, instream: Any = None, outstream: Any = None) -> int:
     """Answer lines from instream (binary) on outstream until EOF; return 0.
 
     Reads whatever is available (``read1``), answers every complete line in
@@ -313,7 +283,7 @@ def serve(helper: Helper, instream: Any = None, outstream: Any = None) -> int:
         helper.errors.tick(final=True)
 
 
-def _serve_blocks(helper: Helper, instream: Any, outstream: Any) -> int:
+def _serve_blocks(helper: Loop, instream: Any, outstream: Any) -> int:
     read = getattr(instream, "read1", instream.read)
     buf = b""  # the unfinished line so far
     long_head: bytes | None = None  # set while dropping an over-long line
@@ -347,7 +317,7 @@ def _serve_blocks(helper: Helper, instream: Any, outstream: Any) -> int:
     return 0
 
 
-def _serve_lines(helper: Helper, instream: Any, outstream: Any) -> int:
+def _serve_lines(helper: Loop, instream: Any, outstream: Any) -> int:
     """serve() one line at a time (--explain): slow, but the output reads in order."""
     for raw in instream:
         line = raw[:-1] if raw.endswith(b"\n") else raw
@@ -358,7 +328,7 @@ def _serve_lines(helper: Helper, instream: Any, outstream: Any) -> int:
     return 0
 
 
-def install_signal_handlers(helper: Helper, sink_reopen: Callable[[], None]) -> None:
+def install_signal_handlers(helper: Loop, sink_reopen: Callable[[], None]) -> None:
     """SIGHUP: reload config and lists before the next batch; SIGUSR1: reopen logs."""
 
     def on_hup(_sig: int, _frame: object) -> None:

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from squidguard_bloom.core.engine.decision import PASS, REDIRECT, REWRITE, Decision
+from squidguard_bloom.core.engine.decision import PASS, REDIRECT, REWRITE, Decision, Policy
 from squidguard_bloom.core.engine.request import Request
-from squidguard_bloom.helper.loop import Helper, Policy, Runtime
+from squidguard_bloom.helper.loop import Loop
 from squidguard_bloom.helper.reqlog import LogSink
+from squidguard_bloom.helper.runtime import Runtime
 from squidguard_bloom.helper.welcome import Welcome, WelcomeSettings
 
 
@@ -29,10 +30,10 @@ class ToyPolicy(Policy):
 
 @pytest.fixture
 def make_helper(tmp_path: Path):
-    """Build a Helper with the toy policy and, optionally, a welcome filter."""
+    """Build a Loop with the toy policy and, optionally, a welcome filter."""
     made: list[Runtime] = []
 
-    def make(welcome: bool = True, style: str = "squid34", **kw: object) -> Helper:
+    def make(welcome: bool = True, style: str = "squid34", **kw: object) -> Loop:
         settings = WelcomeSettings(
             redirect="http://welcome.example/?next=%u&c=%a",
             state=str(tmp_path / "state" / "welcome.bloom"),
@@ -49,7 +50,7 @@ def make_helper(tmp_path: Path):
             style=style,
         )
         made.append(rt)
-        return Helper(rt)
+        return Loop(rt)
 
     yield make
     for rt in made:

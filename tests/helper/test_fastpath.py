@@ -23,7 +23,7 @@ from squidguard_bloom.core.keys import address_key, user_key
 from squidguard_bloom.core.lists import compile_list
 from squidguard_bloom.core.lists.literals import required_literals
 from squidguard_bloom.helper import runtime
-from squidguard_bloom.helper.loop import Helper, LongLine, serve
+from squidguard_bloom.helper.loop import LongLine, Loop, serve
 from squidguard_bloom.native.bloom import BloomFilter
 
 DOMAINS = ["bad.com", "evil.org", "ads.example.net", "x.y.z.com", "casino7-fun.io", "abc.123",
@@ -215,13 +215,13 @@ def request_lines(draw: st.DrawFn) -> bytes:
     return line.encode("utf-8", "surrogateescape")
 
 
-def _helper(tmp: Path, name: str, conf: str, db: Path, fast: bool) -> Helper:
+def _helper(tmp: Path, name: str, conf: str, db: Path, fast: bool) -> Loop:
     base = tmp / name
     (base / "logs").mkdir(parents=True, exist_ok=True)
     path = base / "sg.conf"
     path.write_text(f"dbhome {db}\nlogdir {base / 'logs'}\n"
                     + conf.replace("capacity 1000", f"capacity 1000\n  state {base}/w.bloom"))
-    return Helper(runtime.build(runtime.Options(config=str(path), fast_path=fast)))
+    return Loop(runtime.build(runtime.Options(config=str(path), fast_path=fast)))
 
 
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[\d+\] ", re.M)
@@ -231,7 +231,7 @@ def _logs(base: Path) -> dict[str, str]:
     return {p.name: _STAMP.sub("", p.read_text()) for p in sorted((base / "logs").glob("*"))}
 
 
-def _run_both(tmp: Path, conf: str, batches: list[list[bytes]]) -> tuple[Helper, Helper]:
+def _run_both(tmp: Path, conf: str, batches: list[list[bytes]]) -> tuple[Loop, Loop]:
     db = _lists_dir(tmp.parent / "shared-lists")
     fast = _helper(tmp, "fast", conf, db, True)
     slow = _helper(tmp, "slow", conf, db, False)

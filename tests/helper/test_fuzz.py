@@ -22,7 +22,7 @@ import pytest
 
 from squidguard_bloom.bench import fuzz
 from squidguard_bloom.helper import runtime
-from squidguard_bloom.helper.loop import ErrorReport, Helper, serve
+from squidguard_bloom.helper.loop import ErrorReport, Loop, serve
 
 SEED = 20261203
 LINES = 50_000
@@ -64,10 +64,10 @@ def test_shapes_are_recognised() -> None:
 
 
 def _run(root: Path, corpus: list[bytes], key: str, fast: bool) -> tuple[bytes, dict[str, bytes],
-                                                                         Helper]:
+                                                                         Loop]:
     conf = fuzz.write_setup(root, key=key)
     told = io.StringIO()
-    helper = Helper(runtime.build(runtime.Options(config=str(conf), fast_path=fast)),
+    helper = Loop(runtime.build(runtime.Options(config=str(conf), fast_path=fast)),
                     errors=ErrorReport(told))
     out = io.BytesIO()
     try:

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from squidguard_bloom import helper as helper_module
-from squidguard_bloom.helper.loop import ErrorReport, Helper, serve
+from squidguard_bloom.helper import loop as loop_module
+from squidguard_bloom.helper.loop import ErrorReport, Loop, serve
 
 BH = b'BH message="internal error: RuntimeError"'
 
@@ -31,7 +31,7 @@ def _booms(first: int, count: int) -> bytes:
 
 def test_first_errors_one_line_each_then_one_summary_a_minute(make_helper) -> None:
     """5 lines for the first 5 errors, then a count at most once a minute, and at the end."""
-    helper: Helper = make_helper(welcome=False)
+    helper: Loop = make_helper(welcome=False)
     told, clock = io.StringIO(), Clock()
     helper.errors = ErrorReport(told, clock=clock)
     replies = helper.batch(_booms(0, 1000).rstrip(b"\n"))
@@ -66,7 +66,7 @@ def test_first_errors_one_line_each_then_one_summary_a_minute(make_helper) -> No
 
 def test_debug_adds_the_traceback(make_helper) -> None:
     """-d: the one line, then the traceback of that error."""
-    helper: Helper = make_helper(welcome=False)
+    helper: Loop = make_helper(welcome=False)
     told = io.StringIO()
     helper.errors = ErrorReport(told, traceback=True)
     assert helper.batch([b"http://boom.example/ 10.0.0.1/- - GET"]) == BH + b"\n"
@@ -79,13 +79,13 @@ def test_debug_adds_the_traceback(make_helper) -> None:
 def test_a_line_the_parser_chokes_on_keeps_its_channel_id(make_helper,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Even when parsing itself fails, the BH goes out with the line's channel-ID."""
-    helper: Helper = make_helper(welcome=False)
+    helper: Loop = make_helper(welcome=False)
     helper.errors = ErrorReport(io.StringIO())
 
     def choke(line: bytes) -> None:
         raise RuntimeError("parser bug")
 
-    monkeypatch.setattr(helper_module, "parse_request", choke)
+    monkeypatch.setattr(loop_module, "parse_request", choke)
     out = helper.batch([b"12 http://x.example/ 10.0.0.1/- - GET", b"\t 0034\tx", b"noid y"])
     assert out == b"12 " + BH + b"\n0034 " + BH + b"\n" + BH + b"\n"
     assert helper.errors.count == 3
@@ -100,7 +100,7 @@ class _BrokenFastPath:
 
 def test_a_failing_fast_path_leaves_every_line_to_python(make_helper) -> None:
     """A batch the C wrapper fails on is answered line by line, and the failure told once."""
-    helper: Helper = make_helper(welcome=False)
+    helper: Loop = make_helper(welcome=False)
     told = io.StringIO()
     helper.errors = ErrorReport(told)
     helper.rt.fast = _BrokenFastPath()

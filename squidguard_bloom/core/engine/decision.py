@@ -1,8 +1,12 @@
-"""What the policy engine answers for one request."""
+"""What a policy answers for one request (:class:`Decision`), and what a policy is."""
 
 from __future__ import annotations
 
 from squidguard_bloom.core.records import FrozenRecord
+
+TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
+if TYPE_CHECKING:
+    from squidguard_bloom.core.engine.request import Request
 
 PASS = "pass"
 REDIRECT = "redirect"  # answered OK status=NNN url="…"
@@ -30,3 +34,11 @@ class Decision(FrozenRecord):
 
 
 PASS_ALL = Decision(PASS, explanation="emergency mode: passing everything")
+
+
+class Policy:
+    """What decides requests: the engine, or an emergency mode (see helper/runtime.py)."""
+
+    def decide(self, req: Request, now: float) -> Decision:  # pragma: no cover - interface
+        """The verdict for req at time now."""
+        raise NotImplementedError

@@ -38,7 +38,14 @@ from squidguard_bloom.core.config.model import (
     Restriction,
     Source,
 )
-from squidguard_bloom.core.engine.decision import PASS, REDIRECT, REWRITE, UNPARSABLE, Decision
+from squidguard_bloom.core.engine.decision import (
+    PASS,
+    REDIRECT,
+    REWRITE,
+    UNPARSABLE,
+    Decision,
+    Policy,
+)
 from squidguard_bloom.core.engine.request import Request
 from squidguard_bloom.core.engine.rewrite import RewriteBlock
 from squidguard_bloom.core.engine.template import TemplateValues, expand
@@ -46,7 +53,6 @@ from squidguard_bloom.core.lists import open_list
 from squidguard_bloom.core.logline import request_line
 from squidguard_bloom.core.records import FrozenRecord, Record
 from squidguard_bloom.core.urlnorm import Target, parse_target
-from squidguard_bloom.helper.loop import Policy
 
 _CACHE_LIMIT = 65536  # remembered (client, fqdn, user) -> source chains
 
