@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from squidguard_bloom.core.engine.decision import PASS, REDIRECT, UNPARSABLE, Decision
 from squidguard_bloom.core.engine.request import Request
-from squidguard_bloom.core.engine.template import TemplateValues, expand
+from squidguard_bloom.core.engine.template import TemplateValues
 from squidguard_bloom.core.logline import request_line
 from squidguard_bloom.helper.protocol import (
     channel_of,
@@ -36,7 +36,6 @@ from squidguard_bloom.helper.protocol import (
     reply_unparsable,
 )
 from squidguard_bloom.helper.runtime import Runtime
-from squidguard_bloom.helper.welcome import WELCOME_METHODS
 
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:
@@ -170,16 +169,12 @@ class Loop:
     def _welcome(self, req: Request, decision: Decision, added: bool) -> bytes | None:
         welcome = self.rt.welcome
         assert welcome is not None
-        if req.method.upper() not in WELCOME_METHODS:
-            return None
-        if decision.host in welcome.settings.exempt_hosts:
-            return None
-        if not (added or welcome.first_visit(req.client, req.user, self.now)):
+        if not welcome.welcomes(req.method, decision.host, req.client, req.user, self.now,
+                                added=added):
             return None
         values = TemplateValues(req.client, req.fqdn, req.user, decision.source, "welcome",
                                 req.url)
-        status, url = expand(welcome.settings.redirect, values)
-        status = status or welcome.settings.status
+        status, url = welcome.redirect(values)
         if self.rt.welcome_log:
             text = request_line(decision.source, "welcome", "-", req.url, req.client, req.fqdn,
                                 req.user, req.method, "WELCOME")

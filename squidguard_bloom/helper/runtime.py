@@ -80,29 +80,17 @@ def _load(options: Options) -> Config:
     return load_config(options.config, dbhome=DEBIAN_DBHOME, logdir=DEBIAN_LOGDIR)
 
 
-def _welcome_settings(config: Config, options: Options) -> WelcomeSettings | None:
-    w = config.welcome
-    if w is None:
-        return None
-    state = w.state or os.path.join(config.dbhome, "welcome.bloom")
-    if options.example and options.workdir is not None:
-        state = os.path.join(options.workdir, "welcome.bloom")
-    exempt = set(w.exempt_hosts)
-    own = parse_target(re.sub(r"^\d{3}:", "", w.redirect).split("%", 1)[0])
-    if own is not None:
-        exempt.add(own.host)
-    return WelcomeSettings(redirect=w.redirect, key=w.key, capacity=w.capacity, error=w.error,
-                           state=state, window=w.window, status=w.status,
-                           exempt_hosts=frozenset(exempt))
-
-
 def build(options: Options) -> Runtime:
     """A ready Runtime for options.config; raises SquidguardBloomError/OSError on problems."""
     config = _load(options)
     engine = Engine(config, explain=options.explain)
     sink = LogSink(sys.stderr if options.debug else None, clock_offset=options.clock_offset)
-    settings = _welcome_settings(config, options)
-    welcome = Welcome(settings) if settings is not None else None
+    welcome = None
+    if config.welcome is not None:
+        state = None  # --example keeps its state in its temporary directory
+        if options.example and options.workdir is not None:
+            state = os.path.join(options.workdir, "welcome.bloom")
+        welcome = Welcome(WelcomeSettings.from_config(config.welcome, config.dbhome, state))
     welcome_log = config.welcome.log.path if config.welcome and config.welcome.log else None
     notes = [str(w) for w in config.warnings] + engine.notes
     if welcome is not None:

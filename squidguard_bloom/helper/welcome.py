@@ -8,8 +8,12 @@ or the previous generation, so it is welcomed again between one and two
 windows after its last welcome.  Generations older than that are deleted by
 whichever child first moves on.
 
-Only what :meth:`Welcome.first_visit` does runs per request: one address
-parse and one C call (two with a window).
+The whole rule lives here: which requests may be welcomed
+(:meth:`Welcome.welcomes`: GET and HEAD, never an exempt host such as the
+welcome page's own), the key of a client (address or user), the
+generations, and the redirect.  Per request that is one address parse and
+one C call (two with a window); the C fast path does the same for the
+lines it answers, from these settings.
 """
 
 from __future__ import annotations
@@ -18,9 +22,15 @@ import contextlib
 import os
 import re
 
+from squidguard_bloom.core.engine.template import TemplateValues, expand, split_status
 from squidguard_bloom.core.keys import address_key, user_key
 from squidguard_bloom.core.records import FrozenRecord
+from squidguard_bloom.core.urlnorm import parse_target
 from squidguard_bloom.native.bloom import BloomFilter
+
+TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
+if TYPE_CHECKING:
+    from squidguard_bloom.core.config.model import WelcomeConfig
 
 #: Methods a browser follows a redirect for (CONNECT shows nothing; POST would lose its body).
 WELCOME_METHODS = frozenset({"GET", "HEAD"})
@@ -42,6 +52,21 @@ class WelcomeSettings(FrozenRecord):
     window: float | None = None  # seconds; None = welcome once, ever
     status: int = 302
     exempt_hosts: frozenset[str] = frozenset()  # never welcomed (portal, block pages)
+
+    @classmethod
+    def from_config(cls, block: WelcomeConfig, dbhome: str,
+                    state: str | None = None) -> WelcomeSettings:
+        """The settings of a ``welcome`` block: the welcome page's own host is exempt too,
+        and the state file defaults to dbhome/welcome.bloom (state: another one)."""
+        exempt = set(block.exempt_hosts)
+        _status, url = split_status(block.redirect)
+        own = parse_target(url.split("%", 1)[0])
+        if own is not None:
+            exempt.add(own.host)
+        return cls(redirect=block.redirect, key=block.key, capacity=block.capacity,
+                   error=block.error,
+                   state=state or block.state or os.path.join(dbhome, "welcome.bloom"),
+                   window=block.window, status=block.status, exempt_hosts=frozenset(exempt))
 
 
 class Welcome:
@@ -93,6 +118,20 @@ class Welcome:
             return address_key(client)
         except ValueError:
             return None
+
+    def welcomes(self, method: str, host: str, client: str, user: str, now: float, *,
+                 added: bool = False) -> bool:
+        """Whether this request gets the welcome page: a GET or HEAD, to a host that is not
+        exempt, by a client on its first visit (recorded now; added: already recorded, by
+        the fast path)."""
+        if method.upper() not in WELCOME_METHODS or host in self.settings.exempt_hosts:
+            return False
+        return added or self.first_visit(client, user, now)
+
+    def redirect(self, values: TemplateValues) -> tuple[int, str]:
+        """(status, URL) of the welcome redirect for a request with these values."""
+        status, url = expand(self.settings.redirect, values)
+        return status or self.settings.status, url
 
     def first_visit(self, client: str, user: str, now: float) -> bool:
         """Record the client; True if this is its first (welcome-worthy) visit."""
