@@ -63,10 +63,26 @@ class TimeSpec(Record):
     pos: Pos
 
     def active(self, when: _time.struct_time) -> bool:
-        """Whether any element covers the local time ``when``."""
-        from squidguard_bloom.core.config.timespec import is_active  # noqa: PLC0415 - import cycle
+        """Whether any element covers the local time ``when`` (weekdays 0 = Monday)."""
+        minute = when.tm_hour * 60 + when.tm_min
+        for e in self.elements:
+            if not e.start <= minute < e.end:
+                continue
+            if e.weekdays is not None:
+                if when.tm_wday in e.weekdays:
+                    return True
+            elif _date_matches(e, when):
+                return True
+        return False
 
-        return is_active(self.elements, when)
+
+def _date_matches(e: TimeElement, when: _time.struct_time) -> bool:
+    today = (when.tm_year, when.tm_mon, when.tm_mday)
+    if e.date_from is None:
+        return False
+    if e.date_to is not None:
+        return e.date_from <= today <= e.date_to  # type: ignore[operator]
+    return all(want is None or want == got for want, got in zip(e.date_from, today, strict=True))
 
 
 class Restriction(FrozenRecord):

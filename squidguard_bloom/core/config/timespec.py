@@ -1,4 +1,5 @@
-"""``time`` blocks: reading ``weekly``/``date`` lines, and evaluating them.
+"""``time`` blocks: reading ``weekly``/``date`` lines (evaluating them is
+:meth:`squidguard_bloom.core.config.model.TimeSpec.active`).
 
 An element is active when its day matches and ``start <= minute < end``
 (minute of the local day; ``24:00`` is 1440; hours are not range-checked,
@@ -18,7 +19,6 @@ as squidGuard).  The forms squidGuard accepts, and no others:
 from __future__ import annotations
 
 import re
-import time
 
 from squidguard_bloom.core.config.model import TimeElement
 from squidguard_bloom.core.records import FrozenRecord
@@ -162,26 +162,3 @@ def parse_date(words: list[str]) -> list[TimeElement]:
         offset += 1
     ranges = _times(j, offset) if offset < len(j.text) else [DATE_DAY]
     return [TimeElement(None, first, last, a, b) for a, b in ranges]
-
-
-def _date_matches(e: TimeElement, when: time.struct_time) -> bool:
-    today = (when.tm_year, when.tm_mon, when.tm_mday)
-    if e.date_from is None:
-        return False
-    if e.date_to is not None:
-        return e.date_from <= today <= e.date_to  # type: ignore[operator]
-    return all(want is None or want == got for want, got in zip(e.date_from, today, strict=True))
-
-
-def is_active(elements: list[TimeElement], when: time.struct_time) -> bool:
-    """Whether any element covers the local time ``when`` (weekdays 0 = Monday)."""
-    minute = when.tm_hour * 60 + when.tm_min
-    for e in elements:
-        if not e.start <= minute < e.end:
-            continue
-        if e.weekdays is not None:
-            if when.tm_wday in e.weekdays:
-                return True
-        elif _date_matches(e, when):
-            return True
-    return False

@@ -48,7 +48,7 @@ from squidguard_bloom.core.engine.decision import (
 )
 from squidguard_bloom.core.engine.request import Request
 from squidguard_bloom.core.engine.rewrite import RewriteBlock
-from squidguard_bloom.core.engine.template import TemplateValues, expand
+from squidguard_bloom.core.engine.template import TemplateValues, expand, split_status
 from squidguard_bloom.core.lists import open_list
 from squidguard_bloom.core.logline import request_line
 from squidguard_bloom.core.records import FrozenRecord, Record
@@ -446,7 +446,7 @@ class Engine(Policy):
         if block is not None:
             result = block.apply(target.orig)
             if result is not None:
-                status, url = _status_prefix(result)
+                status, url = split_status(result)
                 if self.explain:
                     why.append(f"rewrite {block.name}: {url}")
                 rw_log = self.config.rewrites[block.name].log
@@ -506,12 +506,6 @@ class Engine(Policy):
         if branch.redirect and branch.redirect != "default":
             return branch.redirect
         return self._default.branch.redirect
-
-
-def _status_prefix(text: str) -> tuple[int | None, str]:
-    if len(text) > 4 and text[3] == ":" and text[:3].isdigit():
-        return int(text[:3]), text[4:]
-    return None, text
 
 
 def _ip_matches(src: Source, version: int, addr: int) -> bool:
