@@ -20,6 +20,7 @@ the rewritten URL keeps them as they came.
 from __future__ import annotations
 
 from squidguard_bloom.core.config.model import RewriteRule
+from squidguard_bloom.core.ere import ere_to_re2
 from squidguard_bloom.core.rawtext import for_regex
 from squidguard_bloom.core.records import FrozenRecord
 from squidguard_bloom.errors import SquidguardBloomError
@@ -63,37 +64,6 @@ def _replacement(text: str) -> tuple[str | int, ...]:
         i += 1
     parts.append("".join(lit))
     return tuple(p for p in parts if p != "")
-
-
-def ere_to_re2(pattern: str) -> str:
-    """POSIX ERE to RE2: outside brackets they agree; inside, ``\\`` is literal."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "\\" and i + 1 < n:
-            out.append(pattern[i : i + 2])
-            i += 2
-            continue
-        if c != "[":
-            out.append(c)
-            i += 1
-            continue
-        j = i + 1
-        if j < n and pattern[j] == "^":
-            j += 1
-        if j < n and pattern[j] == "]":
-            j += 1
-        while j < n and pattern[j] != "]":
-            if pattern.startswith(("[:", "[=", "[."), j):
-                end = pattern.find(pattern[j + 1] + "]", j + 2)
-                j = end + 2 if end >= 0 else n
-                continue
-            j += 1
-        body = pattern[i + 1 : j].replace("\\", "\\\\")
-        out.append("[" + body + "]")
-        i = j + 1
-    return "".join(out)
 
 
 class RewriteBlock:

@@ -2,7 +2,7 @@
 
 For an ``expressionlist`` pattern, :func:`required_literals` gives a set of
 lower-case ASCII strings such that every URL the pattern matches (RE2,
-case-insensitive, on what :func:`~squidguard_bloom.core.engine.rewrite.ere_to_re2` makes
+case-insensitive, on what :func:`~squidguard_bloom.core.ere.ere_to_re2` makes
 of it) contains at least one of them.  A URL holding none of them cannot
 match, so the C fast path may pass it without asking RE2.
 

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from squidguard_bloom.core.engine.rewrite import ere_to_re2
+from squidguard_bloom.core.ere import ere_to_re2
 from squidguard_bloom.core.lists.errors import ListError
 from squidguard_bloom.core.lists.text import domain_key, entries, expression_lines, url_key
 from squidguard_bloom.core.rawtext import for_regex
