@@ -26,7 +26,7 @@ from squidguard_bloom.core.lists.compiled import CompiledDomainList, CompiledUrl
 from squidguard_bloom.core.lists.lookup import DomainList, UrlList
 from squidguard_bloom.core.urlnorm import parse_target
 from squidguard_bloom.helper import runtime
-from squidguard_bloom.helper.loop import Helper
+from squidguard_bloom.helper.loop import Loop
 
 FW_DOT = "\uff0e"  # FULLWIDTH FULL STOP
 IDEO_DOT = "\u3002"  # IDEOGRAPHIC FULL STOP
@@ -277,7 +277,7 @@ def test_helper_replies(tmp_path: Path, fast: bool, kind: str) -> None:
         compile_list("url", str(db / "urls"))
     conf = tmp_path / "sg.conf"
     conf.write_text(CONF.format(db=db, logs=logs))
-    helper = Helper(runtime.build(runtime.Options(config=str(conf), fast_path=fast)))
+    helper = Loop(runtime.build(runtime.Options(config=str(conf), fast_path=fast)))
     try:
         lines = [line.encode("utf-8", "surrogateescape") for line, _ in REPLIES]
         got = helper.batch(lines).decode("utf-8", "surrogateescape").split("\n")
@@ -301,7 +301,7 @@ def test_welcome_page_with_an_idn_host_is_never_welcomed(tmp_path: Path) -> None
         "welcome {\n    redirect http://willkommen.bücher-portal.example/?next=%u\n"
         "    capacity 1000\n    exempt INFO.MÜNCHEN.example\n}\n", encoding="utf-8")
     rt = runtime.build(runtime.Options(config=str(conf)))
-    helper = Helper(rt)
+    helper = Loop(rt)
     try:
         assert rt.welcome is not None
         assert rt.welcome.settings.exempt_hosts == {
@@ -330,8 +330,8 @@ def test_idna_is_imported_only_for_a_name_that_is_not_ascii(tmp_path: Path) -> N
     probe = (
         "import sys\n"
         "from squidguard_bloom.helper import runtime\n"
-        "from squidguard_bloom.helper.loop import Helper\n"
-        "h = Helper(runtime.build(runtime.Options(config=sys.argv[1])))\n"
+        "from squidguard_bloom.helper.loop import Loop\n"
+        "h = Loop(runtime.build(runtime.Options(config=sys.argv[1])))\n"
         "out = [h.batch([b'http://XN--BCHER-KVA.example/ 10.0.0.1/- - GET'])]\n"
         "out.append(sorted({'idna', 'squidguard_bloom.core.idn'} & set(sys.modules)))\n"
         "out.append(h.batch(['http://b\\u00fccher.example/ 10.0.0.1/- - GET'.encode()]))\n"
@@ -357,7 +357,7 @@ def test_expressions_see_the_host_in_both_forms(tmp_path: Path, fast: bool) -> N
                     "dest e {\n    expressionlist expressions\n}\n"
                     "acl {\n    default {\n        pass !e all\n"
                     "        redirect http://block.test/\n    }\n}\n")
-    helper = Helper(runtime.build(runtime.Options(config=str(conf), fast_path=fast)))
+    helper = Loop(runtime.build(runtime.Options(config=str(conf), fast_path=fast)))
     block = 'OK rewrite-url="http://block.test/"'
     try:
         cases = [("http://köln-expr.example/", block),
