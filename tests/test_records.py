@@ -11,7 +11,7 @@ import pytest
 
 import squidguard_bloom
 from squidguard_bloom.core.config.model import Config, IPEntry, PassItem, Pos, Source
-from squidguard_bloom.core.records import Factory, FrozenRecord, Record, field
+from squidguard_bloom.records import Factory, FrozenRecord, Record, field
 
 
 def test_equality_is_by_class_and_fields() -> None:

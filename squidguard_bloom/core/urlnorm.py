@@ -28,7 +28,7 @@ import ipaddress
 import re
 import socket
 
-from squidguard_bloom.core.records import Record
+from squidguard_bloom.records import Record
 
 _PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
 _WWW = re.compile(r"(?:www|web|ftp)\d*\.")

@@ -19,11 +19,11 @@ from squidguard_bloom.core.engine.decision import PASS_ALL, REDIRECT, REWRITE, D
 from squidguard_bloom.core.engine.engine import Engine
 from squidguard_bloom.core.engine.request import Request
 from squidguard_bloom.core.engine.template import TemplateValues, expand
-from squidguard_bloom.core.records import Record, field
 from squidguard_bloom.core.urlnorm import parse_target
 from squidguard_bloom.helper.reqlog import LogSink
 from squidguard_bloom.helper.welcome import Welcome, WelcomeSettings
 from squidguard_bloom.native.fastpath import FastPath
+from squidguard_bloom.records import Record, field
 
 DEBIAN_DBHOME = "/var/lib/squidguard/db"
 DEBIAN_LOGDIR = "/var/log/squidguard"

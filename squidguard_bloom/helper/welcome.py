@@ -24,9 +24,9 @@ import re
 
 from squidguard_bloom.core.engine.template import TemplateValues, expand, split_status
 from squidguard_bloom.core.keys import address_key, user_key
-from squidguard_bloom.core.records import FrozenRecord
 from squidguard_bloom.core.urlnorm import parse_target
 from squidguard_bloom.native.bloom import BloomFilter
+from squidguard_bloom.records import FrozenRecord
 
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:

@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from contextlib import suppress
 from types import TracebackType
 
-from squidguard_bloom.core.records import FrozenRecord
 from squidguard_bloom.errors import BloomError, BloomFileError
 from squidguard_bloom.native import _bloom  # noqa: TID251 - the one permitted importer
+from squidguard_bloom.records import FrozenRecord
 
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:

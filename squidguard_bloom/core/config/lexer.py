@@ -10,7 +10,7 @@ read like LF files (squidGuard rejects them).
 
 from __future__ import annotations
 
-from squidguard_bloom.core.records import FrozenRecord
+from squidguard_bloom.records import FrozenRecord
 
 WORD = "word"
 STRING = "string"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time as _time
 
-from squidguard_bloom.core.records import FrozenRecord, Record, field
+from squidguard_bloom.records import FrozenRecord, Record, field
 
 WITHIN = "within"
 OUTSIDE = "outside"

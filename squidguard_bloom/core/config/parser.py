@@ -47,7 +47,7 @@ from squidguard_bloom.core.config.model import (
     TimeSpec,
 )
 from squidguard_bloom.core.config.words import NAME, name_problem, redirect_problem
-from squidguard_bloom.core.records import Record
+from squidguard_bloom.records import Record
 
 #: squidGuard keywords we read and ignore, each use giving a warning.
 IGNORED_TOP = frozenset({

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 
 from squidguard_bloom.core.config.model import TimeElement
-from squidguard_bloom.core.records import FrozenRecord
+from squidguard_bloom.records import FrozenRecord
 
 _LETTERS = {"m": 0, "t": 1, "w": 2, "h": 3, "f": 4, "a": 5, "s": 6}
 _FULL = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

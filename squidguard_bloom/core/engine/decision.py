@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from squidguard_bloom.core.records import FrozenRecord
+from squidguard_bloom.records import FrozenRecord
 
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:

@@ -51,8 +51,8 @@ from squidguard_bloom.core.engine.rewrite import RewriteBlock
 from squidguard_bloom.core.engine.template import TemplateValues, expand, split_status
 from squidguard_bloom.core.lists import open_list
 from squidguard_bloom.core.logline import request_line
-from squidguard_bloom.core.records import FrozenRecord, Record
 from squidguard_bloom.core.urlnorm import Target, parse_target
+from squidguard_bloom.records import FrozenRecord, Record
 
 _CACHE_LIMIT = 65536  # remembered (client, fqdn, user) -> source chains
 

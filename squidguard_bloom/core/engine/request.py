@@ -8,7 +8,7 @@ its fields.  Text fields are decoded with ``surrogateescape``.
 from __future__ import annotations
 
 from squidguard_bloom.core.rawtext import text
-from squidguard_bloom.core.records import Record
+from squidguard_bloom.records import Record
 
 
 class Request(Record):

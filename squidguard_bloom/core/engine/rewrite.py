@@ -22,8 +22,8 @@ from __future__ import annotations
 from squidguard_bloom.core.config.model import RewriteRule
 from squidguard_bloom.core.ere import ere_to_re2
 from squidguard_bloom.core.rawtext import for_regex
-from squidguard_bloom.core.records import FrozenRecord
 from squidguard_bloom.errors import SquidguardBloomError
+from squidguard_bloom.records import FrozenRecord
 
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:  # RE2 (and libstdc++) load only for a config with rewrites or expressions

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from squidguard_bloom.core.records import FrozenRecord
+from squidguard_bloom.records import FrozenRecord
 
 #: Statuses Squid accepts in ``OK status=``; anything else it ignores,
 #: which would let a blocked request through.

@@ -17,8 +17,8 @@ from squidguard_bloom.core.ere import ere_to_re2
 from squidguard_bloom.core.lists.errors import ListError
 from squidguard_bloom.core.lists.text import domain_key, entries, expression_lines, url_key
 from squidguard_bloom.core.rawtext import for_regex
-from squidguard_bloom.core.records import FrozenRecord
 from squidguard_bloom.core.urlnorm import Target
+from squidguard_bloom.records import FrozenRecord
 
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:  # RE2 (and libstdc++) load only for a config with expressions
