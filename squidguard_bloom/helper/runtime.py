@@ -20,6 +20,7 @@ from squidguard_bloom.core.engine.engine import Engine
 from squidguard_bloom.core.engine.request import Request
 from squidguard_bloom.core.engine.template import TemplateValues, expand
 from squidguard_bloom.core.urlnorm import parse_target
+from squidguard_bloom.helper.fastplan import FastPlanner
 from squidguard_bloom.helper.reqlog import LogSink
 from squidguard_bloom.helper.welcome import Welcome, WelcomeSettings
 from squidguard_bloom.native.fastpath import FastPath
@@ -80,6 +81,12 @@ def _load(options: Options) -> Config:
     return load_config(options.config, dbhome=DEBIAN_DBHOME, logdir=DEBIAN_LOGDIR)
 
 
+def _fast_path(engine: Engine, welcome: Welcome | None) -> FastPath:
+    """The C fast path over the engine's plan, doing the welcome rule's filter work too."""
+    planner = FastPlanner(engine, welcome)
+    return FastPath(planner.plan, welcome.filters if welcome is not None else None)
+
+
 def build(options: Options) -> Runtime:
     """A ready Runtime for options.config; raises SquidguardBloomError/OSError on problems."""
     config = _load(options)
@@ -99,7 +106,7 @@ def build(options: Options) -> Runtime:
     use_fast = options.fast_path and not options.explain and options.style == "squid34"
     rt = Runtime(policy=engine, sink=sink, welcome=welcome, welcome_log=welcome_log,
                  style=options.style, clock_offset=options.clock_offset, notes=notes,
-                 fast=FastPath(engine, welcome) if use_fast else None)
+                 fast=_fast_path(engine, welcome) if use_fast else None)
     rt.main_log = os.path.join(config.logdir, MAIN_LOG)
     return rt
 

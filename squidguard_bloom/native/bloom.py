@@ -1,8 +1,9 @@
 """The Bloom filter, as a Python class over the C code in csrc/.
 
-This module is the only importer of the compiled ``_bloom`` extension; no
-cffi object ever leaves it.  Keys are ``bytes``-like or ``str`` (hashed as
-UTF-8, so ``"a"`` and ``b"a"`` are the same key).
+Like the other modules of :mod:`squidguard_bloom.native` (the only
+importers of the compiled ``_bloom`` extension) it lets no cffi object
+out.  Keys are ``bytes``-like or ``str`` (hashed as UTF-8, so ``"a"`` and
+``b"a"`` are the same key).
 
 A filter lives either in private memory (``path=None``) or in a file mapped
 ``MAP_SHARED``: every process that opens the same path with the same
@@ -20,7 +21,7 @@ from contextlib import suppress
 from types import TracebackType
 
 from squidguard_bloom.errors import BloomError, BloomFileError
-from squidguard_bloom.native import _bloom  # noqa: TID251 - the one permitted importer
+from squidguard_bloom.native import _bloom
 from squidguard_bloom.records import FrozenRecord
 
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
@@ -354,3 +355,9 @@ class BloomFilter:
         i = self.info()
         where = f" path={self.path!r}" if self.path else ""
         return f"<BloomFilter capacity={i.capacity} error_rate={i.error_rate:g}{where}>"
+
+
+def handle(f: BloomFilter) -> Any:
+    """The filter's C handle, for :mod:`squidguard_bloom.native.fastpath` only (never handed
+    outside the native layer); BloomError once the filter is closed."""
+    return f._live()

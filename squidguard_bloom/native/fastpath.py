@@ -1,30 +1,35 @@
 """The C fast path (csrc/fastpath.h) behind one Python class: a batch per C call.
 
-:class:`FastPath` turns the engine's :class:`~squidguard_bloom.core.engine.engine.FastPlan`
-into the C program (again whenever the plan changes: a reload builds a new
-FastPath, a change of active time blocks a new plan) and hands it each
-batch.  C answers the lines it can decide with certainty; the others come
-back as (line index, reply offset, welcomed) for the Python engine, whose
-replies the helper splices in at those offsets.
+:class:`FastPath` turns a :class:`FastPlan` (the engine's procedure reduced
+to what C can run, made by :mod:`squidguard_bloom.helper.fastplan`) into the
+C program, again whenever the plan changes, and hands it each batch.  C
+answers the lines it can decide with certainty; the others come back as
+(reply offset, line, welcomed) for the Python engine, whose replies the
+helper splices in at those offsets, and the log lines C wrote come back as
+(path, text) in line order.
 
-Like :mod:`squidguard_bloom.native.bloom` and :mod:`squidguard_bloom.core.lists.compiled`
-this module touches cffi, and no cffi object leaves it.
+The plan is plain data (strings, ints, tuples, :class:`~squidguard_bloom.
+native.listindex.ListIndex` objects); no cffi object leaves this module.
 """
 
 from __future__ import annotations
 
-from squidguard_bloom.core.engine.template import split_status
-from squidguard_bloom.core.lists import compiled
-from squidguard_bloom.core.lists.literals import required_literals
-from squidguard_bloom.native import _bloom  # noqa: TID251 - this module is the fast path's wrapper
+from squidguard_bloom.native import _bloom
+from squidguard_bloom.native.bloom import BloomFilter, handle
+from squidguard_bloom.native.listindex import ListIndex, table
+from squidguard_bloom.records import FrozenRecord
 
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
-    from squidguard_bloom.core.config.model import LogSpec
-    from squidguard_bloom.core.engine.engine import Engine, FastPlan
-    from squidguard_bloom.helper.welcome import Welcome
+    #: (path, anonymous, verbose) of a log file, as the configuration's ``log`` line says
+    Log = tuple[str, bool, bool]
+    #: (status, or 0 for a rewrite-url, and the rest) of a redirect template
+    Template = tuple[int, str]
+    #: (line offset in the replies, the line or None, welcomed, (path, text) or None)
+    Rest = tuple[int, bytes | None, bool, tuple[str, str] | None]
 
 _ffi: Any = _bloom.ffi
 _lib: Any = _bloom.lib
@@ -36,15 +41,61 @@ _LIMIT = 1 << 31  # sgb_fp_batch refuses batches this long
 _WELCOME = _lib.SGB_FP_WELCOME
 _LOG = _lib.SGB_FP_LOG
 
+# struct sgb_fp_fallback is all uint32_t: its fields by name, as positions in a uint32 view.
+_FALLBACK = "struct sgb_fp_fallback"
+_F_STRIDE = _ffi.sizeof(_FALLBACK) // 4
+_F_KIND, _F_AT, _F_START, _F_END, _F_PATH = (
+    _ffi.offsetof(_FALLBACK, name) // 4 for name in ("kind", "at", "start", "end", "path"))
 
-def _mapped(lst: object, kind: type) -> tuple[Any, int] | None:
-    """The mapped table of a compiled list (for C), None for any other list."""
-    if type(lst) is not kind:
-        return None
-    buf, size = getattr(lst, "_buf", None), getattr(lst, "_size", None)
-    if buf is None or not isinstance(size, int):
-        return None
-    return buf, size
+
+class PlanSource(FrozenRecord):
+    """An active source as the fast path sees it."""
+
+    ips: tuple[tuple[str, int, int], ...] | None  # IPv4 (kind, a, b); None: no address test
+    fqdn: bool  # also tests the client's domain
+    user: bool  # also tests the user
+    empty_user: bool  # ... and the empty user is one of its users
+    log: Log | None
+    branch: int  # index into FastPlan.branches; -1: Python decides (``continue``)
+    acl_name: str  # %s of its blocks: its acl's name, "default" when it has none
+
+
+class PlanBranch(FrozenRecord):
+    """An acl branch: its pass list as (word, negate, dest index), None: Python decides."""
+
+    passes: tuple[tuple[str, bool, int], ...] | None  # word "dest", "all", "none", "in-addr"
+    rewrite: bool  # allowed requests may be rewritten
+    redirect: Template | None  # blocks no dest redirects: its own template, else default's
+
+
+class PlanDest(FrozenRecord):
+    """A dest a branch checks: its compiled lists and what C writes for it."""
+
+    name: str
+    domains: ListIndex | None  # the compiled domain list
+    urls: ListIndex | None  # the compiled url list
+    python: bool  # a list C cannot read (text, or an expression without literals)
+    literals: tuple[str, ...]  # the expressions' prefilter: no hit without one of these
+    rewrite: bool  # the dest has a rewrite (Python applies it)
+    redirect: Template | None
+    log: Log | None
+
+
+class FastPlan(FrozenRecord):
+    """The decision procedure for the current time, reduced to what C can run.
+
+    Sources in file order (inactive ones left out), the branches they lead
+    to, and the dests those branches check (inactive dests and unknown words
+    left out of pass lists); and the welcome rule's settings.
+    """
+
+    sources: tuple[PlanSource, ...]
+    branches: tuple[PlanBranch, ...]
+    dests: tuple[PlanDest, ...]
+    default_branch: int
+    default_log: Log | None
+    welcome_by_user: bool = False  # the welcome key is the user when the request has one
+    exempt_hosts: tuple[str, ...] = ()  # never welcomed
 
 
 class _Text:
@@ -56,7 +107,7 @@ class _Text:
         self.templates: list[tuple[int, int]] = []  # (status or 0, span of the rest)
         self.logs: list[tuple[int, int]] = []  # (flags, index in paths)
         self.paths: list[str] = []
-        self._log_index: dict[tuple[str, bool, bool], int] = {}
+        self._log_index: dict[Log, int] = {}
 
     def __len__(self) -> int:
         return len(self.spans) // 2
@@ -67,24 +118,24 @@ class _Text:
         self.data.extend(raw)
         return len(self) - 1
 
-    def log(self, spec: LogSpec | None) -> int:
+    def log(self, spec: Log | None) -> int:
         if spec is None:
             return -1
-        key = (spec.path, spec.anonymous, spec.verbose)
-        if key not in self._log_index:
-            if spec.path not in self.paths:
-                self.paths.append(spec.path)
-            flags = ((_lib.SGB_FP_LOG_VERBOSE if spec.verbose else 0)
-                     | (_lib.SGB_FP_LOG_ANONYMOUS if spec.anonymous else 0))
-            self._log_index[key] = len(self.logs)
-            self.logs.append((flags, self.paths.index(spec.path)))
-        return self._log_index[key]
+        if spec not in self._log_index:
+            path, anonymous, verbose = spec
+            if path not in self.paths:
+                self.paths.append(path)
+            flags = ((_lib.SGB_FP_LOG_VERBOSE if verbose else 0)
+                     | (_lib.SGB_FP_LOG_ANONYMOUS if anonymous else 0))
+            self._log_index[spec] = len(self.logs)
+            self.logs.append((flags, self.paths.index(path)))
+        return self._log_index[spec]
 
-    def template(self, text: str | None) -> int:
-        if text is None:
+    def template(self, template: Template | None) -> int:
+        if template is None:
             return -1
-        status, rest = split_status(text)
-        self.templates.append((status or 0, self.add(rest)))
+        status, rest = template
+        self.templates.append((status, self.add(rest)))
         return len(self.templates) - 1
 
 
@@ -128,25 +179,16 @@ def _dests(plan: FastPlan, text: _Text) -> list[tuple[Any, ...]]:
     """Each dest's mapped lists, flags, prefilter literals, name and redirect."""
     dests: list[tuple[Any, ...]] = []
     for d in plan.dests:
-        flags = _lib.SGB_FP_D_REWRITE if d.rewrite is not None else 0
-        domains = _mapped(d.domains, compiled.CompiledDomainList)
-        urls = _mapped(d.urls, compiled.CompiledUrlList)
-        if (d.domains is not None and domains is None) or (d.urls is not None and urls is None):
-            flags |= _lib.SGB_FP_D_PYTHON  # a text list: only Python reads it
+        flags = ((_lib.SGB_FP_D_REWRITE if d.rewrite else 0)
+                 | (_lib.SGB_FP_D_PYTHON if d.python else 0))
         first = len(text)
-        if d.expressions is not None:
-            patterns = getattr(d.expressions, "patterns", None)
-            found = [required_literals(p) for p in patterns] if patterns is not None else [None]
-            if any(lits is None for lits in found):
-                flags |= _lib.SGB_FP_D_PYTHON
-            else:
-                for lit in sorted({x for lits in found for x in lits or ()}):
-                    text.add(lit)
-        nlit = len(text) - first
-        dom_buf, dom_size = domains if domains is not None else (_ffi.NULL, 0)
-        url_buf, url_size = urls if urls is not None else (_ffi.NULL, 0)
-        dests.append((dom_buf, dom_size, url_buf, url_size, flags, first, nlit,
-                      text.add(d.name), text.template(d.redirect or None), text.log(d.log)))
+        for lit in d.literals:
+            text.add(lit)
+        dom_buf, dom_size = ((table(d.domains), d.domains.size) if d.domains is not None
+                             else (_ffi.NULL, 0))
+        url_buf, url_size = (table(d.urls), d.urls.size) if d.urls is not None else (_ffi.NULL, 0)
+        dests.append((dom_buf, dom_size, url_buf, url_size, flags, first, len(d.literals),
+                      text.add(d.name), text.template(d.redirect), text.log(d.log)))
     return dests
 
 
@@ -155,7 +197,7 @@ class _Program:
 
     __slots__ = ("keep", "paths", "ptr")
 
-    def __init__(self, plan: FastPlan, welcome: Welcome | None) -> None:
+    def __init__(self, plan: FastPlan, welcome: bool) -> None:
         self.keep: list[Any] = []
         text = _Text()
         rules, sources = _rules(plan, text)
@@ -165,10 +207,10 @@ class _Program:
         default_name = text.add("default")
         default_log = text.log(plan.default_log)
         first_exempt = len(text)
-        if welcome is not None:
-            if welcome.by_user:
+        if welcome:
+            if plan.welcome_by_user:
                 flags |= _lib.SGB_FP_WELCOME_BY_USER
-            for host in sorted(welcome.settings.exempt_hosts):
+            for host in plan.exempt_hosts:
                 text.add(host)
         p = self.ptr = self._new("struct sgb_fp_program *")
         p.rules = self._array("struct sgb_fp_rule", rules, ("kind", "a", "b", "source"))
@@ -218,28 +260,32 @@ class _Program:
 class FastPath:
     """Answers the common lines of a batch in C and names the lines Python must answer."""
 
-    __slots__ = ("_engine", "_logs", "_nrest", "_out", "_plan", "_prog", "_rest", "_scratch",
-                 "_welcome", "lines", "python_lines")
+    __slots__ = ("_filters", "_logs", "_nrest", "_out", "_plan", "_plans", "_prog", "_rest",
+                 "_scratch", "lines", "python_lines")
 
-    def __init__(self, engine: Engine, welcome: Welcome | None = None) -> None:
-        self._engine = engine
-        self._welcome = welcome
+    def __init__(self, plans: Callable[[float], FastPlan],
+                 filters: Callable[[float], tuple[BloomFilter, BloomFilter | None]] | None = None,
+                 ) -> None:
+        """plans(now): the plan in force at now (the same object while it holds);
+        filters(now): the welcome filters to add to and check first (None: no welcome)."""
+        self._plans = plans
+        self._filters = filters
         self._plan: FastPlan | None = None
         self._prog: _Program | None = None
         self._out: Any = _ffi.new("uint8_t[]", 1 << 16)
         self._logs: Any = _ffi.new("uint8_t[]", 1 << 16)
         self._rest: Any = _ffi.new("struct sgb_fp_fallback[]", 1 << 10)
-        self._scratch: Any = _ffi.new("uint64_t[]", 1 << 11) if welcome is not None else None
+        self._scratch: Any = _ffi.new("uint64_t[]", 1 << 11) if filters is not None else None
         self._nrest = _ffi.new("uint64_t *")
         self.lines = 0  # lines seen, and of them answered by Python (welcomes included)
         self.python_lines = 0
 
     def _program(self, now: float) -> _Program | None:
-        plan = self._engine.fast_plan(now)
+        plan = self._plans(now)
         if plan is not self._plan:
             self._plan = plan
             try:
-                self._prog = _Program(plan, self._welcome)
+                self._prog = _Program(plan, self._filters is not None)
             except ValueError:
                 self._prog = None
         return self._prog
@@ -251,7 +297,7 @@ class FastPath:
         return arr
 
     def answer(self, data: bytes, count: int, now: float, *, strip_cr: bool = False) \
-            -> tuple[bytes, list[tuple[int, bytes | None, bool, tuple[str, str] | None]]] | None:
+            -> tuple[bytes, list[Rest]] | None:
         """Answer the count lines of data (joined by newlines; with strip_cr, a CR
         ending a line is not part of it).
 
@@ -278,16 +324,16 @@ class FastPath:
         if len(rest) < count:
             rest = self._grow("_rest", "struct sgb_fp_fallback", count)
         p = prog.ptr
-        if self._welcome is None:
+        if self._filters is None:
             size = _lib.sgb_fp_batch(p, data, size, count, strip_cr, out, len(out), logs,
                                      len(logs), rest, self._nrest, _ffi.NULL, 0)
         else:
             scratch = self._scratch
             if len(scratch) < 2 * count:
                 scratch = self._grow("_scratch", "uint64_t", 2 * count)
-            current, previous = self._welcome.filters(now)
-            p.welcome = current._live()
-            p.welcome_previous = previous._live() if previous is not None else _ffi.NULL
+            current, previous = self._filters(now)
+            p.welcome = handle(current)
+            p.welcome_previous = handle(previous) if previous is not None else _ffi.NULL
             size = _lib.sgb_fp_batch(p, data, size, count, strip_cr, out, len(out), logs,
                                      len(logs), rest, self._nrest, scratch, len(scratch))
             p.welcome = p.welcome_previous = _ffi.NULL
@@ -297,13 +343,14 @@ class FastPath:
         self.lines += count
         if not n:
             return _ffi.buffer(out, size)[:], []
-        f = memoryview(_ffi.buffer(rest, 24 * n)).cast("I").tolist()
-        found: list[tuple[int, bytes | None, bool, tuple[str, str] | None]] = []
-        for i in range(0, 6 * n, 6):
-            kind, at, start, end = f[i + 1 : i + 5]
+        # One copy of the n structs as uint32s, read by field (far cheaper than n cdata reads).
+        f = memoryview(_ffi.buffer(rest, 4 * _F_STRIDE * n)).cast("I").tolist()
+        found: list[Rest] = []
+        for i in range(0, _F_STRIDE * n, _F_STRIDE):
+            kind, at, start, end = f[i + _F_KIND], f[i + _F_AT], f[i + _F_START], f[i + _F_END]
             if kind == _LOG:
                 text = _ffi.buffer(logs + start, end - start)[:].decode("utf-8", "surrogateescape")
-                found.append((at, None, False, (prog.paths[f[i + 5]], text)))
+                found.append((at, None, False, (prog.paths[f[i + _F_PATH]], text)))
             else:
                 self.python_lines += 1
                 found.append((at, data[start:end], kind == _WELCOME, None))

@@ -24,6 +24,7 @@ from squidguard_bloom.core.lists.compiled import (
 from squidguard_bloom.core.lists.lookup import DomainList, UrlList
 from squidguard_bloom.core.lists.writer import home, pick_suffixes, slot_count
 from squidguard_bloom.core.urlnorm import parse_target
+from squidguard_bloom.native.listindex import ListIndex
 
 
 def _compiled(tmp_path: Path, text: str, kind: str = "domain") -> Path:
@@ -124,16 +125,16 @@ def test_damage_inside_a_well_sized_file_never_reads_out_of_bounds(tmp_path: Pat
 
 def test_readers_refuse_buffers_too_small_for_their_tables() -> None:
     """Short or empty buffers: not found, whatever the header claims."""
-    lib = _bloom.lib
     header = bytearray(HEADER.size)
     header[48:52] = (16).to_bytes(4, "little")  # 16 slots need 64 + 32 + 4 bytes
     suffixed = bytearray(header)
     suffixed[60:64] = (2).to_bytes(4, "little")  # and 2 suffixes 32 more
     for buf in (b"", bytes(10), bytes(header), bytes(header) + bytes(35),
                 bytes(suffixed) + bytes(36 + 31)):
-        assert lib.sgb_list_find(buf, len(buf), b"a", 1) == -1
-        assert lib.sgb_domain_find(buf, len(buf), b"a.b", 3) == -1
-        assert lib.sgb_url_find(buf, len(buf), b"a/b", 3) == -1
+        index = ListIndex(buf)
+        assert index.find_exact(b"a") == -1
+        assert index.find_domain(b"a.b") == -1
+        assert index.find_url(b"a/b") == -1
 
 
 def test_keys_with_the_same_home_slot_and_tag(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable
 
 from squidguard_bloom.core.config.model import (
     OUTSIDE,
@@ -49,19 +50,26 @@ from squidguard_bloom.core.engine.decision import (
 from squidguard_bloom.core.engine.request import Request
 from squidguard_bloom.core.engine.rewrite import RewriteBlock
 from squidguard_bloom.core.engine.template import TemplateValues, expand, split_status
-from squidguard_bloom.core.lists import open_list
+from squidguard_bloom.core.lists import DomainList, ExpressionList, UrlList, open_list
+from squidguard_bloom.core.lists.compiled import CompiledDomainList, CompiledUrlList
 from squidguard_bloom.core.logline import request_line
 from squidguard_bloom.core.urlnorm import Target, parse_target
-from squidguard_bloom.records import FrozenRecord, Record
+from squidguard_bloom.records import Record
+
+TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
+if TYPE_CHECKING:
+    from squidguard_bloom.core.lists.store import AnyList
 
 _CACHE_LIMIT = 65536  # remembered (client, fqdn, user) -> source chains
 
 
-class _Dest(Record):
+class LoadedDest(Record):
+    """A dest with its lists loaded: what a pass-list word checks."""
+
     name: str
-    domains: object | None  # DomainList
-    urls: object | None  # UrlList
-    expressions: object | None  # ExpressionList
+    domains: DomainList | CompiledDomainList | None
+    urls: UrlList | CompiledUrlList | None
+    expressions: ExpressionList | None
     redirect: str | None
     rewrite: RewriteBlock | None
     log: LogSpec | None
@@ -72,45 +80,10 @@ class _Dest(Record):
 class _Verdict(Record):
     allow: bool
     target: str  # the pass-list word that decided
-    dest: _Dest | None = None
+    dest: LoadedDest | None = None
     entry: str = ""
     entry_redirect: str | None = None
     how: str = ""  # "domainlist" / "urllist" / "expressionlist" / terminator
-
-
-class PlanSource(FrozenRecord):
-    """An active source as the fast path sees it (see :meth:`Engine.fast_plan`)."""
-
-    ips: tuple[tuple[str, int, int], ...] | None  # IPv4 (kind, a, b); None: no address test
-    fqdn: bool  # also tests the client's domain
-    user: bool  # also tests the user
-    empty_user: bool  # ... and the empty user is one of its users
-    log: LogSpec | None
-    branch: int  # index into FastPlan.branches; -1: Python decides (``continue``)
-    acl_name: str  # %s of its blocks: its acl's name, "default" when it has none
-
-
-class PlanBranch(FrozenRecord):
-    """An acl branch: its pass list as (word, negate, dest index), None: Python decides."""
-
-    passes: tuple[tuple[str, bool, int], ...] | None  # word "dest", "all", "none", "in-addr"
-    rewrite: bool  # allowed requests may be rewritten
-    redirect: str | None  # template of blocks no dest redirects: its own, else default's
-
-
-class FastPlan(FrozenRecord):
-    """The decision procedure for the current time, reduced to what C can run.
-
-    Sources in file order (inactive ones left out), the branches they lead
-    to, and the dests those branches check (inactive dests and unknown words
-    left out of pass lists).
-    """
-
-    sources: tuple[PlanSource, ...]
-    branches: tuple[PlanBranch, ...]
-    dests: tuple[_Dest, ...]
-    default_branch: int
-    default_log: LogSpec | None
 
 
 def _dotted_v4(text: str) -> int | None:
@@ -163,10 +136,10 @@ class Engine(Policy):
     def __init__(self, config: Config, *, explain: bool = False) -> None:
         self.config = config
         self.explain = explain
-        lists: dict[tuple[str, str], object] = {}
+        lists: dict[tuple[str, str], AnyList] = {}
         self.notes: list[str] = []  # what loading the lists has to tell the admin
 
-        def load(kind: str, path: str | None) -> object | None:
+        def load(kind: str, path: str | None) -> AnyList | None:
             if path is None:
                 return None
             key = (kind, path)
@@ -175,7 +148,7 @@ class Engine(Policy):
             return lists[key]
 
         self._rewrites = {n: RewriteBlock(n, rw.rules) for n, rw in config.rewrites.items()}
-        self._dests: dict[str, _Dest] = {}
+        self._dests: dict[str, LoadedDest] = {}
         for name, d in config.dests.items():
             self._dests[name] = self._make_dest(d, load)
         self.list_count = len(lists)
@@ -184,23 +157,24 @@ class Engine(Policy):
         self._active: dict[str, bool] = {}
         self._cache: dict[tuple[str, str, str], list[Source]] = {}
         self._acl_cache: dict[str, tuple[Acl, AclBranch, bool] | None] = {}
-        self._plan: FastPlan | None = None
-        self._plan_key: tuple[bool, ...] = ()
-        self._plan_minute = -1.0
 
-    def _make_dest(self, d: Dest, load: object) -> _Dest:
-        assert callable(load)
-        content = bool(d.domainlist or d.urllist or d.expressionlist or d.redirect or d.rewrite)
-        return _Dest(
+    def _make_dest(self, d: Dest, load: Callable[[str, str | None], AnyList | None]) \
+            -> LoadedDest:
+        domains, urls, expressions = (load("domain", d.domainlist), load("url", d.urllist),
+                                      load("expression", d.expressionlist))
+        assert not isinstance(domains, (UrlList, CompiledUrlList, ExpressionList))
+        assert not isinstance(urls, (DomainList, CompiledDomainList, ExpressionList))
+        assert expressions is None or isinstance(expressions, ExpressionList)
+        return LoadedDest(
             name=d.name,
-            domains=load("domain", d.domainlist),
-            urls=load("url", d.urllist),
-            expressions=load("expression", d.expressionlist),
+            domains=domains,
+            urls=urls,
+            expressions=expressions,
             redirect=d.redirect,
             rewrite=self._rewrites.get(d.rewrite) if d.rewrite else None,
             log=d.log,
             restriction=d.restriction,
-            active_content=content,
+            active_content=d.has_content,
         )
 
     # -- time -------------------------------------------------------------
@@ -214,6 +188,11 @@ class Engine(Policy):
         self._active = {name: spec.active(when) for name, spec in self.config.times.items()}
         self._cache.clear()
         self._acl_cache.clear()
+
+    def active_times(self, now: float) -> tuple[bool, ...]:
+        """Whether each time block is active at now (in file order; rechecked once a minute)."""
+        self._tick(now)
+        return tuple(self._active.values())
 
     def _on(self, restriction: Restriction | None) -> bool:
         if restriction is None:
@@ -233,7 +212,7 @@ class Engine(Policy):
         luser = user.lower()
         found = []
         for src in self.config.sources:
-            if not (src.has_ip or src.domains or src.has_user) or not self._on(src.restriction):
+            if not self.source_active(src):
                 continue
             if src.has_ip and not _ip_matches(src, version, addr):
                 continue
@@ -247,7 +226,13 @@ class Engine(Policy):
         self._cache[key] = found
         return found
 
-    def _acl_for(self, source: Source) -> tuple[Acl, AclBranch, bool] | None:
+    def source_active(self, src: Source) -> bool:
+        """Whether src can match now: it has content (squidGuard sets an empty source
+        inactive) and its time restriction holds."""
+        return src.has_content and self._on(src.restriction)
+
+    def acl_for(self, source: Source) -> tuple[Acl, AclBranch, bool] | None:
+        """The acl of source in force now, the branch to use and whether it is the else."""
         key = source.name
         if key in self._acl_cache:
             return self._acl_cache[key]
@@ -265,7 +250,8 @@ class Engine(Policy):
                 return acl, acl.other, True
         return None
 
-    def _default_branch(self) -> tuple[AclBranch, bool]:
+    def default_branch(self) -> tuple[AclBranch, bool]:
+        """The default acl's branch in force now, and whether it is the else."""
         acl = self._default
         if self._on(acl.restriction) or acl.other is None:
             return acl.branch, False
@@ -273,23 +259,28 @@ class Engine(Policy):
 
     # -- the pass list ----------------------------------------------------
 
-    def _passes_of(self, branch: AclBranch) -> list[PassItem] | None:
+    def passes_of(self, branch: AclBranch) -> list[PassItem] | None:
         """The pass list a branch uses: its own, else the default acl's."""
         return branch.passes if branch.passes is not None else self._default.branch.passes
 
-    def _rewrite_of(self, branch: AclBranch) -> RewriteBlock | None:
+    def rewrite_of(self, branch: AclBranch) -> RewriteBlock | None:
         """The rewrite block applied to what a branch allows, if any."""
         rw_name = branch.rewrite
         if rw_name in (None, "none"):
             rw_name = self._default.branch.rewrite
         return self._rewrites.get(rw_name) if rw_name and rw_name != "none" else None
 
-    def _usable(self, word: str) -> _Dest | None:
+    def usable(self, word: str) -> LoadedDest | None:
         """The dest a pass-list word checks now, or None when the scan skips it."""
         d = self._dests.get(word)
         if d is None or not d.active_content or not self._on(d.restriction):
             return None
         return d
+
+    @property
+    def default_log(self) -> LogSpec | None:
+        """The default acl's log: where requests no source matched are logged."""
+        return self._default.branch.log
 
     def _scan(self, passes: list[PassItem] | None, target: Target) -> _Verdict:
         if passes is None:
@@ -304,90 +295,25 @@ class Engine(Policy):
                 if target.dotted:
                     return _Verdict(not item.negate, "in-addr", how="in-addr")
                 continue
-            d = self._usable(word)
+            d = self.usable(word)
             if d is None:
                 continue
             hit = None
             how = ""
             if d.domains is not None:
-                hit = d.domains.lookup(target.host)  # type: ignore[attr-defined]
+                hit = d.domains.lookup(target.host)
                 how = "domainlist"
             if hit is None and d.urls is not None:
-                hit = d.urls.lookup(target)  # type: ignore[attr-defined]
+                hit = d.urls.lookup(target)
                 how = "urllist"
             if hit is None and d.expressions is not None:
-                hit = d.expressions.lookup(target.furl)  # type: ignore[attr-defined]
+                hit = d.expressions.lookup(target.furl)
                 if hit is None and target.ufurl:  # an IDN host, also as it came
-                    hit = d.expressions.lookup(target.ufurl)  # type: ignore[attr-defined]
+                    hit = d.expressions.lookup(target.ufurl)
                 how = "expressionlist"
             if hit is not None:
                 return _Verdict(not item.negate, d.name, d, hit.entry, hit.redirect, how)
         return _Verdict(True, "unknown", how="end of pass list")
-
-    # -- the fast path's program -----------------------------------------
-
-    def fast_plan(self, now: float) -> FastPlan:
-        """The plan for the time blocks active at now (the same object until they change)."""
-        minute = now // 60
-        if self._plan is not None and minute == self._plan_minute:
-            return self._plan  # the usual call: the minute it was checked for
-        self._tick(now)
-        key = tuple(self._active.values())
-        if self._plan is None or key != self._plan_key:
-            self._plan = self._make_plan()
-            self._plan_key = key
-        self._plan_minute = minute
-        return self._plan
-
-    def _make_plan(self) -> FastPlan:
-        branches: list[PlanBranch] = []
-        branch_index: dict[int, int] = {}
-        dests: list[_Dest] = []
-        dest_index: dict[str, int] = {}
-
-        def add_branch(branch: AclBranch) -> int:
-            if id(branch) not in branch_index:
-                branch_index[id(branch)] = len(branches)
-                branches.append(plan_branch(branch))
-            return branch_index[id(branch)]
-
-        def plan_branch(branch: AclBranch) -> PlanBranch:
-            passes = self._passes_of(branch)
-            rewrite = self._rewrite_of(branch) is not None
-            redirect = self._branch_redirect(branch)
-            if passes is None:
-                return PlanBranch(None, rewrite, redirect)
-            items: list[tuple[str, bool, int]] = []
-            for item in passes:
-                if item.word in ("all", "none"):
-                    items.append((item.word, item.negate, -1))
-                    break
-                if item.word == "in-addr":
-                    items.append((item.word, item.negate, -1))
-                    continue
-                d = self._usable(item.word)
-                if d is None:
-                    continue
-                if d.name not in dest_index:
-                    dest_index[d.name] = len(dests)
-                    dests.append(d)
-                items.append(("dest", item.negate, dest_index[d.name]))
-            return PlanBranch(tuple(items), rewrite, redirect)
-
-        default_branch = add_branch(self._default_branch()[0])
-        sources: list[PlanSource] = []
-        for src in self.config.sources:
-            if not (src.has_ip or src.domains or src.has_user) or not self._on(src.restriction):
-                continue
-            found = self._acl_for(src)
-            branch = add_branch(found[1]) if found is not None else default_branch
-            ips = (tuple((e.kind, e.a, e.b) for e in src.ips if e.version == 4)
-                   if src.has_ip else None)
-            sources.append(PlanSource(ips, bool(src.domains), src.has_user, "" in src.users,
-                                      src.log, -1 if src.cont else branch,
-                                      found[0].source if found is not None else "default"))
-        return FastPlan(tuple(sources), tuple(branches), tuple(dests), default_branch,
-                        self._default.branch.log)
 
     # -- the whole procedure ----------------------------------------------
 
@@ -403,9 +329,9 @@ class Engine(Policy):
         i = 0
         while True:
             src = chain[i] if i < len(chain) else None
-            found = self._acl_for(src) if src is not None else None
+            found = self.acl_for(src) if src is not None else None
             if found is None:
-                branch, in_else = self._default_branch()
+                branch, in_else = self.default_branch()
                 acl_name = "default"
             else:
                 acl, branch, in_else = found
@@ -418,7 +344,7 @@ class Engine(Policy):
 
     def _decide_branch(self, req: Request, target: Target, src: Source | None, acl_name: str,
                        branch: AclBranch, in_else: bool, why: list[str]) -> Decision:
-        verdict = self._scan(self._passes_of(branch), target)
+        verdict = self._scan(self.passes_of(branch), target)
         if self.explain:
             who = f"source {src.name}" if src is not None else "no source matched"
             why.append(f"{who}; acl {acl_name}{' (else)' if in_else else ''}")
@@ -442,7 +368,7 @@ class Engine(Policy):
                 why.append(f"redirect from {how}: {url}")
             return self._finish(REDIRECT if status else REWRITE, url, status, req, target,
                                 acl_name, verdict, "-", log_spec, why)
-        block = self._rewrite_of(branch)
+        block = self.rewrite_of(branch)
         if block is not None:
             result = block.apply(target.orig)
             if result is not None:
@@ -499,9 +425,9 @@ class Engine(Policy):
                 if result is not None:
                     return result, f"dest {d.name} rewrite {d.rewrite.name}"
         own = branch.redirect and branch.redirect != "default"
-        return self._branch_redirect(branch), "the acl" if own else "the default acl"
+        return self.branch_redirect(branch), "the acl" if own else "the default acl"
 
-    def _branch_redirect(self, branch: AclBranch) -> str | None:
+    def branch_redirect(self, branch: AclBranch) -> str | None:
         """The redirect of a block that no dest redirects: the acl's, else default's."""
         if branch.redirect and branch.redirect != "default":
             return branch.redirect

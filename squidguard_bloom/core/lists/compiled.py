@@ -21,12 +21,9 @@ import mmap
 import os
 import struct
 
-from squidguard_bloom.core.lists.lookup import Match, _is_address
+from squidguard_bloom.core.lists.lookup import Match, is_address
 from squidguard_bloom.core.urlnorm import Target
-from squidguard_bloom.native import _bloom  # noqa: TID251 - this module is the listindex wrapper
-
-_ffi = _bloom.ffi
-_lib = _bloom.lib
+from squidguard_bloom.native.listindex import ListIndex
 
 MAGIC = b"SGBLIST\x1a"
 #: 5: keys of IDN entries are punycode (core.idn), so a version 4 file, which stored them
@@ -119,13 +116,12 @@ def suffix_table(mm: mmap.mmap) -> list[bytes]:
 
 
 class _Mapped:
-    __slots__ = ("_buf", "_mm", "_size", "_suffixes", "entries", "path")
+    __slots__ = ("_mm", "_suffixes", "entries", "index", "path")
 
     def __init__(self, path: str, mm: mmap.mmap) -> None:
         self.path = path
         self._mm = mm
-        self._size = len(mm)
-        self._buf = _ffi.from_buffer("uint8_t[]", mm)
+        self.index = ListIndex(mm)  # the lookups, in C
         self.entries: int = HEADER.unpack_from(mm)[8]
         self._suffixes: list[bytes] | None = None  # read at the first hit
 
@@ -160,10 +156,7 @@ class CompiledDomainList(_Mapped):
     def lookup(self, host: str) -> Match | None:
         """The entry listing host or one of its parent domains."""
         key = host.encode("utf-8", "surrogateescape")
-        if _is_address(host):
-            off = _lib.sgb_list_find(self._buf, self._size, key, len(key))
-        else:
-            off = _lib.sgb_domain_find(self._buf, self._size, key, len(key))
+        off = self.index.find_exact(key) if is_address(host) else self.index.find_domain(key)
         if off < 0:
             return None
         return self._record(off)
@@ -180,7 +173,7 @@ class CompiledUrlList(_Mapped):
             if not s:
                 continue
             key = s.encode("utf-8", "surrogateescape")
-            off = _lib.sgb_url_find(self._buf, self._size, key, len(key))
+            off = self.index.find_url(key)
             if off >= 0:
                 return self._record(off, key.split(b"/", 1)[0])
         return None

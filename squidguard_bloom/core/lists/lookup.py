@@ -32,7 +32,8 @@ class Match(FrozenRecord):
     redirect: str | None
 
 
-def _is_address(host: str) -> bool:
+def is_address(host: str) -> bool:
+    """Whether a host is an IP address (matched exactly, never by parent domains)."""
     return bool(host) and (host[-1].isdigit() or ":" in host)
 
 
@@ -53,7 +54,7 @@ class DomainList:
     def lookup(self, host: str) -> Match | None:
         """The entry listing host or one of its parent domains."""
         d = self._d
-        if _is_address(host):
+        if is_address(host):
             return Match(host, d[host]) if host in d else None
         h = host
         while True:
