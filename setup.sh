@@ -104,6 +104,7 @@ case "$cmd" in
         install_debs "${TEST_DEBS[@]}"
         install_python "[test]"
         "$VENV/bin/ruff" check .
+        "$VENV/bin/mypy"
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     system-install)

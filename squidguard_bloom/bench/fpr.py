@@ -112,7 +112,7 @@ class Impl:
     bits: int
     hashes: int | None
     nbytes: int
-    add: Callable[[list[bytes]], None]
+    add: Callable[[list[bytes]], object]
     positives: Callable[[list[bytes]], int]
     note: str = ""
     close: Callable[[], None] = lambda: None

@@ -39,7 +39,7 @@ from squidguard_bloom.helper.runtime import Runtime
 
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:
-    from typing import IO, Any
+    from typing import IO, BinaryIO
 
 #: Longest request line kept whole; longer ones are answered as unparsable
 #: (after reading through to their end, so the next reply stays in step).
@@ -230,7 +230,7 @@ class Loop:
                     pos = at
                     if line is not None:
                         parts.append(self.respond(line, welcomed))
-                    else:  # answered in C, logged here, in line order
+                    elif log is not None:  # answered in C, logged here, in line order
                         rt.sink.write(*log)
                 parts.append(out[pos:])
                 out = b"".join(parts)
@@ -250,7 +250,7 @@ def _strip(line: bytes) -> bytes:
     return line[:-1] if line.endswith(b"\r") else line
 
 
-def _send(outstream: Any, data: bytes) -> bool:
+def _send(outstream: BinaryIO, data: bytes) -> bool:
     try:
         outstream.write(data)
         outstream.flush()
@@ -259,7 +259,8 @@ def _send(outstream: Any, data: bytes) -> bool:
     return True
 
 
-def serve(helper: Loop, instream: Any = None, outstream: Any = None) -> int:
+def serve(helper: Loop, instream: BinaryIO | None = None,
+          outstream: BinaryIO | None = None) -> int:
     """Answer lines from instream (binary) on outstream until EOF; return 0.
 
     Reads whatever is available (``read1``), answers every complete line in
@@ -312,7 +313,7 @@ def _serve_blocks(helper: Loop, instream: Any, outstream: Any) -> int:
     return 0
 
 
-def _serve_lines(helper: Loop, instream: Any, outstream: Any) -> int:
+def _serve_lines(helper: Loop, instream: BinaryIO, outstream: BinaryIO) -> int:
     """serve() one line at a time (--explain): slow, but the output reads in order."""
     for raw in instream:
         line = raw[:-1] if raw.endswith(b"\n") else raw

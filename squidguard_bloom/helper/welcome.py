@@ -163,10 +163,11 @@ class Welcome:
 
     def describe(self) -> str:
         """One line for the startup log."""
-        assert self._current is not None or self._window is not None
+        window = self._window
         if self._current is None:
-            return (f"welcome filter in generations of {_span(self._window)} (a client is "
-                    f"welcomed again after {_span(self._window)} to {_span(2 * self._window)}) "
+            assert window is not None  # no filter open yet: only in window mode
+            return (f"welcome filter in generations of {_span(window)} (a client is "
+                    f"welcomed again after {_span(window)} to {_span(2 * window)}) "
                     f"at {self.settings.state}.N")
         return self._current.info().describe()
 

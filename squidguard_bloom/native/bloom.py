@@ -147,10 +147,10 @@ class BloomInfo(FrozenRecord):
 
 
 def _as_bytes(key: object) -> bytes:
-    if key.__class__ is bytes:
-        return key  # type: ignore[return-value]
-    if key.__class__ is str:
-        return key.encode()  # type: ignore[attr-defined]
+    if type(key) is bytes:
+        return key
+    if type(key) is str:
+        return key.encode()
     if isinstance(key, (bytes, bytearray, memoryview)):
         return bytes(key)
     raise _key_type_error(key)
@@ -242,8 +242,8 @@ class BloomFilter:
 
     def add(self, key: Key) -> bool:
         """Add key; True if it was new (this call set at least one bit)."""
-        if key.__class__ is str:
-            key = key.encode()  # type: ignore[union-attr]
+        if type(key) is str:
+            key = key.encode()
         try:
             return self._add(self._ptr, key, len(key)) == 1
         except TypeError:  # bytearray, memoryview (or not a key: _as_bytes says so)
@@ -251,13 +251,8 @@ class BloomFilter:
             return self._add(self._ptr, key, len(key)) == 1
 
     def __contains__(self, key: object) -> bool:
-        if key.__class__ is str:
-            key = key.encode()  # type: ignore[attr-defined]
-        try:
-            return self._check(self._ptr, key, len(key)) == 1  # type: ignore[arg-type]
-        except TypeError:  # bytearray, memoryview (or not a key: _as_bytes says so)
-            key = _as_bytes(key)
-            return self._check(self._ptr, key, len(key)) == 1
+        data = key if type(key) is bytes else _as_bytes(key)
+        return self._check(self._ptr, data, len(data)) == 1
 
     def _batch(self, add: bool, keys: Iterable[Key]) -> list[bool]:
         ptr = self._live()

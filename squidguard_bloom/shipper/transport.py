@@ -340,7 +340,8 @@ class Link:
             raise
         except (OSError, asyncssh.Error) as exc:
             raise self._lost(f"reading {path}", exc) from exc
-        return bytes(data)
+        assert isinstance(data, bytes)  # opened without an encoding
+        return data
 
     async def listdir(self, stream: str) -> list[tuple[str, int]]:
         """(name, size) of every file in a stream's remote directory; [] when it is missing."""

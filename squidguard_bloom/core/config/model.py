@@ -81,7 +81,7 @@ def _date_matches(e: TimeElement, when: _time.struct_time) -> bool:
     if e.date_from is None:
         return False
     if e.date_to is not None:
-        return e.date_from <= today <= e.date_to  # type: ignore[operator]
+        return e.date_from <= today <= e.date_to
     return all(want is None or want == got for want, got in zip(e.date_from, today, strict=True))
 
 
