@@ -19,11 +19,11 @@ Why not ``@dataclass(slots=True)``: it imports ``inspect`` and generates,
 compiles and executes each class's methods from source at import, about
 0.6 ms a class plus 7 ms for the import on the machine of
 docs/benchmarks.md, and a helper start imports some thirty records.  Here
-``__init__`` is made from a template per number of fields (compiled once
-per arity, at the first class that needs it) whose code object is copied
-with the class's field names as its parameter names and constants, about
-3 µs a class, and it runs as fast as a hand-written one
-(``object.__setattr__`` per field, which is what a frozen record needs).
+``__init__`` is a copy of a template for that number of fields (written
+out below, so compiled with this module) whose code object gets the
+class's field names as its parameter names and constants: about 3 µs a
+class, and it runs as fast as a hand-written one (``object.__setattr__``
+per field, which is what a frozen record needs).
 Type checkers read the annotations through ``dataclass_transform``.
 """
 
@@ -34,7 +34,6 @@ from types import FunctionType
 TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import CodeType
     from typing import Any, ClassVar, dataclass_transform
 else:
 
@@ -45,6 +44,7 @@ else:
 
 #: Sets one field of a record, past FrozenRecord's ``__setattr__``.
 setfield = object.__setattr__
+
 
 class Factory:
     """A mutable default: made anew for each record built without that field."""
@@ -60,33 +60,26 @@ def field(*, default_factory: Callable[[], Any]) -> Any:
     return Factory(default_factory)
 
 
-_TEMPLATES: dict[tuple[int, bool], CodeType] = {}
-_GLOBALS = {"_set": setfield}
-
-
-def _template(arity: int, factories: bool) -> CodeType:
-    """The code of ``__init__(self, _0, …)`` setting fields ``_f0``, … (renamed per class)."""
-    key = (arity, factories)
-    code = _TEMPLATES.get(key)
-    if code is None:
-        params = "".join(f", _{i}" for i in range(arity))
-        body = "".join(f"    _set(self, '_f{i}', _{i})\n" for i in range(arity))
-        if factories:
-            body += "    self._fill_defaults()\n"
-        namespace: dict[str, Any] = {}
-        exec(f"def __init__(self{params}):\n{body or '    pass'}\n", _GLOBALS, namespace)
-        code = _TEMPLATES[key] = namespace["__init__"].__code__
-    return code
-
-
 def _make_init(qualname: str, fields: tuple[str, ...], defaults: tuple[object, ...],
                factories: bool) -> Callable[..., None]:
-    code = _template(len(fields), factories)
+    if len(fields) >= len(_TEMPLATES):
+        raise TypeError(f"{qualname}: more than {len(_TEMPLATES) - 1} fields; add a template")
+    code = _TEMPLATES[len(fields)].__code__
     consts = tuple(fields[int(c[2:])] if isinstance(c, str) and c.startswith("_f") else c
                    for c in code.co_consts)
     code = code.replace(co_varnames=("self", *fields), co_consts=consts,
                         co_name="__init__", co_qualname=f"{qualname}.__init__")
-    return FunctionType(code, _GLOBALS, "__init__", defaults or None)
+    init = FunctionType(code, _GLOBALS, "__init__", defaults or None)
+    if not factories:
+        return init
+
+    def __init__(self: Record, *args: object, **kwargs: object) -> None:
+        init(self, *args, **kwargs)
+        self._fill_defaults()
+
+    __init__.__qualname__ = init.__qualname__
+    __init__.__wrapped__ = init  # type: ignore[attr-defined]  # what inspect.signature shows
+    return __init__
 
 
 class _RecordType(type):
@@ -161,3 +154,139 @@ class FrozenRecord(Record):
 
     def __hash__(self) -> int:
         return hash(self._values())
+
+
+# The __init__ templates, one per number of fields: parameter _k sets field "_fk", both
+# renamed per class by _make_init.  Written out rather than made with exec so that they are
+# compiled once, into this module's .pyc, instead of at every start of the helper.
+_set = setfield
+_GLOBALS = {"_set": setfield}
+
+
+def _init_0(self: object) -> None:
+    pass
+
+
+def _init_1(self: object, _0: object) -> None:
+    _set(self, "_f0", _0)
+
+
+def _init_2(self: object, _0: object, _1: object) -> None:
+    _set(self, "_f0", _0)
+    _set(self, "_f1", _1)
+
+
+def _init_3(self: object, _0: object, _1: object, _2: object) -> None:
+    _set(self, "_f0", _0)
+    _set(self, "_f1", _1)
+    _set(self, "_f2", _2)
+
+
+def _init_4(self: object, _0: object, _1: object, _2: object, _3: object) -> None:
+    _set(self, "_f0", _0)
+    _set(self, "_f1", _1)
+    _set(self, "_f2", _2)
+    _set(self, "_f3", _3)
+
+
+def _init_5(self: object, _0: object, _1: object, _2: object, _3: object, _4: object) -> None:
+    _set(self, "_f0", _0)
+    _set(self, "_f1", _1)
+    _set(self, "_f2", _2)
+    _set(self, "_f3", _3)
+    _set(self, "_f4", _4)
+
+
+def _init_6(self: object, _0: object, _1: object, _2: object, _3: object, _4: object, _5: object
+) -> None:
+    _set(self, "_f0", _0)
+    _set(self, "_f1", _1)
+    _set(self, "_f2", _2)
+    _set(self, "_f3", _3)
+    _set(self, "_f4", _4)
+    _set(self, "_f5", _5)
+
+
+def _init_7(self: object, _0: object, _1: object, _2: object, _3: object, _4: object, _5: object,
+            _6: object) -> None:
+    _set(self, "_f0", _0)
+    _set(self, "_f1", _1)
+    _set(self, "_f2", _2)
+    _set(self, "_f3", _3)
+    _set(self, "_f4", _4)
+    _set(self, "_f5", _5)
+    _set(self, "_f6", _6)
+
+
+def _init_8(self: object, _0: object, _1: object, _2: object, _3: object, _4: object, _5: object,
+            _6: object, _7: object) -> None:
+    _set(self, "_f0", _0)
+    _set(self, "_f1", _1)
+    _set(self, "_f2", _2)
+    _set(self, "_f3", _3)
+    _set(self, "_f4", _4)
+    _set(self, "_f5", _5)
+    _set(self, "_f6", _6)
+    _set(self, "_f7", _7)
+
+
+def _init_9(self: object, _0: object, _1: object, _2: object, _3: object, _4: object, _5: object,
+            _6: object, _7: object, _8: object) -> None:
+    _set(self, "_f0", _0)
+    _set(self, "_f1", _1)
+    _set(self, "_f2", _2)
+    _set(self, "_f3", _3)
+    _set(self, "_f4", _4)
+    _set(self, "_f5", _5)
+    _set(self, "_f6", _6)
+    _set(self, "_f7", _7)
+    _set(self, "_f8", _8)
+
+
+def _init_10(self: object, _0: object, _1: object, _2: object, _3: object, _4: object, _5: object,
+             _6: object, _7: object, _8: object, _9: object) -> None:
+    _set(self, "_f0", _0)
+    _set(self, "_f1", _1)
+    _set(self, "_f2", _2)
+    _set(self, "_f3", _3)
+    _set(self, "_f4", _4)
+    _set(self, "_f5", _5)
+    _set(self, "_f6", _6)
+    _set(self, "_f7", _7)
+    _set(self, "_f8", _8)
+    _set(self, "_f9", _9)
+
+
+def _init_11(self: object, _0: object, _1: object, _2: object, _3: object, _4: object, _5: object,
+             _6: object, _7: object, _8: object, _9: object, _10: object) -> None:
+    _set(self, "_f0", _0)
+    _set(self, "_f1", _1)
+    _set(self, "_f2", _2)
+    _set(self, "_f3", _3)
+    _set(self, "_f4", _4)
+    _set(self, "_f5", _5)
+    _set(self, "_f6", _6)
+    _set(self, "_f7", _7)
+    _set(self, "_f8", _8)
+    _set(self, "_f9", _9)
+    _set(self, "_f10", _10)
+
+
+def _init_12(self: object, _0: object, _1: object, _2: object, _3: object, _4: object, _5: object,
+             _6: object, _7: object, _8: object, _9: object, _10: object, _11: object) -> None:
+    _set(self, "_f0", _0)
+    _set(self, "_f1", _1)
+    _set(self, "_f2", _2)
+    _set(self, "_f3", _3)
+    _set(self, "_f4", _4)
+    _set(self, "_f5", _5)
+    _set(self, "_f6", _6)
+    _set(self, "_f7", _7)
+    _set(self, "_f8", _8)
+    _set(self, "_f9", _9)
+    _set(self, "_f10", _10)
+    _set(self, "_f11", _11)
+
+
+_TEMPLATES = (_init_0, _init_1, _init_2, _init_3, _init_4, _init_5, _init_6, _init_7, _init_8,
+              _init_9, _init_10, _init_11, _init_12)
