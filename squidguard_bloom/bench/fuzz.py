@@ -228,6 +228,7 @@ def _valid_utf8(raw: bytes) -> bool:
     return True
 
 
+_CONTROL = re.compile(rb"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LINE_SHAPES: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
     ("empty line", lambda line: not line.strip(b" \t")),
     ("non-utf8 byte", lambda line: not _valid_utf8(line)),
@@ -249,7 +250,6 @@ _URL_SHAPES: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
     ("idn", lambda url: any(x in url.lower() for x in (b"xn--", _u("\u00fc"), _u("\u00dc")))),
     ("connect", lambda url: b"://" not in url and b":" in url),
 )
-_CONTROL = re.compile(rb"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def shapes(line: bytes) -> set[str]:

@@ -279,7 +279,7 @@ def serve(helper: Loop, instream: BinaryIO | None = None,
         helper.errors.tick(final=True)
 
 
-def _serve_blocks(helper: Loop, instream: Any, outstream: Any) -> int:
+def _serve_blocks(helper: Loop, instream: BinaryIO, outstream: BinaryIO) -> int:
     read = getattr(instream, "read1", instream.read)
     buf = b""  # the unfinished line so far
     long_head: bytes | None = None  # set while dropping an over-long line
