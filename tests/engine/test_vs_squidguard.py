@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.servers import need
 
 OURS = Path(sys.executable).with_name("squidguard-bloom")
