@@ -50,12 +50,7 @@ from squidguard_bloom.core.lists.compiled import (
 )
 from squidguard_bloom.core.lists.errors import ListError
 from squidguard_bloom.core.lists.text import domain_key, entries, url_key
-from squidguard_bloom.native import _bloom  # noqa: TID251 - the C list builder
-
-_ffi = _bloom.ffi
-_lib = _bloom.lib
-#: scratch buffers: pages a call does not fill are never touched, so never resident
-_scratch = _ffi.new_allocator(should_clear_after_alloc=False)
+from squidguard_bloom.native import listbuild
 
 #: At most 7 keys for 10 slots: a miss then probes about 6 slots (12 bytes of tags).
 LOAD_TENTHS = 7
@@ -129,7 +124,7 @@ def stored_lines(kind: str, block: bytes, *, plain: bool = True) -> bytes:
     is its lines lower-cased, which is what text.entries and text.domain_key or
     text.url_key make of them; plain=False reads every block through those.
     """
-    if plain and _lib.sgb_build_plain(block, len(block), int(kind == "url")):
+    if plain and listbuild.plain(block, kind == "url"):
         return block.lower()
     stored = domain_key if kind == "domain" else url_key
     out = []
@@ -144,7 +139,7 @@ class _Build:
     """One compile: the spill files, the counts, the records' hashes and lengths."""
 
     def __init__(self, kind: str, work: str, nparts: int) -> None:
-        self.url = int(kind == "url")
+        self.url = kind == "url"
         self.work = work
         self.parts = [os.path.join(work, f"part.{p}") for p in range(nparts)]
         self.records = os.path.join(work, "records")
@@ -162,11 +157,8 @@ class _Build:
             with open(self.parts[0], "ab") as fh:
                 fh.write(lines)
             return
-        out = _scratch("char[]", len(lines) or 1)
-        nparts = len(self.parts)
-        sizes, cursors = _ffi.new("uint64_t[]", nparts), _ffi.new("uint64_t[]", nparts)
-        n = _lib.sgb_build_split(lines, len(lines), self.url, SEED, nparts, out, sizes, cursors)
-        view, at = _ffi.buffer(out, n), 0
+        view, sizes = listbuild.split(lines, self.url, SEED, len(self.parts))
+        at = 0
         for p, path in enumerate(self.parts):
             if sizes[p]:
                 with open(path, "ab") as fh:
@@ -182,31 +174,25 @@ class _Build:
 
     def sort(self) -> None:
         """Sort each part in place, in record order, and count groups and last labels."""
-        labels_len, groups = _ffi.new("uint64_t *"), _ffi.new("uint64_t *")
         for path in self.parts:
             data = self._read(path)
             self.part_groups.append(0)
             if not data:
                 continue
-            out, labels = _scratch("char[]", len(data)), _scratch("char[]", len(data))
-            n = _lib.sgb_build_sort(data, len(data), self.url, SEED, out, labels, labels_len,
-                                    groups)
-            if n < 0:
-                raise MemoryError(f"sorting {len(data):,} bytes of list entries")
+            out, tally, groups = listbuild.sort(data, self.url, SEED)
             del data
             with open(path, "wb") as fh:
-                fh.write(_ffi.buffer(out, n))
+                fh.write(out)
             del out
-            for line in _ffi.buffer(labels, labels_len[0])[:].split(b"\n")[:-1]:
+            for line in tally.split(b"\n")[:-1]:
                 label, _, count = line.rpartition(b"\t")
                 self.labels[label] += int(count)
-            self.groups += groups[0]
-            self.part_groups[-1] = groups[0]
+            self.groups += groups
+            self.part_groups[-1] = groups
 
     def encode(self, suffixes: bytes, nsuffixes: int) -> None:
         """Write every part's records, in order, to the records file, and their hashes
         >> 32, tags and lengths to the meta files."""
-        outlen, count = _ffi.new("uint64_t *"), _ffi.new("uint64_t *")
         files = {name: open(path, "wb") for name, path in self.meta.items()}  # noqa: SIM115
         try:
             with open(self.records, "wb") as rec:
@@ -217,18 +203,15 @@ class _Build:
                     hi, tags, lens = (array(_U32, bytes(4 * n)), array("H", bytes(2 * n)),
                                       array(_U32, bytes(4 * n)))
                     cap = len(data) + _RECORD_OVERHEAD * data.count(b"\n") + 16
-                    out = _scratch("char[]", cap)
-                    got = _lib.sgb_build_records(
-                        data, len(data), self.url, SEED, suffixes, nsuffixes, out, cap,
-                        _ffi.from_buffer("uint32_t[]", hi), _ffi.from_buffer("uint16_t[]", tags),
-                        _ffi.from_buffer("uint32_t[]", lens), n, outlen, count)
+                    got, out, count = listbuild.records(data, self.url, SEED, suffixes,
+                                                        nsuffixes, cap, hi, tags, lens)
                     if got != n:
                         raise ListError("an entry longer than 1 GiB cannot be compiled")
-                    rec.write(_ffi.buffer(out, outlen[0]))
+                    rec.write(out)
                     for name, values in (("hi", hi), ("tags", tags), ("lens", lens)):
                         values.tofile(files[name])
-                    self.entries += count[0]
-                    self.record_bytes += outlen[0]
+                    self.entries += count
+                    self.record_bytes += len(out)
         finally:
             for fh in files.values():
                 fh.close()
@@ -271,32 +254,28 @@ def _layout(build: _Build, nslots: int, start: int, per: int,
     """The tags of the nslots slots, the block offsets, and the bytes of records before
     those that wrap to the first slots (they come first in the file); per records of
     meta in memory at a time."""
-    n, u16, u32 = build.groups, "uint16_t[]", "uint32_t[]"
+    n = build.groups
     wrapped = 0  # see csrc/listbuild.h: the last records that wrap to slots 0, 1, ...
     while True:
         pos = wrapped
         for (hi,) in build.meta_blocks(0, n - wrapped, per, ("hi",)):
-            pos = _lib.sgb_build_place(_ffi.from_buffer(u32, hi), len(hi), nslots, pos)
+            pos = listbuild.place(hi, nslots, pos)
         if pos <= nslots:
             break
         wrapped += pos - nslots
         if wrapped > n:  # cannot happen: n < nslots
             raise ListError(f"{path}: the table cannot be laid out; please report this")
     slot_tags, blocks = array("H", bytes(2 * nslots)), array(_U32, bytes(4 * (nslots // BLOCK)))
-    c_slot_tags, c_blocks = _ffi.from_buffer(u16, slot_tags), _ffi.from_buffer(u32, blocks)
-    state = _ffi.new("uint64_t[4]", [wrapped, start, 0, 0])
+    filler = listbuild.Filler(slot_tags, blocks, wrapped, start)
     wrapped_bytes = 0
-    for first, end, wrap in ((n - wrapped, n, 1), (0, n - wrapped, 0)):
+    for first, end, wrap in ((n - wrapped, n, True), (0, n - wrapped, False)):
         for hi, tags, lens in build.meta_blocks(first, end, per):
-            if _lib.sgb_build_fill(_ffi.from_buffer(u32, hi), _ffi.from_buffer(u16, tags),
-                                   _ffi.from_buffer(u32, lens), len(hi), wrap, nslots,
-                                   c_slot_tags, c_blocks, state) < 0:
+            if not filler.fill(hi, tags, lens, wrap, nslots):
                 raise ListError(f"{path}: too big to compile; split it into several lists")
             if wrap:
                 wrapped_bytes += sum(lens)
-    _ffi.release(c_slot_tags)
-    _ffi.release(c_blocks)
-    blocks[state[2] :] = array(_U32, [state[1]]) * (len(blocks) - state[2])  # empty ones
+    filled, offset = filler.finish()
+    blocks[filled:] = array(_U32, [offset]) * (len(blocks) - filled)  # empty ones
     return slot_tags, blocks, build.record_bytes - wrapped_bytes
 
 
