@@ -17,7 +17,8 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 CSRC = HERE / "csrc"
-SOURCES = ["bloom.c", "murmur3.c", "listindex.c", "listbuild.c", "fastpath.c"]
+SOURCES = ["bloom.c", "murmur3.c", "listindex.c", "listbuild.c", "fastpath.c", "fp_parse.c",
+           "fp_decide.c", "fp_write.c"]
 HEADERS = ["bloom.h", "listindex.h", "listbuild.h", "fastpath.h"]
 
 
