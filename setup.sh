@@ -17,9 +17,10 @@ cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 # System packages the test suite drives for real (Squid, squidGuard, sshd, the
-# monitor's PostgreSQL) and GoAccess, which bench/monitor_ingest.py runs beside the monitor.
+# monitor's PostgreSQL), GoAccess, which bench/monitor_ingest.py runs beside the monitor,
+# and clang-format, which checks the style of csrc/.
 TEST_DEBS=(squid squidguard openssh-server openssh-client curl python3 python3-venv
-           postgresql goaccess)
+           postgresql goaccess clang-format)
 
 install_debs() {
     local missing=()

@@ -49,17 +49,16 @@ struct sgb_bloom {
     uint32_t hashes;
     uint32_t seed;
     uint64_t data_bytes;
-    uint8_t *data;       /* the bit array (inside map when shared) */
-    uint64_t *entries;   /* &local_entries or the mapped header's counter */
+    uint8_t *data;     /* the bit array (inside map when shared) */
+    uint64_t *entries; /* &local_entries or the mapped header's counter */
     uint64_t local_entries;
-    uint32_t *add_lock;  /* &local_lock or the mapped header's lock word */
+    uint32_t *add_lock; /* &local_lock or the mapped header's lock word */
     uint32_t local_lock;
-    void *map;           /* whole file mapping, or NULL */
+    void *map; /* whole file mapping, or NULL */
     size_t map_len;
 };
 
-const char *sgb_strerror(int code)
-{
+const char *sgb_strerror(int code) {
     switch (code) {
     case SGB_OK: return "success";
     case SGB_EPARAM: return "capacity must be at least 1 and error rate strictly between 0 and 1";
@@ -69,62 +68,50 @@ const char *sgb_strerror(int code)
     case SGB_EMAGIC: return "not a squidguard-bloom filter file (bad magic)";
     case SGB_EVERSION: return "filter file has an unsupported format version";
     case SGB_ECORRUPT: return "filter file header is corrupted (checksum or fields inconsistent)";
-    case SGB_ETRUNCATED: return "filter file length does not match its header (truncated or padded)";
+    case SGB_ETRUNCATED:
+        return "filter file length does not match its header (truncated or padded)";
     case SGB_EMISMATCH: return "filter file was made with another capacity, error rate or seed";
     case SGB_EEXIST: return "filter file already exists";
     default: return "unknown error";
     }
 }
 
-static double fpr(double k, double n, double m)
-{
-    return pow(1.0 - exp(-k * n / m), k);
-}
+static double fpr(double k, double n, double m) { return pow(1.0 - exp(-k * n / m), k); }
 
-int sgb_bloom_size(uint64_t capacity, double error, uint64_t *bits, uint32_t *hashes)
-{
-    if (capacity < 1 || !(error > 0.0 && error < 1.0))
-        return SGB_EPARAM;
+int sgb_bloom_size(uint64_t capacity, double error, uint64_t *bits, uint32_t *hashes) {
+    if (capacity < 1 || !(error > 0.0 && error < 1.0)) return SGB_EPARAM;
     const double ln2 = log(2.0);
     const double n = (double)capacity;
     const double mf = ceil(-n * log(error) / (ln2 * ln2));
     /* m <= 2^63 keeps a' + b' below 2^64 in the probe loop. */
-    if (!(mf >= 1.0) || mf > 9223372036854775808.0)
-        return SGB_ETOOBIG;
+    if (!(mf >= 1.0) || mf > 9223372036854775808.0) return SGB_ETOOBIG;
     const uint64_t m = (uint64_t)mf;
-    if ((m + 63) / 64 > (SIZE_MAX - SGB_HEADER_SIZE) / 8)
-        return SGB_ETOOBIG;
+    if ((m + 63) / 64 > (SIZE_MAX - SGB_HEADER_SIZE) / 8) return SGB_ETOOBIG;
 
     const double kstar = (double)m / n * ln2;
     double lo = floor(kstar), hi = lo + 1.0;
-    if (lo < 1.0)
-        lo = 1.0;
+    if (lo < 1.0) lo = 1.0;
     double k = fpr(hi, n, (double)m) < fpr(lo, n, (double)m) ? hi : lo;
-    if (k > SGB_MAX_HASHES)
-        return SGB_EPARAM;
+    if (k > SGB_MAX_HASHES) return SGB_EPARAM;
     *bits = m;
     *hashes = (uint32_t)k;
     return SGB_OK;
 }
 
-static uint64_t header_checksum(const struct file_header *h)
-{
+static uint64_t header_checksum(const struct file_header *h) {
     uint64_t out[2];
     sgb_murmur3_128(h, offsetof(struct file_header, checksum), 0x53474248u, out);
     return out[0];
 }
 
 /* A filter struct with sizes filled in and no storage yet. */
-static int bloom_alloc(uint64_t capacity, double error, uint32_t seed, sgb_bloom **out)
-{
+static int bloom_alloc(uint64_t capacity, double error, uint32_t seed, sgb_bloom **out) {
     uint64_t m;
     uint32_t k;
     int rc = sgb_bloom_size(capacity, error, &m, &k);
-    if (rc != SGB_OK)
-        return rc;
+    if (rc != SGB_OK) return rc;
     sgb_bloom *b = calloc(1, sizeof *b);
-    if (!b)
-        return SGB_ENOMEM;
+    if (!b) return SGB_ENOMEM;
     b->capacity = capacity;
     b->error = error;
     b->bits = m;
@@ -137,12 +124,10 @@ static int bloom_alloc(uint64_t capacity, double error, uint32_t seed, sgb_bloom
     return SGB_OK;
 }
 
-int sgb_bloom_new(uint64_t capacity, double error, uint32_t seed, sgb_bloom **out)
-{
+int sgb_bloom_new(uint64_t capacity, double error, uint32_t seed, sgb_bloom **out) {
     sgb_bloom *b;
     int rc = bloom_alloc(capacity, error, seed, &b);
-    if (rc != SGB_OK)
-        return rc;
+    if (rc != SGB_OK) return rc;
     b->data = calloc(1, (size_t)b->data_bytes);
     if (!b->data) {
         free(b);
@@ -152,8 +137,7 @@ int sgb_bloom_new(uint64_t capacity, double error, uint32_t seed, sgb_bloom **ou
     return SGB_OK;
 }
 
-static void fill_header(const sgb_bloom *b, struct file_header *h)
-{
+static void fill_header(const sgb_bloom *b, struct file_header *h) {
     memset(h, 0, sizeof *h);
     memcpy(h->magic, MAGIC, sizeof MAGIC);
     h->version = SGB_FORMAT_VERSION;
@@ -173,34 +157,27 @@ static void fill_header(const sgb_bloom *b, struct file_header *h)
  * checksum, the sizes it implies, and that they are what sgb_bloom_size
  * computes for its (n, p) -- a file is never trusted to describe itself.
  */
-static int validate_header(const struct file_header *h, uint64_t file_size)
-{
+static int validate_header(const struct file_header *h, uint64_t file_size) {
     if (file_size < 8 || memcmp(h->magic, MAGIC, sizeof MAGIC) != 0)
         return file_size < 8 ? SGB_ETRUNCATED : SGB_EMAGIC;
-    if (file_size < SGB_HEADER_SIZE)
-        return SGB_ETRUNCATED;
-    if (h->version != SGB_FORMAT_VERSION)
-        return SGB_EVERSION;
-    if (h->header_size != SGB_HEADER_SIZE || h->checksum != header_checksum(h))
-        return SGB_ECORRUPT;
+    if (file_size < SGB_HEADER_SIZE) return SGB_ETRUNCATED;
+    if (h->version != SGB_FORMAT_VERSION) return SGB_EVERSION;
+    if (h->header_size != SGB_HEADER_SIZE || h->checksum != header_checksum(h)) return SGB_ECORRUPT;
     uint64_t m;
     uint32_t k;
-    if (sgb_bloom_size(h->capacity, h->error, &m, &k) != SGB_OK || m != h->bits ||
-        k != h->hashes || h->data_bytes != (m + 63) / 64 * 8)
+    if (sgb_bloom_size(h->capacity, h->error, &m, &k) != SGB_OK || m != h->bits || k != h->hashes ||
+        h->data_bytes != (m + 63) / 64 * 8)
         return SGB_ECORRUPT;
-    if (file_size != SGB_HEADER_SIZE + h->data_bytes)
-        return SGB_ETRUNCATED;
+    if (file_size != SGB_HEADER_SIZE + h->data_bytes) return SGB_ETRUNCATED;
     return SGB_OK;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
+static int write_all(int fd, const void *buf, size_t len) {
     const uint8_t *p = buf;
     while (len > 0) {
         ssize_t w = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return SGB_EOS;
         }
         p += w;
@@ -209,18 +186,15 @@ static int write_all(int fd, const void *buf, size_t len)
     return SGB_OK;
 }
 
-static int read_all(int fd, void *buf, size_t len)
-{
+static int read_all(int fd, void *buf, size_t len) {
     uint8_t *p = buf;
     while (len > 0) {
         ssize_t r = read(fd, p, len > (1u << 30) ? (1u << 30) : len);
         if (r < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return SGB_EOS;
         }
-        if (r == 0)
-            return SGB_ETRUNCATED;
+        if (r == 0) return SGB_ETRUNCATED;
         p += r;
         len -= (size_t)r;
     }
@@ -228,8 +202,7 @@ static int read_all(int fd, void *buf, size_t len)
 }
 
 /* fsync the directory holding path, so a rename or link in it is durable. */
-static int sync_parent(const char *path)
-{
+static int sync_parent(const char *path) {
     char dir[PATH_MAX];
     const char *slash = strrchr(path, '/');
     if (!slash) {
@@ -246,8 +219,7 @@ static int sync_parent(const char *path)
         dir[n] = '\0';
     }
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return SGB_EOS;
+    if (fd < 0) return SGB_EOS;
     int rc = fsync(fd) == 0 ? SGB_OK : SGB_EOS;
     int saved = errno;
     close(fd);
@@ -259,12 +231,10 @@ static int sync_parent(const char *path)
  * Write header + bit array to a new temporary file beside path; on success
  * *tmp_out holds its name (caller frees, and renames or links it).
  */
-static int write_temp(const sgb_bloom *b, const char *path, const uint8_t *data, char **tmp_out)
-{
+static int write_temp(const sgb_bloom *b, const char *path, const uint8_t *data, char **tmp_out) {
     size_t len = strlen(path) + sizeof ".tmp.XXXXXX";
     char *tmp = malloc(len);
-    if (!tmp)
-        return SGB_ENOMEM;
+    if (!tmp) return SGB_ENOMEM;
     snprintf(tmp, len, "%s.tmp.XXXXXX", path);
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
@@ -281,10 +251,8 @@ static int write_temp(const sgb_bloom *b, const char *path, const uint8_t *data,
             rc = SGB_EOS; /* a new, empty filter: a sparse run of zeros */
         }
     }
-    if (rc == SGB_OK && fchmod(fd, 0644) != 0)
-        rc = SGB_EOS;
-    if (rc == SGB_OK && fsync(fd) != 0)
-        rc = SGB_EOS;
+    if (rc == SGB_OK && fchmod(fd, 0644) != 0) rc = SGB_EOS;
+    if (rc == SGB_OK && fsync(fd) != 0) rc = SGB_EOS;
     int saved = errno;
     if (close(fd) != 0 && rc == SGB_OK) {
         rc = SGB_EOS;
@@ -300,12 +268,10 @@ static int write_temp(const sgb_bloom *b, const char *path, const uint8_t *data,
     return SGB_OK;
 }
 
-int sgb_bloom_save(const sgb_bloom *b, const char *path)
-{
+int sgb_bloom_save(const sgb_bloom *b, const char *path) {
     char *tmp;
     int rc = write_temp(b, path, b->data, &tmp);
-    if (rc != SGB_OK)
-        return rc;
+    if (rc != SGB_OK) return rc;
     if (rename(tmp, path) != 0) {
         int saved = errno;
         unlink(tmp);
@@ -318,51 +284,40 @@ int sgb_bloom_save(const sgb_bloom *b, const char *path)
 }
 
 /* Create path holding an empty filter, atomically; SGB_EEXIST if it exists. */
-static int create_file(uint64_t capacity, double error, uint32_t seed, const char *path)
-{
+static int create_file(uint64_t capacity, double error, uint32_t seed, const char *path) {
     sgb_bloom *b;
     int rc = bloom_alloc(capacity, error, seed, &b);
-    if (rc != SGB_OK)
-        return rc;
+    if (rc != SGB_OK) return rc;
     char *tmp;
     rc = write_temp(b, path, NULL, &tmp);
     free(b);
-    if (rc != SGB_OK)
-        return rc;
+    if (rc != SGB_OK) return rc;
     /* link() fails with EEXIST if another process won the race: use theirs. */
-    if (link(tmp, path) != 0)
-        rc = errno == EEXIST ? SGB_EEXIST : SGB_EOS;
+    if (link(tmp, path) != 0) rc = errno == EEXIST ? SGB_EEXIST : SGB_EOS;
     int saved = errno;
     unlink(tmp);
     free(tmp);
     errno = saved;
-    if (rc == SGB_OK)
-        rc = sync_parent(path);
+    if (rc == SGB_OK) rc = sync_parent(path);
     return rc;
 }
 
-static int map_file(int fd, uint64_t capacity, double error, uint32_t seed, sgb_bloom **out)
-{
+static int map_file(int fd, uint64_t capacity, double error, uint32_t seed, sgb_bloom **out) {
     struct stat st;
-    if (fstat(fd, &st) != 0)
-        return SGB_EOS;
+    if (fstat(fd, &st) != 0) return SGB_EOS;
     struct file_header h;
     memset(&h, 0, sizeof h);
     uint64_t size = (uint64_t)st.st_size;
     size_t want = size < sizeof h ? (size_t)size : sizeof h;
     int rc = read_all(fd, &h, want);
-    if (rc != SGB_OK)
-        return rc;
+    if (rc != SGB_OK) return rc;
     rc = validate_header(&h, size);
-    if (rc != SGB_OK)
-        return rc;
+    if (rc != SGB_OK) return rc;
     if (capacity != 0 && (h.capacity != capacity || h.error != error || h.seed != seed))
         return SGB_EMISMATCH;
-    if (size > SIZE_MAX)
-        return SGB_ETOOBIG;
+    if (size > SIZE_MAX) return SGB_ETOOBIG;
     void *map = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED)
-        return SGB_EOS;
+    if (map == MAP_FAILED) return SGB_EOS;
     sgb_bloom *b;
     rc = bloom_alloc(h.capacity, h.error, h.seed, &b);
     if (rc != SGB_OK) {
@@ -378,15 +333,13 @@ static int map_file(int fd, uint64_t capacity, double error, uint32_t seed, sgb_
     return SGB_OK;
 }
 
-int sgb_bloom_open(const char *path, uint64_t capacity, double error, uint32_t seed,
-                   int create, sgb_bloom **out)
-{
+int sgb_bloom_open(const char *path, uint64_t capacity, double error, uint32_t seed, int create,
+                   sgb_bloom **out) {
     if (capacity != 0) {
         uint64_t m;
         uint32_t k;
         int rc = sgb_bloom_size(capacity, error, &m, &k);
-        if (rc != SGB_OK)
-            return rc;
+        if (rc != SGB_OK) return rc;
     }
     for (int attempt = 0; attempt < 2; attempt++) {
         int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -397,21 +350,17 @@ int sgb_bloom_open(const char *path, uint64_t capacity, double error, uint32_t s
             errno = saved;
             return rc;
         }
-        if (errno != ENOENT || !create || capacity == 0)
-            return SGB_EOS;
+        if (errno != ENOENT || !create || capacity == 0) return SGB_EOS;
         int rc = create_file(capacity, error, seed, path);
-        if (rc != SGB_OK && rc != SGB_EEXIST)
-            return rc;
+        if (rc != SGB_OK && rc != SGB_EEXIST) return rc;
     }
     errno = ENOENT; /* created, then removed by someone before we opened it */
     return SGB_EOS;
 }
 
-int sgb_bloom_load(const char *path, sgb_bloom **out)
-{
+int sgb_bloom_load(const char *path, sgb_bloom **out) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return SGB_EOS;
+    if (fd < 0) return SGB_EOS;
     int rc;
     struct stat st;
     struct file_header h;
@@ -423,12 +372,9 @@ int sgb_bloom_load(const char *path, sgb_bloom **out)
     }
     uint64_t size = (uint64_t)st.st_size;
     rc = read_all(fd, &h, size < sizeof h ? (size_t)size : sizeof h);
-    if (rc == SGB_OK)
-        rc = validate_header(&h, size);
-    if (rc == SGB_OK)
-        rc = sgb_bloom_new(h.capacity, h.error, h.seed, &b);
-    if (rc == SGB_OK)
-        rc = read_all(fd, b->data, (size_t)b->data_bytes);
+    if (rc == SGB_OK) rc = validate_header(&h, size);
+    if (rc == SGB_OK) rc = sgb_bloom_new(h.capacity, h.error, h.seed, &b);
+    if (rc == SGB_OK) rc = read_all(fd, b->data, (size_t)b->data_bytes);
     if (rc == SGB_OK) {
         b->local_entries = h.entries;
         *out = b;
@@ -444,27 +390,23 @@ done:;
 
 /* First probe and step of key's double-hashing sequence. */
 static inline void probes(const sgb_bloom *b, const void *key, size_t len, uint64_t *x,
-                          uint64_t *step)
-{
+                          uint64_t *step) {
     uint64_t h[2];
     sgb_murmur3_128(key, len, b->seed, h);
     *x = h[0] % b->bits;
     *step = b->bits > 1 ? 1 + h[1] % (b->bits - 1) : 0;
 }
 
-static inline uint64_t next_probe(uint64_t x, uint64_t step, uint64_t m)
-{
+static inline uint64_t next_probe(uint64_t x, uint64_t step, uint64_t m) {
     x += step; /* x, step < m <= 2^63: no overflow */
     return x >= m ? x - m : x;
 }
 
 /* Whether every probe of the sequence starting at x is set. */
-static inline int check_at(const sgb_bloom *b, uint64_t x, uint64_t step)
-{
+static inline int check_at(const sgb_bloom *b, uint64_t x, uint64_t step) {
     for (uint32_t i = 0; i < b->hashes; i++) {
         uint8_t byte = __atomic_load_n(&b->data[x >> 3], __ATOMIC_RELAXED);
-        if (!(byte & (1u << (x & 7))))
-            return 0;
+        if (!(byte & (1u << (x & 7)))) return 0;
         x = next_probe(x, step, b->bits);
     }
     return 1;
@@ -485,15 +427,13 @@ static inline int check_at(const sgb_bloom *b, uint64_t x, uint64_t step)
  */
 #define LOCK_PATIENCE_NS 200000000LL /* 200 ms */
 
-static long long now_ns(void)
-{
+static long long now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void lock_add(sgb_bloom *b)
-{
+static void lock_add(sgb_bloom *b) {
     uint32_t me = (uint32_t)getpid();
     long long since = 0;
     for (unsigned spins = 0;; spins++) {
@@ -501,10 +441,8 @@ static void lock_add(sgb_bloom *b)
         if (__atomic_compare_exchange_n(b->add_lock, &seen, me, 0, __ATOMIC_ACQUIRE,
                                         __ATOMIC_RELAXED))
             return;
-        if (spins < 64)
-            continue;
-        if (since == 0)
-            since = now_ns();
+        if (spins < 64) continue;
+        if (since == 0) since = now_ns();
         int dead = seen != me && kill((pid_t)seen, 0) != 0 && errno == ESRCH;
         if ((dead || now_ns() - since > LOCK_PATIENCE_NS) &&
             __atomic_compare_exchange_n(b->add_lock, &seen, me, 0, __ATOMIC_ACQUIRE,
@@ -514,14 +452,10 @@ static void lock_add(sgb_bloom *b)
     }
 }
 
-static void unlock_add(sgb_bloom *b)
-{
-    __atomic_store_n(b->add_lock, 0, __ATOMIC_RELEASE);
-}
+static void unlock_add(sgb_bloom *b) { __atomic_store_n(b->add_lock, 0, __ATOMIC_RELEASE); }
 
 /* Set every probe of the sequence starting at x; 1 if one of them was clear. */
-static inline int add_at(sgb_bloom *b, uint64_t x, uint64_t step)
-{
+static inline int add_at(sgb_bloom *b, uint64_t x, uint64_t step) {
     if (check_at(b, x, step))
         return 0; /* all set: not new, and nothing to write (no lock, no dirty page) */
     lock_add(b);
@@ -535,21 +469,18 @@ static inline int add_at(sgb_bloom *b, uint64_t x, uint64_t step)
             fresh = 1;
         x = next_probe(x, step, b->bits);
     }
-    if (fresh)
-        __atomic_fetch_add(b->entries, 1, __ATOMIC_RELAXED);
+    if (fresh) __atomic_fetch_add(b->entries, 1, __ATOMIC_RELAXED);
     unlock_add(b);
     return fresh;
 }
 
-int sgb_bloom_check(const sgb_bloom *b, const void *key, size_t len)
-{
+int sgb_bloom_check(const sgb_bloom *b, const void *key, size_t len) {
     uint64_t x, step;
     probes(b, key, len, &x, &step);
     return check_at(b, x, step);
 }
 
-int sgb_bloom_add(sgb_bloom *b, const void *key, size_t len)
-{
+int sgb_bloom_add(sgb_bloom *b, const void *key, size_t len) {
     uint64_t x, step;
     probes(b, key, len, &x, &step);
     return add_at(b, x, step);
@@ -562,8 +493,7 @@ struct key_cursor {
     uint8_t sep;
 };
 
-static inline size_t next_key(struct key_cursor *c, const uint8_t **key)
-{
+static inline size_t next_key(struct key_cursor *c, const uint8_t **key) {
     size_t len;
     *key = c->p;
     if (c->lengths) {
@@ -585,9 +515,7 @@ static inline size_t next_key(struct key_cursor *c, const uint8_t **key)
  */
 #define BATCH_GROUP 16
 
-static uint64_t batch(sgb_bloom *b, struct key_cursor *c, size_t count, uint8_t *results,
-                      int add)
-{
+static uint64_t batch(sgb_bloom *b, struct key_cursor *c, size_t count, uint8_t *results, int add) {
     uint64_t xs[BATCH_GROUP], steps[BATCH_GROUP], ones = 0;
     for (size_t i = 0; i < count; i += BATCH_GROUP) {
         size_t g = count - i < BATCH_GROUP ? count - i : BATCH_GROUP;
@@ -611,41 +539,35 @@ static uint64_t batch(sgb_bloom *b, struct key_cursor *c, size_t count, uint8_t 
 }
 
 uint64_t sgb_bloom_check_many(const sgb_bloom *b, const uint8_t *buf, const uint32_t *lengths,
-                              size_t count, uint8_t *results)
-{
+                              size_t count, uint8_t *results) {
     struct key_cursor c = {buf, NULL, lengths, 0};
     return batch((sgb_bloom *)b, &c, count, results, 0);
 }
 
-uint64_t sgb_bloom_add_many(sgb_bloom *b, const uint8_t *buf, const uint32_t *lengths,
-                            size_t count, uint8_t *results)
-{
+uint64_t sgb_bloom_add_many(sgb_bloom *b, const uint8_t *buf, const uint32_t *lengths, size_t count,
+                            uint8_t *results) {
     struct key_cursor c = {buf, NULL, lengths, 0};
     return batch(b, &c, count, results, 1);
 }
 
-uint64_t sgb_bloom_check_split(const sgb_bloom *b, const uint8_t *buf, size_t len,
-                               uint8_t sep, size_t count, uint8_t *results)
-{
+uint64_t sgb_bloom_check_split(const sgb_bloom *b, const uint8_t *buf, size_t len, uint8_t sep,
+                               size_t count, uint8_t *results) {
     struct key_cursor c = {buf, buf + len, NULL, sep};
     return batch((sgb_bloom *)b, &c, count, results, 0);
 }
 
 uint64_t sgb_bloom_add_split(sgb_bloom *b, const uint8_t *buf, size_t len, uint8_t sep,
-                             size_t count, uint8_t *results)
-{
+                             size_t count, uint8_t *results) {
     struct key_cursor c = {buf, buf + len, NULL, sep};
     return batch(b, &c, count, results, 1);
 }
 
-void sgb_bloom_reset(sgb_bloom *b)
-{
+void sgb_bloom_reset(sgb_bloom *b) {
     memset(b->data, 0, (size_t)b->data_bytes);
     __atomic_store_n(b->entries, 0, __ATOMIC_RELAXED);
 }
 
-void sgb_bloom_info(const sgb_bloom *b, struct sgb_bloom_info *info)
-{
+void sgb_bloom_info(const sgb_bloom *b, struct sgb_bloom_info *info) {
     uint64_t set = 0;
     const uint8_t *p = b->data;
     for (uint64_t i = 0; i < b->data_bytes; i += 8) {
@@ -664,10 +586,8 @@ void sgb_bloom_info(const sgb_bloom *b, struct sgb_bloom_info *info)
     info->shared = b->map != NULL;
 }
 
-void sgb_bloom_free(sgb_bloom *b)
-{
-    if (!b)
-        return;
+void sgb_bloom_free(sgb_bloom *b) {
+    if (!b) return;
     if (b->map)
         munmap(b->map, b->map_len);
     else

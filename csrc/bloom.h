@@ -48,34 +48,34 @@
 
 /* cdef-begin: everything up to cdef-end is also read by build_ext.py */
 
-#define SGB_OK 0
-#define SGB_EPARAM -1     /* capacity or error rate out of range */
-#define SGB_ETOOBIG -2    /* sizes not representable on this machine */
-#define SGB_ENOMEM -3     /* allocation failed */
-#define SGB_EOS -4        /* a system call failed; see errno */
-#define SGB_EMAGIC -5     /* not a filter file */
-#define SGB_EVERSION -6   /* filter file of an unknown format version */
-#define SGB_ECORRUPT -7   /* header checksum or fields inconsistent */
-#define SGB_ETRUNCATED -8 /* file length does not match its header */
-#define SGB_EMISMATCH -9  /* file made with other n, p or seed */
-#define SGB_EEXIST -10    /* file exists and the caller asked for a new one */
+#define SGB_OK         0
+#define SGB_EPARAM     -1  /* capacity or error rate out of range */
+#define SGB_ETOOBIG    -2  /* sizes not representable on this machine */
+#define SGB_ENOMEM     -3  /* allocation failed */
+#define SGB_EOS        -4  /* a system call failed; see errno */
+#define SGB_EMAGIC     -5  /* not a filter file */
+#define SGB_EVERSION   -6  /* filter file of an unknown format version */
+#define SGB_ECORRUPT   -7  /* header checksum or fields inconsistent */
+#define SGB_ETRUNCATED -8  /* file length does not match its header */
+#define SGB_EMISMATCH  -9  /* file made with other n, p or seed */
+#define SGB_EEXIST     -10 /* file exists and the caller asked for a new one */
 
-#define SGB_HEADER_SIZE 128
+#define SGB_HEADER_SIZE    128
 #define SGB_FORMAT_VERSION 1
-#define SGB_MAX_HASHES 255
+#define SGB_MAX_HASHES     255
 
 typedef struct sgb_bloom sgb_bloom;
 
 struct sgb_bloom_info {
-    uint64_t capacity;     /* n the filter was sized for */
-    double error;          /* target false-positive rate p */
-    uint64_t bits;         /* m */
-    uint32_t hashes;       /* k */
-    uint32_t seed;         /* MurmurHash3 seed */
-    uint64_t bytes;        /* size of the bit array */
-    uint64_t entries;      /* keys whose add set at least one bit */
-    uint64_t bits_set;     /* population count of the bit array */
-    int shared;            /* 1 when backed by a MAP_SHARED file */
+    uint64_t capacity; /* n the filter was sized for */
+    double error;      /* target false-positive rate p */
+    uint64_t bits;     /* m */
+    uint32_t hashes;   /* k */
+    uint32_t seed;     /* MurmurHash3 seed */
+    uint64_t bytes;    /* size of the bit array */
+    uint64_t entries;  /* keys whose add set at least one bit */
+    uint64_t bits_set; /* population count of the bit array */
+    int shared;        /* 1 when backed by a MAP_SHARED file */
 };
 
 /* Text for an SGB_* code (static storage; never NULL). */
@@ -100,8 +100,8 @@ int sgb_bloom_new(uint64_t capacity, double error, uint32_t seed, sgb_bloom **ou
  * (temp file + link) when create is non-zero: processes racing to create it
  * all end up sharing the one that won.
  */
-int sgb_bloom_open(const char *path, uint64_t capacity, double error, uint32_t seed,
-                   int create, sgb_bloom **out);
+int sgb_bloom_open(const char *path, uint64_t capacity, double error, uint32_t seed, int create,
+                   sgb_bloom **out);
 
 /* Read a saved filter into private memory (later changes stay private). */
 int sgb_bloom_load(const char *path, sgb_bloom **out);
@@ -120,18 +120,18 @@ int sgb_bloom_add(sgb_bloom *bloom, const void *key, size_t len);
  * lengths[i] bytes long.  results[i] gets what the single call would
  * return.  The return value is how many results are 1.
  */
-uint64_t sgb_bloom_check_many(const sgb_bloom *bloom, const uint8_t *buf,
-                              const uint32_t *lengths, size_t count, uint8_t *results);
-uint64_t sgb_bloom_add_many(sgb_bloom *bloom, const uint8_t *buf,
-                            const uint32_t *lengths, size_t count, uint8_t *results);
+uint64_t sgb_bloom_check_many(const sgb_bloom *bloom, const uint8_t *buf, const uint32_t *lengths,
+                              size_t count, uint8_t *results);
+uint64_t sgb_bloom_add_many(sgb_bloom *bloom, const uint8_t *buf, const uint32_t *lengths,
+                            size_t count, uint8_t *results);
 
 /*
  * The same with the count keys in buf[0..len) separated by the byte sep
  * (no lengths array to build).  The caller makes sure that no key holds
  * sep, i.e. that buf holds exactly count - 1 of them.
  */
-uint64_t sgb_bloom_check_split(const sgb_bloom *bloom, const uint8_t *buf, size_t len,
-                               uint8_t sep, size_t count, uint8_t *results);
+uint64_t sgb_bloom_check_split(const sgb_bloom *bloom, const uint8_t *buf, size_t len, uint8_t sep,
+                               size_t count, uint8_t *results);
 uint64_t sgb_bloom_add_split(sgb_bloom *bloom, const uint8_t *buf, size_t len, uint8_t sep,
                              size_t count, uint8_t *results);
 

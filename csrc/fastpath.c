@@ -13,7 +13,7 @@ struct batch {
     uint8_t *logs;
     size_t lo, logcap; /* bytes written to logs, its room */
     struct sgb_fp_fallback *rest;
-    uint64_t nr; /* fallbacks so far */
+    uint64_t nr;       /* fallbacks so far */
     uint64_t *scratch; /* the fallback keys (welcome only) */
     size_t nscratch;
     int poisoned; /* a fallback line whose key C cannot know: Python may add anything */
@@ -61,8 +61,8 @@ static int answer(struct batch *b, size_t li, enum outcome what, const struct li
         if (fp_put_log(&lw, b->prog, L, t, v, what == ANSWER_BLOCK ? "REDIRECT" : "PASS"))
             return -1;
         struct sgb_fp_fallback *r = &b->rest[b->nr++];
-        *r = (struct sgb_fp_fallback){(uint32_t)li, SGB_FP_LOG, (uint32_t)w.n, (uint32_t)b->lo,
-                                      (uint32_t)lw.n, v->log->path};
+        *r = (struct sgb_fp_fallback){(uint32_t)li,    SGB_FP_LOG,     (uint32_t)w.n,
+                                      (uint32_t)b->lo, (uint32_t)lw.n, v->log->path};
         b->lo = lw.n;
     }
     b->o = w.n;
@@ -91,16 +91,18 @@ static void step(struct batch *b, size_t li, const uint8_t *p, size_t n) {
         else
             *key_slot(b->scratch, b->nscratch, addr) = (uint64_t)addr | 1ull << 32;
     }
-    b->rest[b->nr++] = (struct sgb_fp_fallback){
-        (uint32_t)li, what == TO_WELCOME ? SGB_FP_WELCOME : SGB_FP_PYTHON, (uint32_t)b->o,
-        (uint32_t)(p - b->in), (uint32_t)(p - b->in + n), 0};
+    b->rest[b->nr++] = (struct sgb_fp_fallback){(uint32_t)li,
+                                                what == TO_WELCOME ? SGB_FP_WELCOME : SGB_FP_PYTHON,
+                                                (uint32_t)b->o,
+                                                (uint32_t)(p - b->in),
+                                                (uint32_t)(p - b->in + n),
+                                                0};
 }
 
-int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *text, size_t len,
-                     size_t nlines, int strip_cr, uint8_t *out, size_t outcap,
-                     uint8_t *logs, size_t logcap,
-                     struct sgb_fp_fallback *rest, uint64_t *nrest,
-                     uint64_t *scratch, size_t nscratch) {
+int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *text, size_t len, size_t nlines,
+                     int strip_cr, uint8_t *out, size_t outcap, uint8_t *logs, size_t logcap,
+                     struct sgb_fp_fallback *rest, uint64_t *nrest, uint64_t *scratch,
+                     size_t nscratch) {
     const uint8_t *in = (const uint8_t *)text;
     if (prog == NULL || out == NULL || rest == NULL || nrest == NULL) return -1;
     if ((in == NULL && len > 0) || len >= (1u << 31)) return -1;
@@ -111,14 +113,23 @@ int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *text, size_t
         count++;
     if (count != nlines) return -1;
     if (prog->welcome != NULL) {
-        if (scratch == NULL || nscratch < 2 * nlines || (nscratch & (nscratch - 1)) != 0)
-            return -1;
+        if (scratch == NULL || nscratch < 2 * nlines || (nscratch & (nscratch - 1)) != 0) return -1;
         memset(scratch, 0, nscratch * sizeof *scratch);
     }
     /* offsets in rest are 32-bit */
-    struct batch b = {prog, in, out, 0, outcap > UINT32_MAX ? UINT32_MAX : outcap,
-                      logs, 0, logs == NULL ? 0 : (logcap > UINT32_MAX ? UINT32_MAX : logcap),
-                      rest, 0, scratch, nscratch, 0};
+    struct batch b = {prog,
+                      in,
+                      out,
+                      0,
+                      outcap > UINT32_MAX ? UINT32_MAX : outcap,
+                      logs,
+                      0,
+                      logs == NULL ? 0 : (logcap > UINT32_MAX ? UINT32_MAX : logcap),
+                      rest,
+                      0,
+                      scratch,
+                      nscratch,
+                      0};
     const uint8_t *p = in, *end = in + len;
     for (size_t li = 0; li < nlines; li++) {
         const uint8_t *nl = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;

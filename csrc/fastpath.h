@@ -66,40 +66,40 @@
 #define SGB_FP_MAX_URL 4096
 
 /* rule kinds: how a rule tests the client's IPv4 address */
-#define SGB_FP_MASK 0  /* (addr & b) == a */
+#define SGB_FP_MASK  0 /* (addr & b) == a */
 #define SGB_FP_RANGE 1 /* a <= addr <= b */
-#define SGB_FP_ANY 2   /* every address */
+#define SGB_FP_ANY   2 /* every address */
 
 /* source flags */
-#define SGB_FP_SRC_FQDN 1       /* also needs a client domain: with an fqdn -> Python, else no match */
-#define SGB_FP_SRC_USER 2       /* also needs a user: with a user -> Python */
+#define SGB_FP_SRC_FQDN       1 /* also needs a client domain: with one -> Python, else no match */
+#define SGB_FP_SRC_USER       2 /* also needs a user: with a user -> Python */
 #define SGB_FP_SRC_EMPTY_USER 4 /* ... and matches the empty user ("-") */
 
 /* pass-list item kinds (inactive dests and unknown words are left out) */
-#define SGB_FP_DEST 0
-#define SGB_FP_ALL 1
-#define SGB_FP_NONE 2
+#define SGB_FP_DEST   0
+#define SGB_FP_ALL    1
+#define SGB_FP_NONE   2
 #define SGB_FP_INADDR 3 /* decides for a host that is an IPv4 address */
 
 /* branch flags */
-#define SGB_FP_BR_PYTHON 1  /* every line on this branch goes to Python */
+#define SGB_FP_BR_PYTHON  1 /* every line on this branch goes to Python */
 #define SGB_FP_BR_REWRITE 2 /* an allowed line may be rewritten: Python */
 
 /* dest flags */
-#define SGB_FP_D_PYTHON 1  /* lists C cannot read: a line that reaches it goes to Python */
+#define SGB_FP_D_PYTHON  1 /* lists C cannot read: a line that reaches it goes to Python */
 #define SGB_FP_D_REWRITE 8 /* has a rewrite: a block without a dest redirect -> Python */
 
 /* program flags */
-#define SGB_FP_WELCOME_BY_USER 4 /* welcome key is the user when known: lines with a user -> Python */
+#define SGB_FP_WELCOME_BY_USER 4 /* the key is the user when known: lines with a user -> Python */
 
 /* log spec flags */
-#define SGB_FP_LOG_VERBOSE 1   /* passes are logged too */
+#define SGB_FP_LOG_VERBOSE   1 /* passes are logged too */
 #define SGB_FP_LOG_ANONYMOUS 2 /* the user is not */
 
 /* fallback kinds */
-#define SGB_FP_PYTHON 0  /* Python decides and answers the line */
+#define SGB_FP_PYTHON  0 /* Python decides and answers the line */
 #define SGB_FP_WELCOME 1 /* a first visit, already added to the filter: Python answers it */
-#define SGB_FP_LOG 2     /* answered here; Python writes its log line (start..end in logs) */
+#define SGB_FP_LOG     2 /* answered here; Python writes its log line (start..end in logs) */
 
 /* A ``log [anonymous] [verbose] FILE`` spec; path is the caller's index of FILE. */
 struct sgb_fp_log {
@@ -114,10 +114,10 @@ struct sgb_fp_rule {
 };
 
 struct sgb_fp_source {
-    uint32_t flags;  /* SGB_FP_SRC_* */
-    int32_t branch;  /* index into branches, -1: its lines go to Python */
-    uint32_t name;   /* span of its acl's name (%s), "default" without an acl */
-    int32_t log;     /* its log spec, -1: none */
+    uint32_t flags; /* SGB_FP_SRC_* */
+    int32_t branch; /* index into branches, -1: its lines go to Python */
+    uint32_t name;  /* span of its acl's name (%s), "default" without an acl */
+    int32_t log;    /* its log spec, -1: none */
 };
 
 struct sgb_fp_item {
@@ -127,8 +127,8 @@ struct sgb_fp_item {
 };
 
 struct sgb_fp_branch {
-    uint32_t flags;   /* SGB_FP_BR_* */
-    uint32_t first;   /* its pass list: items[first .. first + count) */
+    uint32_t flags; /* SGB_FP_BR_* */
+    uint32_t first; /* its pass list: items[first .. first + count) */
     uint32_t count;
     int32_t redirect; /* template of its blocks (its own, else default's), -1: none */
 };
@@ -137,20 +137,20 @@ struct sgb_fp_branch {
  * answered as rewrite-url unless the request is a CONNECT). */
 struct sgb_fp_template {
     uint32_t status;
-    uint32_t span;   /* the rest: text with squidGuard's % codes */
+    uint32_t span; /* the rest: text with squidGuard's % codes */
 };
 
 struct sgb_fp_dest {
     const uint8_t *domains; /* mapped compiled domain list, or NULL */
     uint64_t domains_size;
-    const uint8_t *urls;    /* mapped compiled url list, or NULL */
+    const uint8_t *urls; /* mapped compiled url list, or NULL */
     uint64_t urls_size;
     uint32_t flags;         /* SGB_FP_D_* */
     uint32_t first_literal; /* expression prefilter: spans[first .. first + count) */
     uint32_t nliterals;
-    uint32_t name;          /* span of its name (%t) */
-    int32_t redirect;       /* its redirect template, -1: none */
-    int32_t log;            /* its log spec, -1: none */
+    uint32_t name;    /* span of its name (%t) */
+    int32_t redirect; /* its redirect template, -1: none */
+    int32_t log;      /* its log spec, -1: none */
 };
 
 struct sgb_fp_program {
@@ -164,21 +164,21 @@ struct sgb_fp_program {
     uint32_t nitems;
     const struct sgb_fp_dest *dests;
     uint32_t ndests;
-    const uint8_t *text;    /* bytes of literals and exempt hosts */
+    const uint8_t *text; /* bytes of literals and exempt hosts */
     uint64_t text_size;
-    const uint32_t *spans;  /* nspans (offset, length) pairs into text */
+    const uint32_t *spans; /* nspans (offset, length) pairs into text */
     uint32_t nspans;
     const struct sgb_fp_template *templates;
     uint32_t ntemplates;
     const struct sgb_fp_log *logs;
     uint32_t nlogs;
-    int32_t default_branch; /* the branch of clients no source matches */
-    uint32_t default_name;  /* span of "default" (%s when no source matched) */
-    int32_t default_log;    /* the default acl's log spec, -1: none */
-    uint32_t flags;         /* SGB_FP_WELCOME_BY_USER */
-    sgb_bloom *welcome;     /* welcome filter (current generation), or NULL */
+    int32_t default_branch;            /* the branch of clients no source matches */
+    uint32_t default_name;             /* span of "default" (%s when no source matched) */
+    int32_t default_log;               /* the default acl's log spec, -1: none */
+    uint32_t flags;                    /* SGB_FP_WELCOME_BY_USER */
+    sgb_bloom *welcome;                /* welcome filter (current generation), or NULL */
     const sgb_bloom *welcome_previous; /* previous generation, or NULL */
-    uint32_t first_exempt;  /* hosts never welcomed: spans[first .. first + count) */
+    uint32_t first_exempt;             /* hosts never welcomed: spans[first .. first + count) */
     uint32_t nexempt;
 };
 
@@ -204,11 +204,10 @@ struct sgb_fp_fallback {
  * number of bytes written to out, or -1 when the arguments are inconsistent
  * or the batch is 2 GiB or more (nothing is then added to the filter).
  */
-int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *in, size_t len,
-                     size_t nlines, int strip_cr, uint8_t *out, size_t outcap,
-                     uint8_t *logs, size_t logcap,
-                     struct sgb_fp_fallback *rest, uint64_t *nrest,
-                     uint64_t *scratch, size_t nscratch);
+int64_t sgb_fp_batch(const struct sgb_fp_program *prog, const char *in, size_t len, size_t nlines,
+                     int strip_cr, uint8_t *out, size_t outcap, uint8_t *logs, size_t logcap,
+                     struct sgb_fp_fallback *rest, uint64_t *nrest, uint64_t *scratch,
+                     size_t nscratch);
 /* cdef-end */
 
 #endif

@@ -100,7 +100,7 @@ static int32_t find_branch(const struct sgb_fp_program *p, uint32_t addr, const 
 /* Decide one parsed line whose client is addr: ANSWER_PASS, ANSWER_BLOCK (v
  * says by what) or TO_PYTHON. */
 enum outcome fp_decide(const struct sgb_fp_program *p, const struct line *L, uint32_t addr,
-                           const struct target *t, struct verdict *v) {
+                       const struct target *t, struct verdict *v) {
     int32_t src_log;
     int32_t b = find_branch(p, addr, L, &src_log, &v->name);
     if (b < 0 || (uint32_t)b >= p->nbranches) return TO_PYTHON;
@@ -162,7 +162,6 @@ enum outcome fp_decide(const struct sgb_fp_program *p, const struct line *L, uin
     if (v->log != NULL && !(v->log->flags & SGB_FP_LOG_VERBOSE)) v->log = NULL;
     return ANSWER_PASS;
 }
-
 
 static int ieq(const uint8_t *s, size_t n, const char *word) {
     size_t w = strlen(word);

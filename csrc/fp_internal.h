@@ -41,17 +41,17 @@ struct line {
 
 /* The lookup strings of a URL, as urlnorm.parse_target makes them. */
 struct target {
-    uint8_t orig[SGB_FP_MAX_URL];  /* the URL %-decoded once, as written otherwise (%u) */
+    uint8_t orig[SGB_FP_MAX_URL]; /* the URL %-decoded once, as written otherwise (%u) */
     size_t origlen;
     char furl[SGB_FP_MAX_URL + 2]; /* host[:port]/path?query, lower-case */
     size_t furllen;
     char surl[SGB_FP_MAX_URL + 2]; /* host without www./web./ftpN. and port, then path */
     size_t surllen;
     char wurl[SGB_FP_MAX_URL + 2]; /* host with its www. but no port, then path */
-    size_t wurllen; /* 0 unless there are both a www. prefix and a port */
-    size_t hostlen; /* the host is furl[0 .. hostlen) */
-    int same;       /* surl is furl (no www. prefix, no port) */
-    int dotted;     /* the host is an IPv4 address */
+    size_t wurllen;                /* 0 unless there are both a www. prefix and a port */
+    size_t hostlen;                /* the host is furl[0 .. hostlen) */
+    int same;                      /* surl is furl (no www. prefix, no port) */
+    int dotted;                    /* the host is an IPv4 address */
 };
 
 enum outcome { ANSWER_PASS, ANSWER_BLOCK, TO_PYTHON, TO_WELCOME };
@@ -75,7 +75,6 @@ struct writer {
     size_t n, cap;
     int full;
 };
-
 
 static inline int fp_is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 

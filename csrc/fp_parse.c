@@ -161,8 +161,7 @@ int fp_parse_url(const uint8_t *raw, size_t rawlen, struct target *t) {
     size_t plen = n - aend;
     const uint8_t *q = memchr(path, '?', plen);
     size_t before_query = q ? (size_t)(q - path) : plen;
-    if (has_pair(path, before_query, '/', '/') || has_pair(path, before_query, '/', '.'))
-        return -1;
+    if (has_pair(path, before_query, '/', '/') || has_pair(path, before_query, '/', '.')) return -1;
     size_t f = 0;
     for (size_t i = 0; i < alen; i++) t->furl[f++] = (char)fp_lower(auth[i]);
     size_t skip = 0;

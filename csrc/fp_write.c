@@ -26,8 +26,8 @@ static void put_pct(struct writer *w, uint8_t c) {
 static void put_safe(struct writer *w, const uint8_t *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         uint8_t c = s[i];
-        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\'' || c == '<' || c == '>' ||
-            c == '\\' || c == '`')
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\'' || c == '<' || c == '>' || c == '\\' ||
+            c == '`')
             put_pct(w, c);
         else
             put(w, &c, 1);
@@ -60,12 +60,8 @@ static int put_code(struct writer *w, const struct sgb_fp_program *p, uint8_t c,
     const uint8_t *url = t->orig;
     size_t n = t->origlen;
     switch (c) {
-    case 'a':
-        put_safe(w, L->client, L->clientlen);
-        return 0;
-    case 'n':
-        put_safe(w, L->fqdn, L->fqdnlen);
-        return 0;
+    case 'a': put_safe(w, L->client, L->clientlen); return 0;
+    case 'n': put_safe(w, L->fqdn, L->fqdnlen); return 0;
     case 'q':
         put(w, "noquota", 7);
         put_safe(w, L->fqdn, L->fqdnlen);
@@ -77,18 +73,14 @@ static int put_code(struct writer *w, const struct sgb_fp_program *p, uint8_t c,
             put_safe(w, &u, 1);
         }
         return 0;
-    case 's':
-        put_span(w, p, v->name);
-        return 0;
+    case 's': put_span(w, p, v->name); return 0;
     case 't':
         if (v->dest != NULL)
             put_span(w, p, v->dest->name);
         else
             put_safe(w, (const uint8_t *)v->word, strlen(v->word));
         return 0;
-    case 'u':
-        put_safe(w, url, n < 2048 ? n : 2048);
-        return 0;
+    case 'u': put_safe(w, url, n < 2048 ? n : 2048); return 0;
     case 'p': {
         const uint8_t *start = NULL;
         for (size_t i = 0; i + 1 < n; i++) {
@@ -108,8 +100,7 @@ static int put_code(struct writer *w, const struct sgb_fp_program *p, uint8_t c,
         if (i > 0) put_safe(w, url + i, n - i); /* no '/' at all: nothing, as squidGuard */
         return 0;
     }
-    default:
-        return 1; /* not a code: stays literal */
+    default: return 1; /* not a code: stays literal */
     }
 }
 
@@ -127,7 +118,7 @@ static int entry_status(const uint8_t *s, size_t n) {
 }
 
 int fp_put_block(struct writer *w, const struct sgb_fp_program *p, const struct line *L,
-                     const struct target *t, const struct verdict *v) {
+                 const struct target *t, const struct verdict *v) {
     const uint8_t *s;
     size_t n;
     uint32_t status;
@@ -138,8 +129,8 @@ int fp_put_block(struct writer *w, const struct sgb_fp_program *p, const struct 
         s = v->entry.s + (st ? 4 : 0);
         n = v->entry.n - (st ? 4 : 0);
     } else {
-        int32_t ti = (v->dest != NULL && v->dest->redirect >= 0) ? v->dest->redirect
-                                                                  : v->branch->redirect;
+        int32_t ti =
+            (v->dest != NULL && v->dest->redirect >= 0) ? v->dest->redirect : v->branch->redirect;
         if (ti < 0 || (uint32_t)ti >= p->ntemplates) return -1;
         const struct sgb_fp_template *tp = &p->templates[ti];
         if (!fp_span_ok(p, tp->span)) return -1;
@@ -156,7 +147,8 @@ int fp_put_block(struct writer *w, const struct sgb_fp_program *p, const struct 
         char num[16];
         size_t k = 0;
         uint32_t st = status ? status : 302;
-        do num[sizeof num - 1 - k++] = (char)('0' + st % 10); while ((st /= 10) && k < 10);
+        do num[sizeof num - 1 - k++] = (char)('0' + st % 10);
+        while ((st /= 10) && k < 10);
         put(w, "OK status=", 10);
         put(w, num + sizeof num - k, k);
         put(w, " url=\"", 6);
@@ -181,7 +173,6 @@ int fp_put_block(struct writer *w, const struct sgb_fp_program *p, const struct 
     put(w, "\"\n", 2);
     return w->full ? -1 : 0;
 }
-
 
 void fp_put_pass(struct writer *w, const struct line *L) {
     if (L->chan != NULL) {
@@ -209,10 +200,9 @@ static void put_name(struct writer *w, const struct sgb_fp_program *p, uint32_t 
  * exactly (reqlog escapes what is not printable, which for non-ASCII text
  * only Python knows). */
 int fp_put_log(struct writer *w, const struct sgb_fp_program *p, const struct line *L,
-                   const struct target *t, const struct verdict *v, const char *action) {
+               const struct target *t, const struct verdict *v, const char *action) {
     size_t userlen = (v->log->flags & SGB_FP_LOG_ANONYMOUS) ? 0 : L->userlen;
-    if (!ascii(L->fqdn, L->fqdnlen) || !ascii(L->user, userlen) ||
-        !ascii(L->method, L->methodlen))
+    if (!ascii(L->fqdn, L->fqdnlen) || !ascii(L->user, userlen) || !ascii(L->method, L->methodlen))
         return -1;
     put(w, "Request(", 8);
     put_name(w, p, v->name);

@@ -6,16 +6,16 @@
 
 #include "murmur3.h"
 
-#define SGB_BLOCK 16       /* slots per entry of the blocks array (listindex.h) */
+#define SGB_BLOCK       16 /* slots per entry of the blocks array (listindex.h) */
 #define SGB_SUFFIX_SLOT 16 /* bytes per entry of the suffix table */
-#define SGB_MAX_RECORD (1u << 30)
+#define SGB_MAX_RECORD  (1u << 30)
 
 /* One line of a block: where it is and what its key and group are. */
 struct line {
-    const char *p;      /* the line, without its '\n' */
-    uint32_t len;       /* bytes before the '\n' */
-    uint32_t keylen;    /* bytes before the '\t', or len */
-    uint32_t grouplen;  /* the key, or its part before the first '/' (url) */
+    const char *p;     /* the line, without its '\n' */
+    uint32_t len;      /* bytes before the '\n' */
+    uint32_t keylen;   /* bytes before the '\t', or len */
+    uint32_t grouplen; /* the key, or its part before the first '/' (url) */
 };
 
 /* The line starting at buf[*off], which moves past its '\n'; 0 at the end. */
@@ -64,8 +64,8 @@ static uint32_t part_of(uint64_t h, uint32_t nparts) {
     return (uint32_t)(((h >> 32) * nparts) >> 32);
 }
 
-uint64_t sgb_build_split(const char *buf, uint64_t len, int url, uint32_t seed,
-                         uint32_t nparts, char *out, uint64_t *sizes, uint64_t *at) {
+uint64_t sgb_build_split(const char *buf, uint64_t len, int url, uint32_t seed, uint32_t nparts,
+                         char *out, uint64_t *sizes, uint64_t *at) {
     struct line l;
     uint64_t off = 0, total = 0;
     memset(sizes, 0, sizeof *sizes * nparts);
@@ -148,8 +148,8 @@ static void sort_entries(struct entry *e, struct entry *tmp, uint64_t n) {
 }
 
 static int same_group(const struct entry *a, const struct entry *b) {
-    return a->h == b->h && a->l.grouplen == b->l.grouplen
-           && memcmp(a->l.p, b->l.p, a->l.grouplen) == 0;
+    return a->h == b->h && a->l.grouplen == b->l.grouplen &&
+           memcmp(a->l.p, b->l.p, a->l.grouplen) == 0;
 }
 
 /* The offset of the last '.' of a group that has a suffix candidate, else -1. */
@@ -181,7 +181,8 @@ struct tally {
 static uint64_t put_count(char *out, const char *label, uint32_t n, uint64_t count) {
     char digits[24];
     unsigned k = 0;
-    do digits[k++] = (char)('0' + count % 10); while ((count /= 10) != 0);
+    do digits[k++] = (char)('0' + count % 10);
+    while ((count /= 10) != 0);
     memcpy(out, label, n);
     out[n] = '\t';
     for (unsigned i = 0; i < k; i++) out[n + 1 + i] = digits[k - 1 - i];
@@ -235,8 +236,8 @@ int64_t sgb_build_sort(const char *buf, uint64_t len, int url, uint32_t seed, ch
     uint64_t o = 0, lo = 0;
     const struct entry *prev = NULL;
     for (i = 0; i < n; i++) {
-        if (i + 1 < n && e[i + 1].h == e[i].h && e[i + 1].l.keylen == e[i].l.keylen
-            && memcmp(e[i + 1].l.p, e[i].l.p, e[i].l.keylen) == 0)
+        if (i + 1 < n && e[i + 1].h == e[i].h && e[i + 1].l.keylen == e[i].l.keylen &&
+            memcmp(e[i + 1].l.p, e[i].l.p, e[i].l.keylen) == 0)
             continue; /* a later line has the same key */
         if (prev == NULL || !same_group(prev, &e[i])) {
             ++*groups;
@@ -279,9 +280,7 @@ static uint8_t *put_varint(uint8_t *p, uint64_t v) {
 /* Suffixes by label: open addressing over 512 slots holding index + 1. */
 #define SFX_SLOTS 512
 
-static uint32_t label_slot(const char *s, uint32_t n) {
-    return label_hash(s, n) % SFX_SLOTS;
-}
+static uint32_t label_slot(const char *s, uint32_t n) { return label_hash(s, n) % SFX_SLOTS; }
 
 static void suffix_index(const uint8_t *suffixes, uint32_t nsuffixes, uint16_t *index) {
     memset(index, 0, sizeof *index * SFX_SLOTS);
@@ -294,8 +293,8 @@ static void suffix_index(const uint8_t *suffixes, uint32_t nsuffixes, uint16_t *
 }
 
 /* The suffix index of the group g's last label, or -1. */
-static int find_suffix(const uint8_t *suffixes, const uint16_t *index, const char *g,
-                       uint32_t glen, uint32_t *stemlen) {
+static int find_suffix(const uint8_t *suffixes, const uint16_t *index, const char *g, uint32_t glen,
+                       uint32_t *stemlen) {
     int64_t dot = label_dot(g, glen);
     if (dot < 0) return -1;
     const char *label = g + dot + 1;
@@ -324,9 +323,9 @@ static uint8_t *put_head(uint8_t *p, uint64_t keylen, int sfx, uint64_t vlen) {
 }
 
 int64_t sgb_build_records(const char *buf, uint64_t len, int url, uint32_t seed,
-                          const uint8_t *suffixes, uint32_t nsuffixes, char *out,
-                          uint64_t outcap, uint32_t *hi, uint16_t *tags, uint32_t *lens,
-                          uint64_t maxrecs, uint64_t *outlen, uint64_t *entries) {
+                          const uint8_t *suffixes, uint32_t nsuffixes, char *out, uint64_t outcap,
+                          uint32_t *hi, uint16_t *tags, uint32_t *lens, uint64_t maxrecs,
+                          uint64_t *outlen, uint64_t *entries) {
     uint16_t index[SFX_SLOTS];
     suffix_index(suffixes, nsuffixes, index);
     uint8_t *o = (uint8_t *)out, *end = (uint8_t *)out + outcap;
@@ -356,8 +355,8 @@ int64_t sgb_build_records(const char *buf, uint64_t len, int url, uint32_t seed,
         if (nrec == maxrecs || glen >= SGB_MAX_RECORD || value_bytes >= SGB_MAX_RECORD) return -1;
         uint32_t stemlen = glen;
         int sfx = find_suffix(suffixes, index, g, glen, &stemlen);
-        uint64_t size = varint_len((uint64_t)stemlen << 2 | 3) + (sfx >= 0)
-                        + (value_bytes > 0 ? varint_len(value_bytes) : 0) + stemlen + value_bytes;
+        uint64_t size = varint_len((uint64_t)stemlen << 2 | 3) + (sfx >= 0) +
+                        (value_bytes > 0 ? varint_len(value_bytes) : 0) + stemlen + value_bytes;
         if (size > (uint64_t)(end - o) || size >= SGB_MAX_RECORD) return -1;
         uint8_t *start = o;
         o = put_head(o, stemlen, sfx, value_bytes);

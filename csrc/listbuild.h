@@ -41,8 +41,8 @@ int sgb_build_plain(const char *buf, uint64_t len, int url);
  * ((hash >> 32) * nparts) >> 32 of its group.  sizes[p] gets the bytes of
  * part p (nparts >= 1); at (nparts) is scratch.  Returns the bytes written
  * to out. */
-uint64_t sgb_build_split(const char *buf, uint64_t len, int url, uint32_t seed,
-                         uint32_t nparts, char *out, uint64_t *sizes, uint64_t *at);
+uint64_t sgb_build_split(const char *buf, uint64_t len, int url, uint32_t seed, uint32_t nparts,
+                         char *out, uint64_t *sizes, uint64_t *at);
 
 /* Sort the lines of buf[0..len) in record order, keeping the last of equal
  * keys, into out (len bytes).  labels (len bytes) gets lines "LABEL\tN":
@@ -62,9 +62,9 @@ int64_t sgb_build_sort(const char *buf, uint64_t len, int url, uint32_t seed, ch
  * number of lines.  Returns the number of records, or -1 when out or the
  * arrays are too small, or a record is longer than 2^30 bytes. */
 int64_t sgb_build_records(const char *buf, uint64_t len, int url, uint32_t seed,
-                          const uint8_t *suffixes, uint32_t nsuffixes, char *out,
-                          uint64_t outcap, uint32_t *hi, uint16_t *tags, uint32_t *lens,
-                          uint64_t maxrecs, uint64_t *outlen, uint64_t *entries);
+                          const uint8_t *suffixes, uint32_t nsuffixes, char *out, uint64_t outcap,
+                          uint32_t *hi, uint16_t *tags, uint32_t *lens, uint64_t maxrecs,
+                          uint64_t *outlen, uint64_t *entries);
 
 /* Placing the records in a table of nslots slots (a multiple of 16) by
  * linear probing, each in the first free slot from its home on, a block of

@@ -5,8 +5,8 @@
 
 #include "murmur3.h"
 
-#define SGB_BLOCK 16       /* slots per entry of the blocks array */
-#define SGB_SUFFIX_SLOT 16 /* bytes per entry of the suffix table */
+#define SGB_BLOCK        16 /* slots per entry of the blocks array */
+#define SGB_SUFFIX_SLOT  16 /* bytes per entry of the suffix table */
 #define SGB_MAX_SUFFIXES 255
 
 /* The file is little-endian, like every machine we build for. */
@@ -107,14 +107,13 @@ static int key_is(const uint8_t *base, const struct table *t, const struct recor
     const uint8_t *sfx = t->suffixes + SGB_SUFFIX_SLOT * (uint32_t)r->suffix;
     size_t slen = sfx[0];
     if (slen == 0 || slen >= SGB_SUFFIX_SLOT) return 0;
-    return len == (size_t)r->keylen + 1 + slen && memcmp(base + r->key, key, r->keylen) == 0
-           && key[r->keylen] == '.' && memcmp(key + r->keylen + 1, sfx + 1, slen) == 0;
+    return len == (size_t)r->keylen + 1 + slen && memcmp(base + r->key, key, r->keylen) == 0 &&
+           key[r->keylen] == '.' && memcmp(key + r->keylen + 1, sfx + 1, slen) == 0;
 }
 
 /* Offset of the record of the occupied slot i: past those of the occupied
  * slots before it in its block. */
-static int64_t slot_record(const uint8_t *base, uint64_t size, const struct table *t,
-                           uint64_t i) {
+static int64_t slot_record(const uint8_t *base, uint64_t size, const struct table *t, uint64_t i) {
     uint64_t first = i - i % SGB_BLOCK;
     uint64_t off = rd32(t->blocks + 4 * (first / SGB_BLOCK));
     for (uint64_t j = first; j < i; j++) {
@@ -140,8 +139,8 @@ int64_t sgb_list_find(const uint8_t *base, uint64_t size, const char *key, size_
         if (got == tag) {
             int64_t off = slot_record(base, size, &t, i);
             struct record r;
-            if (off >= 0 && parse_record(base, size, (uint64_t)off, &r) == 0
-                && key_is(base, &t, &r, key, len))
+            if (off >= 0 && parse_record(base, size, (uint64_t)off, &r) == 0 &&
+                key_is(base, &t, &r, key, len))
                 return off;
         }
         if (++i == t.nslots) i = 0;
