@@ -11,7 +11,8 @@ int fp_span_ok(const struct sgb_fp_program *p, uint32_t i) {
     return i < p->nspans && (uint64_t)p->spans[2 * i] + p->spans[2 * i + 1] <= p->text_size;
 }
 
-/* Whether any prefilter literal of d occurs in furl (or d's literals are unreadable). */
+/* lists.literals.required_literals' prefilter: whether any literal of d occurs in furl
+ * (or d's literals are unreadable). */
 static int literal_hit(const struct sgb_fp_program *p, const struct sgb_fp_dest *d,
                        const struct target *t) {
     for (uint32_t j = 0; j < d->nliterals; j++) {
@@ -28,8 +29,8 @@ static int is_address_host(const struct target *t) {
     return fp_is_digit((uint8_t)t->furl[t->hostlen - 1]); /* lists.lookup._is_address */
 }
 
-/* Whether the list record at off carries its own redirect (1, *text set),
- * not (0), or is unreadable (-1). */
+/* lists.compiled's Match.redirect: whether the list record at off carries its own
+ * redirect (1, *text set), not (0), or is unreadable (-1). */
 static int entry_redirect(const uint8_t *base, uint64_t size, int64_t off,
                           struct entry_text *text) {
     uint64_t key, value;
@@ -41,8 +42,8 @@ static int entry_redirect(const uint8_t *base, uint64_t size, int64_t off,
     return valuelen > 0;
 }
 
-/* The dest's verdict on t: 1 listed, 2 listed by an entry with its own
- * redirect (in *text), 0 not listed, -1 Python must look. */
+/* Engine._scan for one dest (domain list, url list, expressions): 1 listed, 2 listed by
+ * an entry with its own redirect (in *text), 0 not listed, -1 Python must look. */
 static int dest_lists(const struct sgb_fp_program *p, const struct sgb_fp_dest *d,
                       const struct target *t, struct entry_text *text) {
     if (d->flags & SGB_FP_D_PYTHON) return -1;
@@ -70,7 +71,8 @@ static int dest_lists(const struct sgb_fp_program *p, const struct sgb_fp_dest *
     return 0;
 }
 
-/* Source and acl branch of the client: branch index, or -1 for Python. */
+/* Engine._sources then Engine.acl_for: the branch index of the client's first
+ * matching source, or -1 for Python. */
 static int32_t find_branch(const struct sgb_fp_program *p, uint32_t addr, const struct line *L,
                            int32_t *log, uint32_t *name) {
     *log = -1;
@@ -97,7 +99,7 @@ static int32_t find_branch(const struct sgb_fp_program *p, uint32_t addr, const 
     return p->default_branch;
 }
 
-/* Decide one parsed line whose client is addr: ANSWER_PASS, ANSWER_BLOCK (v
+/* Engine.decide for one parsed line whose client is addr: ANSWER_PASS, ANSWER_BLOCK (v
  * says by what) or TO_PYTHON. */
 enum outcome fp_decide(const struct sgb_fp_program *p, const struct line *L, uint32_t addr,
                        const struct target *t, struct verdict *v) {
@@ -171,13 +173,14 @@ static int ieq(const uint8_t *s, size_t n, const char *word) {
     return 1;
 }
 
-/* 1: GET or HEAD; 0: neither; -1: cannot tell (non-ASCII). */
+/* welcome.WELCOME_METHODS: 1 GET or HEAD; 0 neither; -1 cannot tell (non-ASCII). */
 int fp_welcome_method(const struct line *L) {
     for (size_t i = 0; i < L->methodlen; i++)
         if (L->method[i] >= 0x80) return -1;
     return ieq(L->method, L->methodlen, "get") || ieq(L->method, L->methodlen, "head");
 }
 
+/* WelcomeSettings.exempt_hosts: whether t's host is never welcomed. */
 int fp_exempt(const struct sgb_fp_program *p, const struct target *t) {
     for (uint32_t j = 0; j < p->nexempt; j++) {
         uint32_t i = p->first_exempt + j;

@@ -24,7 +24,7 @@ static int all_digits(const uint8_t *t, size_t n) {
     return n > 0;
 }
 
-/* Split a single-space line into its fields; -1 for anything unusual. */
+/* protocol.parse_request for a single-space line: its fields; -1 for anything unusual. */
 int fp_split_line(const uint8_t *p, size_t n, struct line *L) {
     const uint8_t *tok[MAX_TOKENS];
     size_t tlen[MAX_TOKENS];
@@ -74,7 +74,8 @@ int fp_split_line(const uint8_t *p, size_t n, struct line *L) {
     return 0;
 }
 
-/* A strict dotted quad (what both inet_pton and Python's ipaddress accept). */
+/* keys.address_key / engine._client_address for a strict dotted quad (what both
+ * inet_pton and Python's ipaddress accept); -1 for any other client field. */
 int fp_parse_v4(const uint8_t *s, size_t n, uint32_t *addr) {
     uint32_t v = 0;
     size_t i = 0;
@@ -115,13 +116,13 @@ static int plain_host(const uint8_t *h, size_t n) {
     return 0;
 }
 
-/* urlnorm.parse_target for the URLs it would not change; -1 for the others. */
 static int hex_value(uint8_t c) {
     if (fp_is_digit(c)) return c - '0';
     c = fp_lower(c);
     return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
 }
 
+/* urlnorm.parse_target for the URLs it would not change; -1 for the others. */
 int fp_parse_url(const uint8_t *raw, size_t rawlen, struct target *t) {
     if (rawlen > SGB_FP_MAX_URL) return -1;
     /* urlnorm._decode_once: %XX decoded once (%20 kept), into orig */

@@ -104,7 +104,6 @@ static int put_code(struct writer *w, const struct sgb_fp_program *p, uint8_t c,
     }
 }
 
-/* The reply to a block (helper.respond over template.expand); 0, or -1 to fall back. */
 /* template.split_status of a list entry's redirect: 0 (none), the status,
  * or -1 when only Python can tell (a non-ASCII byte where \d could match). */
 static int entry_status(const uint8_t *s, size_t n) {
@@ -117,6 +116,8 @@ static int entry_status(const uint8_t *s, size_t n) {
     return (st == 301 || st == 302 || st == 303 || st == 307 || st == 308) ? st : 302;
 }
 
+/* Loop.respond's reply to a block: template.expand, then protocol.reply_redirect or
+ * reply_rewrite; 0, or -1 to fall back. */
 int fp_put_block(struct writer *w, const struct sgb_fp_program *p, const struct line *L,
                  const struct target *t, const struct verdict *v) {
     const uint8_t *s;
@@ -174,6 +175,7 @@ int fp_put_block(struct writer *w, const struct sgb_fp_program *p, const struct 
     return w->full ? -1 : 0;
 }
 
+/* protocol.reply_pass. */
 void fp_put_pass(struct writer *w, const struct line *L) {
     if (L->chan != NULL) {
         put(w, L->chan, L->chanlen);
@@ -196,9 +198,9 @@ static void put_name(struct writer *w, const struct sgb_fp_program *p, uint32_t 
     put(w, p->text + p->spans[2 * i], p->spans[2 * i + 1]);
 }
 
-/* reqlog.request_line of policy.Engine._line: 0, or -1 when C cannot write it
- * exactly (reqlog escapes what is not printable, which for non-ASCII text
- * only Python knows). */
+/* logline.request_line as Engine._line calls it: 0, or -1 when C cannot write it
+ * exactly (logline escapes what is not printable, which for non-ASCII text only
+ * Python knows). */
 int fp_put_log(struct writer *w, const struct sgb_fp_program *p, const struct line *L,
                const struct target *t, const struct verdict *v, const char *action) {
     size_t userlen = (v->log->flags & SGB_FP_LOG_ANONYMOUS) ? 0 : L->userlen;
