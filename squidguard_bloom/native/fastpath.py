@@ -46,6 +46,8 @@ _FALLBACK = "struct sgb_fp_fallback"
 _F_STRIDE = _ffi.sizeof(_FALLBACK) // 4
 _F_KIND, _F_AT, _F_START, _F_END, _F_PATH = (
     _ffi.offsetof(_FALLBACK, name) // 4 for name in ("kind", "at", "start", "end", "path"))
+if (_F_AT, _F_START, _F_END) != (_F_KIND + 1, _F_KIND + 2, _F_KIND + 3):  # read as one slice
+    raise ImportError(f"{_FALLBACK}: kind, at, start and end are no longer consecutive")
 
 
 class PlanSource(FrozenRecord):
@@ -347,7 +349,7 @@ class FastPath:
         f = memoryview(_ffi.buffer(rest, 4 * _F_STRIDE * n)).cast("I").tolist()
         found: list[Rest] = []
         for i in range(0, _F_STRIDE * n, _F_STRIDE):
-            kind, at, start, end = f[i + _F_KIND], f[i + _F_AT], f[i + _F_START], f[i + _F_END]
+            kind, at, start, end = f[i + _F_KIND : i + _F_KIND + 4]
             if kind == _LOG:
                 text = _ffi.buffer(logs + start, end - start)[:].decode("utf-8", "surrogateescape")
                 found.append((at, None, False, (prog.paths[f[i + _F_PATH]], text)))
