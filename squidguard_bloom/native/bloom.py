@@ -242,7 +242,7 @@ class BloomFilter:
 
     def add(self, key: Key) -> bool:
         """Add key; True if it was new (this call set at least one bit)."""
-        if type(key) is str:
+        if isinstance(key, str):
             key = key.encode()
         try:
             return self._add(self._ptr, key, len(key)) == 1
@@ -251,7 +251,9 @@ class BloomFilter:
             return self._add(self._ptr, key, len(key)) == 1
 
     def __contains__(self, key: object) -> bool:
-        data = key if type(key) is bytes else _as_bytes(key)
+        if isinstance(key, bytes):  # the welcome check's packed addresses
+            return self._check(self._ptr, key, len(key)) == 1
+        data = key.encode() if isinstance(key, str) else _as_bytes(key)
         return self._check(self._ptr, data, len(data)) == 1
 
     def _batch(self, add: bool, keys: Iterable[Key]) -> list[bool]:
