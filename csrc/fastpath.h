@@ -3,7 +3,7 @@
  * one call, answered here for every line whose answer is certain.
  *
  * squidguard_bloom/native/fastpath.py builds a program (struct sgb_fp_program) from
- * the loaded configuration (policy.Engine.fast_plan) whenever the config is
+ * the plan of the loaded configuration (helper/fastplan.py) whenever the config is
  * (re)loaded or the set of active time blocks changes, and hands each batch
  * of request lines to sgb_fp_batch.  For each line the C code either writes
  * the reply (a pass's "ERR" or a block's redirect, with the channel-ID

@@ -144,7 +144,7 @@ enum outcome fp_decide(const struct sgb_fp_program *p, const struct line *L, uin
         }
     }
     v->dest = hit;
-    /* policy.Engine._log_spec: the default acl's or the dest's, else the source's */
+    /* Engine._log_spec: the default acl's or the dest's, else the source's */
     int32_t li = src_log;
     if (hit == NULL && p->default_log >= 0)
         li = p->default_log;

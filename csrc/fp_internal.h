@@ -56,7 +56,7 @@ struct target {
 
 enum outcome { ANSWER_PASS, ANSWER_BLOCK, TO_PYTHON, TO_WELCOME };
 
-/* What the pass-list scan found (policy._Verdict). */
+/* What the pass-list scan found (engine._Verdict). */
 struct verdict {
     const struct sgb_fp_branch *branch;
     const struct sgb_fp_dest *dest; /* the dest that decided, or NULL */
