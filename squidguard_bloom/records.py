@@ -97,8 +97,9 @@ class _RecordType(type):
             if f in ns:
                 defaults[f] = ns.pop(f)
         fields = inherited + tuple(f for f in own if f not in inherited)
-        ns["__slots__"] = tuple(f for f in own if f not in inherited) + tuple(
-            ns.get("__slots__", ()))
+        if ns.get("__slots__"):
+            raise TypeError(f"{name}: declare a record's fields as annotations, not __slots__")
+        ns["__slots__"] = tuple(f for f in own if f not in inherited)
         ns["_fields"] = fields
         ns["_defaults"] = defaults
         cls = super().__new__(mcs, name, bases, ns)

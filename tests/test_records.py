@@ -117,3 +117,14 @@ def test_a_field_without_default_after_one_with_is_refused() -> None:
         class Bad(Record):
             a: int = 1
             b: int
+
+
+def test_fields_declared_as_slots_are_refused() -> None:
+    """An old-style record (__slots__ and a hand-written __init__) is refused, naming the fix."""
+    with pytest.raises(TypeError, match="Old: declare a record's fields as annotations"):
+
+        class Old(Record):
+            __slots__ = ("a",)
+
+            def __init__(self, a: int) -> None:
+                self.a = a

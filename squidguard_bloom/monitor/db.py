@@ -185,11 +185,11 @@ class SqliteDatabase(Database):
             rows = self.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")
         except sqlite3.OperationalError:  # built without SQLITE_ENABLE_DBSTAT_VTAB
             return {}
-        index_of = dict(self.execute(
+        index_of: dict[str, str] = dict(self.execute(
             "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'"))
         sizes: dict[str, int] = {}
         for name, size in rows:
-            table = index_of.get(name, name)
+            table = str(index_of.get(name, name))
             sizes[table] = sizes.get(table, 0) + int(size)
         return sizes
 

@@ -306,11 +306,12 @@ class Ingest:
         """Read everything complete now (several transactions); the lines stored, or -1
         when another ingest moved a checkpoint first (state reloaded: pass again)."""
         before = self.stats.lines + self.stats.unparsed
-        batch: _Batch | None = _Batch()
+        batch = _Batch()
         for st, seg, path, finished in self._work():
-            batch = self._read_segment(st, seg, path, finished, batch)
-            if batch is None:
+            read = self._read_segment(st, seg, path, finished, batch)
+            if read is None:
                 return -1
+            batch = read
         if not self._commit(batch):
             return -1
         return self.stats.lines + self.stats.unparsed - before
@@ -438,8 +439,8 @@ class Ingest:
             for piece in raw[:-1]:
                 offsets.append(offsets[-1] + len(piece) + 1)
             for i, reason in bad:
-                line = raw[i]
-                self._bad_line(st, seg, batch, offsets[i], len(line), line, reason)
+                raw_line = raw[i]
+                self._bad_line(st, seg, batch, offsets[i], len(raw_line), raw_line, reason)
         n = len(lines)
         adv.lines += n
         adv.unparsed += len(bad)

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from squidguard_bloom.helper.reqlog import request_line
+from squidguard_bloom.core.logline import request_line
 from squidguard_bloom.monitor.cache import is_hit
 from squidguard_bloom.monitor.parse import (
     Clock,

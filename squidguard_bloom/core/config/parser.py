@@ -93,14 +93,10 @@ class FileRef(Record):
 class Closed(Record):
     """The block whose '}' was just read, in case that '}' turns out to be one too many."""
 
-    __slots__ = ("what", "brace", "keys", "resume")
-
-    def __init__(self, what: str, brace: Token, keys: frozenset[str] | None,
-                 resume: Callable[[], None]) -> None:
-        self.what = what  # "dest ads", "acl", "acl entry kids"
-        self.brace = brace  # the '}' that closed it
-        self.keys = keys  # its statement keywords; None: the acl's body (entries)
-        self.resume = resume  # parses the rest of its body, up to the next '}'
+    what: str  # "dest ads", "acl", "acl entry kids"
+    brace: Token  # the '}' that closed it
+    keys: frozenset[str] | None  # its statement keywords; None: the acl's body (entries)
+    resume: Callable[[], None]  # parses the rest of its body, up to the next '}'
 
 
 def _one(args: list[Token]) -> Token | None:
