@@ -120,9 +120,19 @@ def log_lines(sq: Squid, name: str) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def access_lines(sq: Squid, client: str) -> list[str]:
-    """access.log lines of one client (native format: time elapsed client code/status ...)."""
-    return [line for line in sq.access_log() if line.split()[2:3] == [client]]
+def access_lines(sq: Squid, client: str, count: int = 1, timeout: float = 60) -> list[str]:
+    """access.log lines of one client (native format: time elapsed client code/status ...).
+
+    Squid may write a request's line after the client already has its answer, so
+    this waits until at least count lines of the client are there (or timeout),
+    then returns all of them: a test asserting an exact number never races Squid.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in sq.access_log() if line.split()[2:3] == [client]]
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
 
 
 def wait_until(predicate: Callable[[], bool], what: str, sq: Squid, timeout: float = 60) -> None:
@@ -268,7 +278,7 @@ def test_welcome_once_then_pass_and_blacklists_block(serial_squid: Squid, origin
         assert r.code == 200 and r.body == origin_body("GET", url), r
 
     # Squid saw the client as 127.0.0.2 (curl --interface binding works).
-    seen = access_lines(serial_squid, client)
+    seen = access_lines(serial_squid, client, count=7)
     assert len(seen) == 7, serial_squid.access_log()
     # (Squid logs URLs without their query: strip_query_terms)
     assert "TCP_REDIRECT/302" in seen[0] and f"GET {page.partition('?')[0]}?" in seen[0], seen
@@ -350,7 +360,7 @@ def test_post_connect_and_exempt_hosts_are_never_welcomed(serial_squid: Squid,
         assert r.connect_code == 200 and r.code == 200, r
         assert r.body == origin_body("GET", tunnelled), r
     assert any("TCP_TUNNEL/200" in line and f"CONNECT site.test:{origin}" in line
-               for line in access_lines(serial_squid, "127.0.3.2"))
+               for line in access_lines(serial_squid, "127.0.3.2", count=2))
     assert is_welcome(fetch(port, page, "127.0.3.2"), origin)
 
     for url in (f"http://portal.test:{origin}/", f"http://welcome.test:{origin}/hello"):
