@@ -183,13 +183,13 @@ def main() -> None:
             for db_name, make_url in targets:
                 url = make_url(f"{stream}-{db_name.lower()}")
                 proxy = layout(work, f"{stream}-{db_name.lower()}", stream, log)
-                server_cpu0 = proc_cpu(server.executor.process.pid) if (
+                server_cpu0 = proc_cpu(server.server.pid) if (
                     server and db_name == "PostgreSQL") else 0.0
                 wall, cpu = ingest(url, proxy)
                 extra = ""
                 if server and db_name == "PostgreSQL":
                     time.sleep(0.5)  # let the backend exit, so the postmaster has reaped it
-                    used = proc_cpu(server.executor.process.pid) - server_cpu0
+                    used = proc_cpu(server.server.pid) - server_cpu0
                     extra = f"server CPU {used:.1f} s"
                 results.append((label, f"monitor -> {db_name}", lines, wall, cpu, extra))
                 rows, per_row, rollup_bytes, rollup_rows = sizes(url, table)

@@ -2,7 +2,8 @@
 
 Debian's PostgreSQL binaries (``./setup.sh test`` installs them), ``initdb`` in
 a temporary directory, ``postgres`` on 127.0.0.1 on a free port with its socket
-in that directory, driven by mirakuru's TCPExecutor and stopped by PID. As
+in that directory, run by the suite's one executor (tests/servers.py: mirakuru's
+TCPExecutor underneath) and stopped by PID. As
 root, both run as the ``postgres`` user (PostgreSQL refuses root) through
 ``setpriv``, which execs in place, so the PID mirakuru holds is the server's.
 """
@@ -13,10 +14,11 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from tests.servers import Server, free_port
 
 SETUP_HINT = "run `./setup.sh test` (installs Debian's postgresql)"
 
@@ -31,18 +33,10 @@ def find_bindir() -> Path | None:
     return Path(on_path).parent if on_path else None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PostgresServer:
     """initdb + postgres in a temp dir on 127.0.0.1; ``url(db)`` for a database in it."""
 
     def __init__(self, *, durable: bool = False) -> None:
-        from mirakuru import TCPExecutor
-
         bindir = find_bindir()
         if bindir is None:
             raise RuntimeError(f"PostgreSQL is not installed: {SETUP_HINT}")
@@ -62,11 +56,9 @@ class PostgresServer:
                     "-c", f"unix_socket_directories={self.tmp}", "-c", "max_connections=50"]
         if not durable:  # tests: the server itself is never crashed, only its clients
             settings += ["-c", "fsync=off", "-c", "full_page_writes=off"]
-        self.log = open(self.tmp / "server.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.executor = TCPExecutor([*prefix, str(bindir / "postgres"), "-D", str(self.data),
-                                     *settings], host="127.0.0.1", port=self.port, timeout=60,
-                                    stdout=self.log, stderr=subprocess.STDOUT)
-        self.executor.start()
+        self.server = Server([*prefix, str(bindir / "postgres"), "-D", str(self.data), *settings],
+                             self.port, self.tmp / "server.log", timeout=60)
+        self.server.start()
         self._count = 0
 
     def url(self, dbname: str = "postgres") -> str:
@@ -84,7 +76,6 @@ class PostgresServer:
 
     def stop(self) -> None:
         try:
-            self.executor.stop()
+            self.server.stop()
         finally:
-            self.log.close()
             shutil.rmtree(self.tmp, ignore_errors=True)

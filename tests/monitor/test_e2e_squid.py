@@ -26,17 +26,8 @@ from pathlib import Path
 import pytest
 
 from squidguard_bloom.monitor.db import open_database
-from tests.e2e.harness import (
-    ROOT,
-    Squid,
-    chown_tree,
-    fetch,
-    free_port,
-    need,
-    proxy_dir,
-    system_install,
-    wait_for_port,
-)
+from tests.e2e.harness import ROOT, Squid, chown_tree, fetch, proxy_dir, system_install
+from tests.servers import Server, free_port, need
 from tests.shipper.servers import Sshd
 
 PAGE = b"<html><body>" + b"cacheable " * 500 + b"</body></html>\n"
@@ -133,12 +124,10 @@ def example_squid(work: Path, helper: Path, origin: int) -> Iterator[Squid]:
     made = subprocess.run([squid_bin, "-N", "-z", "-f", str(conf)], capture_output=True,
                           text=True, timeout=300, check=False)
     assert made.returncode == 0, made.stderr
-    with open(work / "squid.out", "wb") as out:
-        proc = subprocess.Popen([squid_bin, "-N", "-f", str(conf)], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=out, start_new_session=True)
-    squid = Squid(proc, port, work, conf)
+    server = Server([squid_bin, "-N", "-f", str(conf)], port, work / "squid.out", timeout=60)
+    squid = Squid(server, port, work, conf)
     try:
-        wait_for_port(port, 60, proc)
+        server.start()
         yield squid
     finally:
         squid.stop()
@@ -174,7 +163,7 @@ def test_a_cache_hit_travels_from_squid_to_the_monitors_hit_ratio(
             blocked = fetch(sq.port, f"http://blocked.test:{origin}/x", "127.0.0.1")
             assert (first.code, second.code, blocked.code) == (200, 200, 302)
             assert first.body.encode() == PAGE == second.body.encode()
-            # (Squid also logs the port probe of wait_for_port: NONE_NONE/000, no request)
+            # (Squid also logs the executor's port probe: NONE_NONE/000, no request)
             wait_until(lambda: sum(".test:" in x for x in sq.access_log()) == 3,
                        "3 requests in access.log")
             wait_until((work / "logs" / "blocked.log").exists, "blocked.log")
