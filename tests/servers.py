@@ -121,7 +121,9 @@ class Server:
 
     def kill(self, timeout: float = 10.0) -> None:
         """SIGKILL the server's main process and wait for it (its port is closed then), then
-        SIGKILL every other process it started (sessions, workers), as in a crash."""
+        SIGKILL the rest of its process group and what inherited the executor's environment
+        marker, as in a crash (a child that re-exec'd with a clean environment and left the
+        group is the caller's to kill)."""
         process = self._executor.process if self._executor is not None else None
         if self._executor is None or process is None:
             return

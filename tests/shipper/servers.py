@@ -147,8 +147,11 @@ class Sshd:
         refused, in that order.
         """
         if sessions and self.server.running():
-            freeze_tree(self.server.pid)
-            self.server.kill()
+            _listener, *sessions_left = freeze_tree(self.server.pid)
+            self.server.kill()  # the listener: its port is closed once this returns
+            for pid in sessions_left:  # sshd re-execs them: the executor may not know them
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             return
         self.server.stop()
 
