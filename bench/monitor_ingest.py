@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from squidguard_bloom.monitor.db import open_database  # noqa: E402
+from squidguard_bloom.monitor.migrate import open_database  # noqa: E402
 from tests.monitor.pgserver import PostgresServer, find_bindir  # noqa: E402
 
 GOACCESS_FORMAT = "%x.%^ %~%L %h %^/%s %b %m %U"

@@ -398,7 +398,7 @@ def write_setup(root: Path, *, key: str = "ip") -> Path:
     redirects, and expressions both the fast path's literal prefilter reads
     and one it cannot (so Python decides those dests).
     """
-    from squidguard_bloom.core.lists import compile_list  # noqa: PLC0415 - the lists package is heavy
+    from squidguard_bloom.core.lists.store import compile_list  # noqa: PLC0415 - the lists package is heavy
 
     db, logs = root / "db", root / "logs"
     for d in ("white", "ads", "adult", "latin", "warez", "text"):

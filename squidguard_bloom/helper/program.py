@@ -17,7 +17,8 @@ import time
 from collections.abc import Iterator
 
 from squidguard_bloom import __version__
-from squidguard_bloom.core.config import ConfigError, load_config
+from squidguard_bloom.core.config.errors import ConfigError
+from squidguard_bloom.core.config.loader import load_config
 from squidguard_bloom.errors import SquidguardBloomError
 from squidguard_bloom.helper.loop import ErrorReport, Loop, install_signal_handlers, serve
 from squidguard_bloom.helper.runtime import (
@@ -139,7 +140,7 @@ def check(config_path: str) -> int:
 def compile_lists(config_path: str, which: str, *, update: bool = False,
                   progress: bool = False) -> int:
     """``-C all|FILE``: write the compiled form of the domain and url lists, then exit."""
-    from squidguard_bloom.core.lists import compile_list  # noqa: PLC0415 - only -C needs it
+    from squidguard_bloom.core.lists.store import compile_list  # noqa: PLC0415 - only -C needs it
 
     if update:
         _say("-u: squidguard-bloom has no .diff updates; edit the text list and run -C "

@@ -13,7 +13,7 @@ import os
 import re
 import sys
 
-from squidguard_bloom.core.config import load_config
+from squidguard_bloom.core.config.loader import load_config
 from squidguard_bloom.core.config.model import Config
 from squidguard_bloom.core.engine.decision import PASS_ALL, REDIRECT, REWRITE, Decision, Policy
 from squidguard_bloom.core.engine.engine import Engine

@@ -19,10 +19,10 @@ from pathlib import Path
 from types import FrameType
 
 from squidguard_bloom.monitor import config as monitor_config
-from squidguard_bloom.monitor.db import Database, open_database, redact
+from squidguard_bloom.monitor.db import Database, redact
 from squidguard_bloom.monitor.errors import MonitorConfigError, MonitorError
 from squidguard_bloom.monitor.ingest import Ingest
-from squidguard_bloom.monitor.migrate import applied
+from squidguard_bloom.monitor.migrate import applied, open_database
 from squidguard_bloom.monitor.parse import Clock
 from squidguard_bloom.monitor.report import as_json, as_table, collect, parse_duration
 from squidguard_bloom.monitor.retention import prune

@@ -7,7 +7,8 @@ insert). No ORM: ingest speed is the point, and the SQL stays visible.
 
 ``open_database(url)`` takes ``postgresql://...`` (or ``postgres://``) for
 PostgreSQL; anything else is a SQLite file path (``sqlite:///path`` also
-works). It applies pending migrations (see :mod:`.migrate`) unless told not to.
+works). :func:`squidguard_bloom.monitor.migrate.open_database` opens one and
+applies pending migrations.
 
 A ``Database`` is one connection: open one per thread (a web server runs its
 queries in a thread pool, one connection per worker thread). On SQLite, WAL
@@ -304,17 +305,3 @@ def _statements(sql: str) -> list[str]:
     """Split a migration file into statements (no ';' inside our literals or bodies)."""
     body = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
     return [s.strip() for s in body.split(";") if s.strip()]
-
-
-def open_database(url: str, *, migrate: bool = True) -> Database:
-    """Connect to url and (by default) bring its schema up to date."""
-    db: Database = PostgresDatabase(url) if is_postgresql(url) else SqliteDatabase(url)
-    if migrate:
-        from squidguard_bloom.monitor.migrate import migrate as run  # noqa: PLC0415
-
-        try:
-            run(db)
-        except BaseException:
-            db.close()
-            raise
-    return db

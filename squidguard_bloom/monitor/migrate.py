@@ -14,7 +14,13 @@ import re
 import time
 from importlib import resources
 
-from squidguard_bloom.monitor.db import POSTGRESQL, Database
+from squidguard_bloom.monitor.db import (
+    POSTGRESQL,
+    Database,
+    PostgresDatabase,
+    SqliteDatabase,
+    is_postgresql,
+)
 from squidguard_bloom.monitor.errors import DatabaseError
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -72,3 +78,18 @@ def migrate(db: Database) -> list[int]:
             f"the database is at schema version {newest}, newer than this "
             f"squidguard-bloom-monitor knows ({known}); upgrade squidguard-bloom on this host")
     return done_now
+
+
+run_migrations = migrate  # open_database takes a flag of that name
+
+
+def open_database(url: str, *, migrate: bool = True) -> Database:
+    """Connect to url and (by default) bring its schema up to date."""
+    db: Database = PostgresDatabase(url) if is_postgresql(url) else SqliteDatabase(url)
+    if migrate:
+        try:
+            run_migrations(db)
+        except BaseException:
+            db.close()
+            raise
+    return db

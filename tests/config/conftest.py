@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from squidguard_bloom.core.config import Config, ConfigError, load_config
+from squidguard_bloom.core.config.errors import ConfigError
+from squidguard_bloom.core.config.loader import load_config
+from squidguard_bloom.core.config.model import Config
 
 DEFAULT_ACL = "acl {\n default {\n  pass all\n }\n}\n"
 

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from squidguard_bloom.core.config import ConfigError, load_config
+from squidguard_bloom.core.config.errors import ConfigError
+from squidguard_bloom.core.config.loader import load_config
 from squidguard_bloom.core.config.parser import Parser
 from squidguard_bloom.errors import SquidguardBloomError
 

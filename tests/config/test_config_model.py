@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from squidguard_bloom.core.config import load_config
+from squidguard_bloom.core.config.loader import load_config
 from squidguard_bloom.core.config.model import (
     OUTSIDE,
     WITHIN,

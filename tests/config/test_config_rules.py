@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from squidguard_bloom.core.config import ConfigError, load_config
+from squidguard_bloom.core.config.errors import ConfigError
+from squidguard_bloom.core.config.loader import load_config
 from squidguard_bloom.core.config.model import PassItem
 from tests.servers import run_squidguard
 

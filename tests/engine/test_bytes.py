@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from squidguard_bloom.core.config import load_config
+from squidguard_bloom.core.config.loader import load_config
 from squidguard_bloom.core.config.model import RewriteRule
 from squidguard_bloom.core.engine.decision import REDIRECT, REWRITE
 from squidguard_bloom.core.engine.engine import Engine

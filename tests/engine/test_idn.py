@@ -21,9 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from squidguard_bloom.core.idn import MAX_NAME, ascii_host
-from squidguard_bloom.core.lists import compile_list, open_list
 from squidguard_bloom.core.lists.compiled import CompiledDomainList, CompiledUrlList
 from squidguard_bloom.core.lists.lookup import DomainList, UrlList
+from squidguard_bloom.core.lists.store import compile_list, open_list
 from squidguard_bloom.core.urlnorm import parse_target
 from squidguard_bloom.helper import runtime
 from squidguard_bloom.helper.loop import Loop

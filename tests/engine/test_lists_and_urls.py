@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squidguard_bloom.core.lists import ListError, compile_list, open_list
 from squidguard_bloom.core.lists.compiled import CompiledDomainList, CompiledUrlList
+from squidguard_bloom.core.lists.errors import ListError
 from squidguard_bloom.core.lists.lookup import DomainList, ExpressionList, Match, UrlList
+from squidguard_bloom.core.lists.store import compile_list, open_list
 from squidguard_bloom.core.urlnorm import parse_target
 
 # Every spelling must look up the host (and path) of its canonical URL.

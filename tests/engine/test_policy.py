@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from squidguard_bloom.core.config import load_config
+from squidguard_bloom.core.config.loader import load_config
 from squidguard_bloom.core.engine.decision import PASS, REDIRECT, REWRITE, UNPARSABLE
 from squidguard_bloom.core.engine.engine import Engine
 from squidguard_bloom.helper.protocol import parse_request

@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from squidguard_bloom.core.keys import address_key, user_key
-from squidguard_bloom.core.lists import compile_list
 from squidguard_bloom.core.lists.literals import required_literals
+from squidguard_bloom.core.lists.store import compile_list
 from squidguard_bloom.helper import runtime
 from squidguard_bloom.helper.loop import LongLine, Loop, serve
 from squidguard_bloom.native.bloom import BloomFilter

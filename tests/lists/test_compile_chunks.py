@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squidguard_bloom.core.lists import open_list
 from squidguard_bloom.core.lists.compiled import (
     HEADER,
     SEED,
@@ -24,6 +23,7 @@ from squidguard_bloom.core.lists.compiled import (
     suffix_table,
 )
 from squidguard_bloom.core.lists.lookup import DomainList, UrlList
+from squidguard_bloom.core.lists.store import open_list
 from squidguard_bloom.core.lists.writer import home, pick_suffixes, slot_count, stored_lines, write
 from squidguard_bloom.core.urlnorm import parse_target
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import mmh3
 import pytest
 
-from squidguard_bloom.core.lists import compile_list, open_list
 from squidguard_bloom.core.lists.compiled import (
     HEADER,
     SEED,
@@ -22,6 +21,7 @@ from squidguard_bloom.core.lists.compiled import (
     tables_size,
 )
 from squidguard_bloom.core.lists.lookup import DomainList, UrlList
+from squidguard_bloom.core.lists.store import compile_list, open_list
 from squidguard_bloom.core.lists.writer import home, pick_suffixes, slot_count
 from squidguard_bloom.core.urlnorm import parse_target
 from squidguard_bloom.native.listindex import ListIndex
@@ -271,7 +271,8 @@ def test_list_too_big_to_compile_is_refused_and_read_as_text(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the size limit: -C says so, and a rebuild at start falls back to the text."""
-    from squidguard_bloom.core.lists import ListError, writer
+    from squidguard_bloom.core.lists import writer
+    from squidguard_bloom.core.lists.errors import ListError
 
     path = _compiled(tmp_path, "a.example\n")
     path.write_text("a.example\nb.example\n")

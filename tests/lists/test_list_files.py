@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squidguard_bloom.core.lists import ListError
+from squidguard_bloom.core.lists.errors import ListError
 from squidguard_bloom.core.lists.lookup import DomainList, ExpressionList, Match, UrlList
 from squidguard_bloom.core.lists.text import domain_key, entries, expression_lines, url_key
 from squidguard_bloom.core.urlnorm import Target, parse_target

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from squidguard_bloom.monitor.db import open_database
 from squidguard_bloom.monitor.ingest import CRASH_ENV
+from squidguard_bloom.monitor.migrate import open_database
 
 EXIT_BUSY = 75  # the previous process's PostgreSQL session is not gone yet
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from squidguard_bloom.monitor.db import open_database
+from squidguard_bloom.monitor.migrate import open_database
 from tests.e2e.harness import ROOT, Squid, chown_tree, fetch, proxy_dir, system_install
 from tests.servers import Server, free_port, need
 from tests.shipper.servers import Sshd

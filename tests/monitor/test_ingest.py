@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from squidguard_bloom.monitor.db import Database, open_database
+from squidguard_bloom.monitor.db import Database
 from squidguard_bloom.monitor.ingest import Ingest
+from squidguard_bloom.monitor.migrate import open_database
 from squidguard_bloom.monitor.parse import Clock
 from squidguard_bloom.monitor.report import as_table, collect
 from squidguard_bloom.monitor.retention import prune

@@ -7,9 +7,8 @@ import sys
 
 import pytest
 
-from squidguard_bloom.monitor.db import open_database
 from squidguard_bloom.monitor.errors import DatabaseError
-from squidguard_bloom.monitor.migrate import applied, available, migrate
+from squidguard_bloom.monitor.migrate import applied, available, migrate, open_database
 
 TABLES = {"schema_migrations", "proxies", "streams", "segments", "access", "decisions",
           "events", "unparsed", "rollup_lines", "rollup_decisions", "rollup_cache",

@@ -1,7 +1,5 @@
-"""squidGuard.conf: :func:`load_config` reads and checks one into a :class:`Config`."""
+"""squidGuard.conf: :func:`.loader.load_config` reads and checks one into a :class:`.model.Config`.
 
-from squidguard_bloom.core.config.errors import ConfigError
-from squidguard_bloom.core.config.loader import load_config
-from squidguard_bloom.core.config.model import Config, Diagnostic
-
-__all__ = ["Config", "ConfigError", "Diagnostic", "load_config"]
+A face that imports nothing, so that importing one module of the package
+(the model, say) does not load the parser with it.
+"""

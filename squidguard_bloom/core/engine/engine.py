@@ -50,8 +50,9 @@ from squidguard_bloom.core.engine.decision import (
 from squidguard_bloom.core.engine.request import Request
 from squidguard_bloom.core.engine.rewrite import RewriteBlock
 from squidguard_bloom.core.engine.template import TemplateValues, expand, split_status
-from squidguard_bloom.core.lists import DomainList, ExpressionList, UrlList, open_list
 from squidguard_bloom.core.lists.compiled import CompiledDomainList, CompiledUrlList
+from squidguard_bloom.core.lists.lookup import DomainList, ExpressionList, UrlList
+from squidguard_bloom.core.lists.store import open_list
 from squidguard_bloom.core.logline import request_line
 from squidguard_bloom.core.urlnorm import Target, parse_target
 from squidguard_bloom.records import Record
