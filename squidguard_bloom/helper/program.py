@@ -20,7 +20,8 @@ from squidguard_bloom import __version__
 from squidguard_bloom.core.config.errors import ConfigError
 from squidguard_bloom.core.config.loader import load_config
 from squidguard_bloom.errors import SquidguardBloomError
-from squidguard_bloom.helper.loop import ErrorReport, Loop, install_signal_handlers, serve
+from squidguard_bloom.helper.errorreport import ErrorReport
+from squidguard_bloom.helper.loop import Loop, install_signal_handlers, serve
 from squidguard_bloom.helper.runtime import (
     DEBIAN_DBHOME,
     DEBIAN_LOGDIR,

@@ -22,7 +22,8 @@ import pytest
 
 from squidguard_bloom.bench import fuzz
 from squidguard_bloom.helper import runtime
-from squidguard_bloom.helper.loop import ErrorReport, Loop, serve
+from squidguard_bloom.helper.errorreport import ErrorReport
+from squidguard_bloom.helper.loop import Loop, serve
 
 SEED = 20261203
 LINES = 50_000

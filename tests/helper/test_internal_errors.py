@@ -8,7 +8,8 @@ import re
 import pytest
 
 from squidguard_bloom.helper import loop as loop_module
-from squidguard_bloom.helper.loop import ErrorReport, Loop, serve
+from squidguard_bloom.helper.errorreport import ErrorReport
+from squidguard_bloom.helper.loop import Loop, serve
 
 BH = b'BH message="internal error: RuntimeError"'
 
