@@ -9,7 +9,9 @@
 #                       Squid's "proxy" user can execute, and the commands
 #                       squidguard-bloom, squidguard-bloom-ship and
 #                       squidguard-bloom-monitor in $BINDIR (default /usr/bin);
-#                       EXTRAS=monitor adds the monitor's PostgreSQL driver
+#                       EXTRAS=monitor adds the monitor's PostgreSQL driver,
+#                       EXTRAS=redis the dependencies of a welcome state shared
+#                       on Redis (EXTRAS=monitor,redis both)
 # The development environment is ./.venv; system packages come from apt when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -17,10 +19,11 @@ cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 # System packages the test suite drives for real (Squid, squidGuard, sshd, the
-# monitor's PostgreSQL), GoAccess, which bench/monitor_ingest.py runs beside the monitor,
-# and clang-format, which checks the style of csrc/.
+# monitor's PostgreSQL, Redis and openssl for its TLS test), GoAccess, which
+# bench/monitor_ingest.py runs beside the monitor, and clang-format, which checks
+# the style of csrc/.
 TEST_DEBS=(squid squidguard openssh-server openssh-client curl python3 python3-venv
-           postgresql goaccess clang-format)
+           postgresql goaccess clang-format redis-server redis-tools openssl)
 
 install_debs() {
     local missing=()

@@ -486,6 +486,33 @@ int sgb_bloom_add(sgb_bloom *b, const void *key, size_t len) {
     return add_at(b, x, step);
 }
 
+int sgb_bloom_positions(const sgb_bloom *b, const void *key, size_t len, uint32_t shards,
+                        uint64_t *out) {
+    if (shards == 0 || (shards > 1 && shards > b->bits / 2)) return SGB_EPARAM;
+    uint64_t h[2];
+    sgb_murmur3_128(key, len, b->seed, h);
+    uint64_t s = shards == 1 ? b->bits : (b->bits + shards - 1) / shards;
+    uint64_t x = h[0] % s;
+    uint64_t step = s > 1 ? 1 + h[1] % (s - 1) : 0;
+    out[0] = shards == 1 ? 0 : (h[0] / s) % shards;
+    for (uint32_t i = 0; i < b->hashes; i++) {
+        out[1 + i] = x;
+        x = next_probe(x, step, s);
+    }
+    return (int)b->hashes;
+}
+
+int sgb_bloom_positions_many(const sgb_bloom *b, const uint8_t *buf, const uint32_t *lengths,
+                             size_t count, uint32_t shards, uint64_t *out) {
+    if (shards == 0 || (shards > 1 && shards > b->bits / 2)) return SGB_EPARAM;
+    for (size_t i = 0; i < count; i++) {
+        sgb_bloom_positions(b, buf, lengths[i], shards, out);
+        buf += lengths[i];
+        out += 1 + b->hashes;
+    }
+    return (int)b->hashes;
+}
+
 /* Where the keys of a batch are: back to back with lengths[], or split by sep. */
 struct key_cursor {
     const uint8_t *p, *end;

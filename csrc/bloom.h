@@ -135,6 +135,27 @@ uint64_t sgb_bloom_check_split(const sgb_bloom *bloom, const uint8_t *buf, size_
 uint64_t sgb_bloom_add_split(sgb_bloom *bloom, const uint8_t *buf, size_t len, uint8_t sep,
                              size_t count, uint8_t *results);
 
+/*
+ * Where key's bits are, for a copy of the filter kept elsewhere (the shared
+ * welcome state on Redis).  With shards == 1 the k bit indexes are those
+ * this filter probes (bit x is byte x / 8, bit x mod 8, least significant
+ * first; a store that counts bits from the most significant one, as Redis's
+ * SETBIT/BITFIELD do, holds the same bytes at offset x ^ 7).  With
+ * shards == N > 1 the filter is split into N shards of s = ceil(m / N) bits
+ * and all of a key's bits lie in one of them: from the same hash (a, b),
+ * the shard is (a / s) mod N and probe i is (a mod s + i * b') mod s with
+ * b' = 1 + b mod (s - 1), indexes counted inside the shard.
+ * out gets the shard then the k indexes (k + 1 values); returns k, or
+ * SGB_EPARAM when shards is 0, or above 1 and above m / 2.
+ */
+int sgb_bloom_positions(const sgb_bloom *bloom, const void *key, size_t len, uint32_t shards,
+                        uint64_t *out);
+
+/* The same for count keys back to back in buf (as sgb_bloom_add_many):
+ * key i's k + 1 values go to out[i * (k + 1) ...].  Returns k or SGB_EPARAM. */
+int sgb_bloom_positions_many(const sgb_bloom *bloom, const uint8_t *buf, const uint32_t *lengths,
+                             size_t count, uint32_t shards, uint64_t *out);
+
 /* Clear every bit and the entry count. */
 void sgb_bloom_reset(sgb_bloom *bloom);
 

@@ -27,7 +27,8 @@ static uint64_t *key_slot(uint64_t *set, size_t size, uint32_t key) {
 }
 
 /* Welcome.welcomes over a line C would pass: ANSWER_PASS (known, or not a GET/HEAD),
- * TO_WELCOME (a first visit, added to the filter now) or TO_PYTHON (Python must tell). */
+ * TO_WELCOME (a first visit, added to the filter now) or TO_PYTHON (Python must tell;
+ * with SGB_FP_WELCOME_CACHE every key the filter lacks). */
 static enum outcome welcome(struct batch *b, const struct line *L, uint32_t addr,
                             const struct target *t) {
     const struct sgb_fp_program *prog = b->prog;
@@ -42,6 +43,8 @@ static enum outcome welcome(struct batch *b, const struct line *L, uint32_t addr
         return TO_PYTHON; /* Python may add it first: keep line order */
     if (prog->welcome_previous != NULL && sgb_bloom_check(prog->welcome_previous, key, 4))
         return ANSWER_PASS;
+    if (prog->flags & SGB_FP_WELCOME_CACHE) /* a shared state's cache: Python asks */
+        return sgb_bloom_check(prog->welcome, key, 4) ? ANSWER_PASS : TO_PYTHON;
     return sgb_bloom_add(prog->welcome, key, 4) == 1 ? TO_WELCOME : ANSWER_PASS;
 }
 

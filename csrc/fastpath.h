@@ -50,6 +50,9 @@
  * fallback line of the same batch (which Python may still add) falls back
  * too, and so does every later candidate once a fallback line's key is one C
  * cannot compute (another spelling of an address): adds happen in line order.
+ * With SGB_FP_WELCOME_CACHE the filter is only a cache of a state shared
+ * elsewhere (Redis): a known key passes here, any other candidate falls back
+ * as SGB_FP_PYTHON, and Python asks about all of a batch's at once.
  *
  * Nothing here allocates, writes to stdout or stderr, or exits; every read
  * stays inside the given buffers and the mapped lists (checked by listindex).
@@ -91,6 +94,9 @@
 
 /* program flags */
 #define SGB_FP_WELCOME_BY_USER 4 /* the key is the user when known: lines with a user -> Python */
+#define SGB_FP_WELCOME_CACHE                                                                       \
+    8 /* the filter caches a state shared elsewhere (Redis): a key it                              \
+         lacks is not added, its line goes to Python */
 
 /* log spec flags */
 #define SGB_FP_LOG_VERBOSE   1 /* passes are logged too */

@@ -487,3 +487,47 @@ def test_a_lock_left_by_a_crash_never_wedges_adds(tmp_path: Path, holder: str) -
     assert not stuck, "an add waited for a dead or foreign lock holder"
     assert proc.exitcode == 0
     assert struct.unpack_from("<I", path.read_bytes(), 72)[0] == 0  # released
+
+
+def _set_bits(f: BloomFilter, tmp_path: Path) -> set[int]:
+    """The indexes of the set bits of a filter (saved, then read from the file)."""
+    path = tmp_path / "bits.bloom"
+    f.save(path)
+    data = path.read_bytes()[128:]
+    return {i * 8 + b for i, byte in enumerate(data) for b in range(8) if byte >> b & 1}
+
+
+@pytest.mark.parametrize("key", [b"10.0.0.1", b"\x0a\x00\x00\x01", "user\u00e9", b""])
+def test_positions_are_the_bits_add_sets(tmp_path: Path, key: str | bytes) -> None:
+    """With one shard, positions() names exactly the bits add() sets."""
+    f = BloomFilter(5000, 0.001)
+    shard, where = f.positions(key)
+    assert shard == 0 and len(where) == f.hashes == 10
+    f.add(key)
+    assert _set_bits(f, tmp_path) == set(where)
+
+
+def test_sharded_positions_stay_in_their_shard_and_spread() -> None:
+    f = BloomFilter(10_000, 0.01)
+    bits = f.info().bits
+    size = -(-bits // 7)
+    keys = [b"%d" % i for i in range(7000)]
+    flat = f.positions_many(keys, 7)
+    k = f.hashes
+    shards = flat[:: k + 1]
+    assert sorted(set(shards)) == list(range(7))
+    assert min(shards.count(s) for s in range(7)) > 800  # about 1000 each
+    for j in range(0, len(flat), k + 1):
+        probes = flat[j + 1 : j + 1 + k]
+        assert all(0 <= x < size for x in probes) and len(set(probes)) == k
+    assert flat[: k + 1] == [*f.positions(keys[0], 7)[:1], *f.positions(keys[0], 7)[1]]
+
+
+def test_positions_refuse_impossible_shard_counts() -> None:
+    f = BloomFilter(100, 0.01)
+    bits = f.info().bits
+    with pytest.raises(BloomError, match="shards must be at most half"):
+        f.positions(b"x", bits // 2 + 1)
+    with pytest.raises(BloomError, match="shards must be a whole number"):
+        f.positions(b"x", 0)
+    assert f.positions_many([], 3) == []

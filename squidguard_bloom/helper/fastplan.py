@@ -129,4 +129,5 @@ class FastPlanner:
         return FastPlan(tuple(sources), tuple(branches), tuple(dests), default_branch,
                         _log(engine.default_log),
                         welcome is not None and welcome.by_user,
-                        tuple(sorted(welcome.settings.exempt_hosts)) if welcome else ())
+                        tuple(sorted(welcome.settings.exempt_hosts)) if welcome else (),
+                        welcome is not None and not welcome.decides)

@@ -63,12 +63,15 @@ class Loop:
         self.errors = ErrorReport() if errors is None else errors
         self.reload_requested = False
         self.now = time.time()
+        self._pending: list[Pending] | None = None
 
-    def respond(self, line: bytes, welcomed: bool = False) -> bytes:
+    def respond(self, line: bytes, welcomed: bool = False) -> bytes | Pending:
         """The reply line (with its newline) for one request line.
 
         welcomed: the fast path already found this a first visit (and added
-        the client to the welcome filter).
+        the client to the welcome filter).  Inside batch(), with a welcome
+        state shared on Redis, a possible first visit is answered by a
+        Pending that batch() resolves with the batch's others in one round trip.
         """
         try:
             req = parse_request(line)
@@ -85,7 +88,7 @@ class Loop:
                 return reply_unparsable(req.channel, decision.url, rt.style)
             if decision.action == PASS:
                 if rt.welcome is not None and rt.emergency is None:
-                    welcome = self._welcome(req, decision, welcomed)
+                    welcome = self._welcome(req, decision, welcomed, line)
                     if welcome is not None:
                         return welcome
                 self._say(req, decision.explanation)
@@ -101,12 +104,25 @@ class Loop:
             return reply_error(channel_of(line), f"internal error: {type(exc).__name__}",
                                self.rt.style)
 
-    def _welcome(self, req: Request, decision: Decision, added: bool) -> bytes | None:
+    def _welcome(self, req: Request, decision: Decision, added: bool,
+                 line: bytes) -> bytes | Pending | None:
         welcome = self.rt.welcome
         assert welcome is not None
+        if self._pending is not None and not added:  # a shared state: ask with the batch
+            key = welcome.candidate(req.method, decision.host, req.client, req.user)
+            if key is None:
+                return None
+            pending = Pending(key, req, decision, line)
+            self._pending.append(pending)
+            return pending
         if not welcome.welcomes(req.method, decision.host, req.client, req.user, self.now,
                                 added=added):
             return None
+        return self._welcome_reply(req, decision)
+
+    def _welcome_reply(self, req: Request, decision: Decision) -> bytes:
+        welcome = self.rt.welcome
+        assert welcome is not None
         values = TemplateValues(req.client, req.fqdn, req.user, decision.source, "welcome",
                                 req.url)
         status, url = welcome.redirect(values)
@@ -116,6 +132,34 @@ class Loop:
             self.rt.sink.write(self.rt.welcome_log, text)
         self._say(req, f"first visit of this client: welcome page {url}")
         return reply_redirect(req.channel, url, status, self.rt.style)
+
+    def _resolve(self, replies: list[bytes | Pending]) -> list[bytes]:
+        """replies with each Pending answered, the shared welcome state asked about all
+        of them in one call (one network round trip)."""
+        pending, self._pending = self._pending, None
+        welcome = self.rt.welcome
+        if not pending or welcome is None:
+            return [r for r in replies if isinstance(r, bytes)]
+        try:
+            fresh = welcome.first_visits([p.key for p in pending], self.now)
+        except Exception as exc:  # a bug must not cost the batch its replies
+            self.errors.report(exc, None, "internal error asking the shared welcome state, "
+                                          "its batch answered without welcome")
+            fresh = [False] * len(pending)
+        answers: dict[int, bytes] = {}
+        for p, new in zip(pending, fresh, strict=True):
+            try:
+                if new:
+                    answers[id(p)] = self._welcome_reply(p.req, p.decision)
+                else:
+                    self._say(p.req, p.decision.explanation)
+                    answers[id(p)] = reply_pass(p.req.channel, self.rt.style)
+            except Exception as exc:  # as in respond(): nothing may escape
+                self.errors.report(exc, p.line)
+                answers[id(p)] = reply_error(channel_of(p.line),
+                                             f"internal error: {type(exc).__name__}",
+                                             self.rt.style)
+        return [r if isinstance(r, bytes) else answers[id(r)] for r in replies]
 
     def _say(self, req: Request, why: str) -> None:
         if self._explain is not None:
@@ -137,6 +181,8 @@ class Loop:
             self.rt = self._reload(self.rt)
         self.now = time.time() + self.rt.clock_offset
         rt = self.rt
+        # With a shared state, possible first visits are asked about together at the end.
+        self._pending = [] if rt.welcome is not None and not rt.welcome.decides else None
         fast = None
         if rt.fast is not None and rt.emergency is None and self._explain is None:
             try:
@@ -152,13 +198,15 @@ class Loop:
         if fast is None:
             if isinstance(lines, bytes):
                 lines = [_strip(x) for x in lines.split(b"\n")]
-            out = b"".join([self.respond(line) for line in lines])
+            replies = [self.respond(line) for line in lines]
+            out = b"".join(self._resolve(replies) if self._pending is not None
+                           else replies)  # type: ignore[arg-type]
         else:
             # C answered the common lines; the rest go through respond() and
             # are spliced in where they belong.
             out, rest = fast
             if rest:
-                parts = []
+                parts: list[bytes | Pending] = []
                 pos = 0
                 for at, line, welcomed, log in rest:
                     parts.append(out[pos:at])
@@ -168,13 +216,26 @@ class Loop:
                     elif log is not None:  # answered in C, logged here, in line order
                         rt.sink.write(*log)
                 parts.append(out[pos:])
-                out = b"".join(parts)
+                out = b"".join(self._resolve(parts) if self._pending is not None
+                               else parts)  # type: ignore[arg-type]
         rt.sink.flush()
         if self._explain is not None:
             self._explain.flush()
         if self.errors.pending:
             self.errors.tick()
         return out
+
+
+class Pending:
+    """A pass that may be a first visit, waiting for its batch's shared-state answer."""
+
+    __slots__ = ("decision", "key", "line", "req")
+
+    def __init__(self, key: bytes, req: Request, decision: Decision, line: bytes) -> None:
+        self.key = key
+        self.req = req
+        self.decision = decision
+        self.line = line
 
 
 class LongLine(bytes):

@@ -118,6 +118,10 @@ def _run(options: Options) -> int:
     return EXIT_EMERGENCY_EOF if emergency and helper.rt.emergency is not None else 0
 
 
+#: Seconds --check waits for a shared welcome state's first answer from Redis.
+CHECK_WAIT = 10.0
+
+
 def check(config_path: str) -> int:
     """``--check``: load everything, print problems and a summary; 0 when usable."""
     options = Options(config=config_path)
@@ -129,8 +133,19 @@ def check(config_path: str) -> int:
         print(f"{config_path}: NOT usable; the helper would go into emergency mode",
               file=sys.stderr)
         return 1
+    welcome = rt.welcome
+    settle = getattr(welcome, "settle", None)
+    if welcome is not None and settle is not None:  # shared: give Redis time to answer
+        settle(CHECK_WAIT)
+        rt.notes = [n for n in rt.notes if not n.startswith("welcome: ")]
+        rt.notes.append(f"welcome: {welcome.describe()}")
     for note in rt.notes:
         print(note, file=sys.stderr)
+    if not getattr(welcome, "healthy", True):
+        print(f"{config_path}: NOT usable as it is: the shared welcome state is misconfigured "
+              f"(see above); filtering works, but nobody is welcomed", file=sys.stderr)
+        rt.close()
+        return 1
     engine = rt.policy
     count = getattr(engine, "list_count", 0)
     print(f"{config_path}: OK ({count} list(s) loaded)", file=sys.stderr)

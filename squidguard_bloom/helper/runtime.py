@@ -13,8 +13,9 @@ import os
 import re
 import sys
 
+from squidguard_bloom.core.config.errors import ConfigError
 from squidguard_bloom.core.config.loader import load_config
-from squidguard_bloom.core.config.model import Config
+from squidguard_bloom.core.config.model import Config, Diagnostic, SharedConfig, WelcomeConfig
 from squidguard_bloom.core.engine.decision import PASS_ALL, REDIRECT, REWRITE, Decision, Policy
 from squidguard_bloom.core.engine.engine import Engine
 from squidguard_bloom.core.engine.request import Request
@@ -25,6 +26,10 @@ from squidguard_bloom.helper.reqlog import LogSink
 from squidguard_bloom.helper.welcome import Welcome, WelcomeSettings
 from squidguard_bloom.native.fastpath import FastPath
 from squidguard_bloom.records import Record, field
+
+TYPE_CHECKING = False  # read as True by type checkers; spares importing typing at start-up
+if TYPE_CHECKING:
+    from squidguard_bloom.helper.sharedwelcome.settings import SharedSettings
 
 DEBIAN_DBHOME = "/var/lib/squidguard/db"
 DEBIAN_LOGDIR = "/var/log/squidguard"
@@ -87,6 +92,57 @@ def _fast_path(engine: Engine, welcome: Welcome | None) -> FastPath:
     return FastPath(planner.plan, welcome.filters if welcome is not None else None)
 
 
+def _say(message: str) -> None:
+    sys.stderr.write(f"squidguard-bloom[{os.getpid()}]: {message}\n")
+    sys.stderr.flush()
+
+
+def _shared_settings(shared: SharedConfig, block: WelcomeConfig) -> SharedSettings:
+    """The shared backend's settings, its password read from its file."""
+    from squidguard_bloom.helper.sharedwelcome.settings import SharedSettings  # noqa: PLC0415
+
+    urls = ("cluster", *shared.urls) if shared.cluster else shared.urls
+    where = {"shared": f"{shared.pos.file}:{shared.pos.line}: welcome shared {' '.join(urls)}",
+             "capacity": f"{block.pos.file}:{block.pos.line}: welcome"}
+    password = None
+    if shared.password_file is not None:
+        assert shared.password_pos is not None
+        pos = shared.password_pos
+        where["shared-password-file"] = (f"{pos.file}:{pos.line}: welcome shared-password-file "
+                                         f"{shared.password_file}")
+        try:
+            with open(shared.password_file, encoding="utf-8") as fh:
+                password = fh.readline().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([Diagnostic(pos, (
+                f"welcome shared-password-file {shared.password_file}: cannot read it "
+                f"({getattr(exc, 'strerror', None) or exc}); its first line must be the Redis "
+                f"password, readable by the user the helper runs as"))]) from exc
+        if not password:
+            raise ConfigError([Diagnostic(pos, (
+                f"welcome shared-password-file {shared.password_file}: its first line is "
+                f"empty; write the Redis password there"))])
+    return SharedSettings(urls=shared.urls, cluster=shared.cluster, user=shared.user,
+                          password=password, deadline=shared.deadline, fallback=shared.fallback,
+                          shards=shared.shards, prefix=shared.prefix, where=where)
+
+
+def _open_welcome(block: WelcomeConfig, settings: WelcomeSettings) -> Welcome:
+    """The Welcome of a welcome block: a local filter, or a state shared on Redis."""
+    shared = block.shared
+    if shared is None:
+        return Welcome(settings)
+    try:  # only now: a helper without a shared line never loads redis-py
+        from squidguard_bloom.helper.sharedwelcome.welcome import (  # noqa: PLC0415
+            SharedWelcome,
+        )
+    except ImportError as exc:
+        raise ConfigError([Diagnostic(shared.pos, (
+            f"welcome shared needs the Python package redis ({exc}); install it with "
+            f"pip install 'squidguard-bloom[redis]'"))]) from exc
+    return SharedWelcome(settings, _shared_settings(shared, block), _say)
+
+
 def build(options: Options) -> Runtime:
     """A ready Runtime for options.config; raises SquidguardBloomError/OSError on problems."""
     config = _load(options)
@@ -97,7 +153,8 @@ def build(options: Options) -> Runtime:
         state = None  # --example keeps its state in its temporary directory
         if options.example and options.workdir is not None:
             state = os.path.join(options.workdir, "welcome.bloom")
-        welcome = Welcome(WelcomeSettings.from_config(config.welcome, config.dbhome, state))
+        settings = WelcomeSettings.from_config(config.welcome, config.dbhome, state)
+        welcome = _open_welcome(config.welcome, settings)
     welcome_log = config.welcome.log.path if config.welcome and config.welcome.log else None
     notes = [str(w) for w in config.warnings] + engine.notes
     if welcome is not None:

@@ -119,6 +119,11 @@ class Welcome:
         except ValueError:
             return None
 
+    #: The filter decides by itself.  A state shared elsewhere (SharedWelcome, on Redis)
+    #: does not: the fast path then only checks this filter, its cache, and the loop asks
+    #: first_visits about all the candidates of a batch at once.
+    decides = True
+
     def welcomes(self, method: str, host: str, client: str, user: str, now: float, *,
                  added: bool = False) -> bool:
         """Whether this request gets the welcome page: a GET or HEAD, to a host that is not
@@ -128,6 +133,13 @@ class Welcome:
             return False
         return added or self.first_visit(client, user, now)
 
+    def candidate(self, method: str, host: str, client: str, user: str) -> bytes | None:
+        """The key of a request that gets the welcome page if it is a first visit (a GET or
+        HEAD, to a host that is not exempt, by a client with an identity), else None."""
+        if method.upper() not in WELCOME_METHODS or host in self.settings.exempt_hosts:
+            return None
+        return self.key_for(client, user)
+
     def redirect(self, values: TemplateValues) -> tuple[int, str]:
         """(status, URL) of the welcome redirect for a request with these values."""
         status, url = expand(self.settings.redirect, values)
@@ -136,8 +148,14 @@ class Welcome:
     def first_visit(self, client: str, user: str, now: float) -> bool:
         """Record the client; True if this is its first (welcome-worthy) visit."""
         key = self.key_for(client, user)
-        if key is None:
-            return False
+        return key is not None and self.first_visit_key(key, now)
+
+    def first_visits(self, keys: list[bytes], now: float) -> list[bool]:
+        """first_visit_key of each key, in order (a repeated key is new once at most)."""
+        return [self.first_visit_key(key, now) for key in keys]
+
+    def first_visit_key(self, key: bytes, now: float) -> bool:
+        """Record a filter key (see key_for); True if it was not known."""
         if self._window is not None:
             self._roll(now)
             assert self._previous is not None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from types import TracebackType
 
@@ -179,7 +179,7 @@ class BloomFilter:
     and seed, else :class:`BloomFileError`.
     """
 
-    __slots__ = ("__weakref__", "_add", "_check", "_ptr", "path")
+    __slots__ = ("__weakref__", "_add", "_check", "_hashes", "_ptr", "path")
 
     def __init__(
         self,
@@ -206,6 +206,7 @@ class BloomFilter:
         info = _ffi.new("struct sgb_bloom_info *")
         _lib.sgb_bloom_info(ptr, info)
         self._ptr = _ffi.gc(ptr, _lib.sgb_bloom_free, size=int(info.bytes))
+        self._hashes = int(info.hashes)
         self._add = _lib.sgb_bloom_add
         self._check = _lib.sgb_bloom_check
 
@@ -297,6 +298,45 @@ class BloomFilter:
     def contains_many(self, keys: Iterable[Key]) -> list[bool]:
         """Check every key in one C loop; element i is ``keys[i] in self``."""
         return self._batch(False, keys)
+
+    def positions(self, key: Key, shards: int = 1) -> tuple[int, list[int]]:
+        """(shard, bit indexes) of key, for a copy of the filter kept elsewhere.
+
+        With shards=1 the indexes are the k bits this filter sets for key
+        (bit x is bit x % 8 of byte x // 8, least significant first; a store
+        that numbers bits from the most significant one, such as Redis's
+        BITFIELD, holds the same bytes at offset x ^ 7).  With shards=N the
+        filter is split into N shards of ceil(bits / N) bits, all of key's
+        bits lie in the returned shard and the indexes count inside it.
+        """
+        flat = self.positions_many([key], shards)
+        return flat[0], flat[1:]
+
+    def positions_many(self, keys: Sequence[Key], shards: int = 1) -> list[int]:
+        """positions() of every key in one C loop, flat: k + 1 values per key
+        (shard, then its k indexes), key after key."""
+        ptr = self._live()
+        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= _MAX_U32:
+            msg = f"shards must be a whole number from 1 to 2**32 - 1, got {shards!r}"
+            raise BloomError(msg)
+        items = [k if k.__class__ is bytes else _as_bytes(k) for k in keys]
+        if not items:
+            return []
+        k = self._hashes
+        buf = b"".join(items)
+        lengths = array("I", map(len, items))
+        out = array("Q", bytes(8 * (k + 1) * len(items)))
+        rc = _lib.sgb_bloom_positions_many(ptr, buf, _ffi.from_buffer("uint32_t[]", lengths),
+                                           len(items), shards, _ffi.from_buffer("uint64_t[]", out))
+        if rc < 0:
+            msg = f"shards must be at most half the filter's {self.info().bits} bits, got {shards}"
+            raise BloomError(msg)
+        return out.tolist()
+
+    @property
+    def hashes(self) -> int:
+        """k, the number of bits per key."""
+        return self._hashes
 
     def info(self) -> BloomInfo:
         """Parameters and fill (counts set bits: O(m/64) work)."""

@@ -98,6 +98,7 @@ class FastPlan(FrozenRecord):
     default_log: Log | None
     welcome_by_user: bool = False  # the welcome key is the user when the request has one
     exempt_hosts: tuple[str, ...] = ()  # never welcomed
+    welcome_cache: bool = False  # the filter caches a shared state: C checks, Python asks
 
 
 class _Text:
@@ -212,6 +213,8 @@ class _Program:
         if welcome:
             if plan.welcome_by_user:
                 flags |= _lib.SGB_FP_WELCOME_BY_USER
+            if plan.welcome_cache:
+                flags |= _lib.SGB_FP_WELCOME_CACHE
             for host in plan.exempt_hosts:
                 text.add(host)
         p = self.ptr = self._new("struct sgb_fp_program *")

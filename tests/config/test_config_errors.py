@@ -266,7 +266,8 @@ UNDEFINED_NOPE = ("error: dest 'nope' is not defined; add a 'dest nope { … }' 
      [f"3:8: {UNDEFINED_NOPE}",
       "6:1: error: 'welcome' inside acl (opened at line 1); is a '}' missing before it?",
       "8:2: error: found 'bogus', expected one of redirect, key, capacity, error, state, "
-      "window, status, exempt, log, logfile"]),
+      "window, status, exempt, log, logfile, shared, shared-user, shared-password-file, "
+      "shared-deadline, shared-fallback, shared-shards, shared-prefix"]),
     ("src kids {\n ip 10.0.0.0/8\n}\nacl {\n kids {\n  pass none\n default {\n"
      "  pass !nope all\n }\n}\n",
      ["7:2: error: 'default' inside acl entry kids (opened at line 5); is a '}' missing "

@@ -44,9 +44,10 @@ def chown_tree(path: Path, user: str = "proxy") -> None:
             os.chown(os.path.join(dirpath, name), pw.pw_uid, pw.pw_gid)
 
 
-def system_install(prefix: Path) -> Path:
-    """Install the helper as an admin would (./setup.sh system-install) under prefix."""
-    env = dict(os.environ, PREFIX=str(prefix), BINDIR=str(prefix / "bin"))
+def system_install(prefix: Path, extras: str = "") -> Path:
+    """Install the helper as an admin would (./setup.sh system-install) under prefix,
+    with the optional dependencies named in extras (e.g. "redis")."""
+    env = dict(os.environ, PREFIX=str(prefix), BINDIR=str(prefix / "bin"), EXTRAS=extras)
     result = subprocess.run(["bash", str(ROOT / "setup.sh"), "system-install"], env=env,
                             capture_output=True, text=True, timeout=900, check=False)
     assert result.returncode == 0, f"system-install failed:\n{result.stdout}\n{result.stderr}"

@@ -11,7 +11,13 @@ import re
 from collections.abc import Callable
 
 from squidguard_bloom.core.config.lexer import Token
-from squidguard_bloom.core.config.model import Diagnostic, LogSpec, Pos, WelcomeConfig
+from squidguard_bloom.core.config.model import (
+    Diagnostic,
+    LogSpec,
+    Pos,
+    SharedConfig,
+    WelcomeConfig,
+)
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -26,6 +32,63 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"expected a duration > 0 such as 90, 45s, 30m, 12h or 1d, "
                          f"found {text!r}")
     return float(m.group(1)) * _SECONDS[m.group(2)]
+
+
+_DEADLINE = re.compile(r"(\d+(?:\.\d+)?)(ms|s)?")
+_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+_PREFIX_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
+
+
+def parse_deadline(text: str) -> float:
+    """``50ms``, ``0.2s``, ``1`` (seconds) -> seconds, from 1 ms to 10 s."""
+    m = _DEADLINE.fullmatch(text)
+    seconds = -1.0 if m is None else float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
+    if not 0.001 <= seconds <= 10:
+        raise ValueError(f"expected a time from 1ms to 10s such as 50ms or 0.2s, found {text!r}")
+    return seconds
+
+
+def _shared_url(text: str, cluster: bool) -> str:
+    """A Redis URL as the shared line takes it (checked, not resolved)."""
+    if not text.lower().startswith(_URL_SCHEMES):
+        raise ValueError(f"expected a URL redis://HOST:PORT/DB, rediss://HOST:PORT/DB or "
+                         f"unix:///PATH/redis.sock, or 'cluster' and the cluster's nodes as "
+                         f"redis://HOST:PORT, found {text!r}")
+    rest = text.split("://", 1)[1]
+    if text.lower().startswith("unix://"):
+        if cluster:
+            raise ValueError(f"a cluster's nodes are reached by TCP: found {text!r}")
+        if not rest.startswith("/"):
+            raise ValueError(f"expected unix:// and an absolute socket path, found {text!r}")
+        return text
+    hostport = rest.rsplit("@", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+    if "@" in rest and ":" in rest.split("@", 1)[0]:
+        raise ValueError("write no password in the URL: put it in a file named by "
+                         "shared-password-file")
+    if not hostport:
+        raise ValueError(f"the URL {text!r} names no host")
+    return text
+
+
+def _shards(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 16384:
+        raise ValueError(f"expected a number of shard keys from 1 to 16384 (one per cluster "
+                         f"slot at most), found {text!r}")
+    return int(text)
+
+
+def _fallback(text: str) -> str:
+    if text not in ("seen", "local"):
+        raise ValueError(f"expected seen (no welcome while Redis is unreachable) or local "
+                         f"(this proxy's own filter decides meanwhile), found {text!r}")
+    return text
+
+
+def _key_prefix(text: str) -> str:
+    if not _PREFIX_NAME.fullmatch(text) or len(text) > 100:
+        raise ValueError(f"expected a key prefix of letters, digits and _ . : - such as "
+                         f"sgb:welcome, found {text!r}")
+    return text
 
 
 def _positive_int(text: str) -> int:
@@ -133,6 +196,70 @@ def build_welcome(file: str, kw: Token, lines: dict[str, tuple[Token, list[Token
                                     "anonymous" in flags, "verbose" in flags)
     if "state" not in values:
         values["state"] = os.path.join(dbhome, "welcome.bloom")
+    values["shared"] = _build_shared(file, lines, dbhome, fail)
     if errors:
         return None, errors
     return WelcomeConfig(pos=Pos(file, kw.line, kw.col), **values), errors  # type: ignore[arg-type]
+
+
+_SHARED_CONVERTERS: dict[str, Callable[[str], object]] = {
+    "shared-user": str, "shared-deadline": parse_deadline, "shared-fallback": _fallback,
+    "shared-shards": _shards, "shared-prefix": _key_prefix,
+}
+
+
+def _build_shared(file: str, lines: dict[str, tuple[Token, list[Token]]], dbhome: str,
+                  fail: Callable[[Token, str], None]) -> SharedConfig | None:
+    """The SharedConfig of the ``shared…`` lines, None without a ``shared`` line."""
+    if "shared" not in lines:
+        for key, (tok, _args) in lines.items():
+            if key.startswith("shared-"):
+                fail(tok, f"welcome {key} needs a line 'shared URL' naming the Redis server")
+        return None
+    kw, args = lines["shared"]
+    cluster = args[0].text == "cluster"
+    urls = args[1:] if cluster else args
+    if not urls:
+        fail(kw, "expected the cluster's nodes after shared cluster, e.g. "
+                 "shared cluster redis://10.0.0.1:6379 redis://10.0.0.2:6379")
+        return None
+    if not cluster and len(urls) > 1:
+        fail(urls[1], f"found {urls[1].shown()}, expected one URL after welcome shared "
+                      f"(several nodes: shared cluster URL URL ...)")
+        return None
+    values: dict[str, object] = {}
+    ok = True
+    checked = []
+    for tok in urls:
+        try:
+            checked.append(_shared_url(tok.text, cluster))
+        except ValueError as exc:
+            fail(tok, f"welcome shared: {exc}")
+            ok = False
+    for key, convert in _SHARED_CONVERTERS.items():
+        if key not in lines:
+            continue
+        kargs = lines[key][1]
+        if len(kargs) != 1:
+            fail(kargs[1], f"found {kargs[1].shown()}, expected one value after welcome {key}")
+            ok = False
+            continue
+        try:
+            values[key.removeprefix("shared-")] = convert(kargs[0].text)
+        except ValueError as exc:
+            fail(kargs[0], f"welcome {key}: {exc}")
+            ok = False
+    if "shared-password-file" in lines:
+        ptok, pargs = lines["shared-password-file"]
+        if len(pargs) != 1:
+            fail(pargs[1], f"found {pargs[1].shown()}, expected one file after "
+                           f"welcome shared-password-file")
+            ok = False
+        else:
+            values["password_file"] = os.path.normpath(os.path.join(dbhome, pargs[0].text))
+            values["password_pos"] = Pos(file, ptok.line, ptok.col)
+    if not ok:
+        return None
+    values.setdefault("shards", 16 if cluster else 1)
+    return SharedConfig(urls=tuple(checked), pos=Pos(file, kw.line, kw.col), cluster=cluster,
+                        **values)  # type: ignore[arg-type]

@@ -199,6 +199,21 @@ class Acl(Record):
     other: AclBranch | None = None  # the else branch
 
 
+class SharedConfig(FrozenRecord):
+    """The ``shared …`` lines of a welcome block: first-visit state on Redis (docs/redis.md)."""
+
+    urls: tuple[str, ...]  # one URL, or a cluster's seed nodes
+    pos: Pos  # the shared line
+    cluster: bool = False
+    user: str | None = None  # ACL user (shared-user)
+    password_file: str | None = None  # absolute path (shared-password-file)
+    password_pos: Pos | None = None
+    deadline: float = 0.05  # seconds a batch may wait for Redis
+    fallback: str = "seen"  # "seen" or "local": what an unreachable Redis means
+    shards: int = 1  # keys the filter is split into (the parser makes 16 the cluster default)
+    prefix: str = "sgb:welcome"  # of every key name
+
+
 class WelcomeConfig(FrozenRecord):
     """Our ``welcome { … }`` extension block (see docs/config.md)."""
 
@@ -212,6 +227,7 @@ class WelcomeConfig(FrozenRecord):
     status: int = 302
     exempt_hosts: frozenset[str] = frozenset()  # lower-case host names, the redirect's own included
     log: LogSpec | None = None
+    shared: SharedConfig | None = None  # the state lives on Redis, the state file caches it
 
 
 class Config(Record):

@@ -59,7 +59,8 @@ IGNORED_SRC = frozenset({"userquota", "execuserlist", "ldapusersearch", "ldapips
 TOP_KEYWORDS = "dbhome, logdir, time, src, dest, rewrite, acl, welcome or emergency"
 LIST_KINDS = ("domainlist", "urllist", "expressionlist")
 WELCOME_KEYS = ("redirect", "key", "capacity", "error", "state", "window", "status",
-                "exempt", "log", "logfile")
+                "exempt", "log", "logfile", "shared", "shared-user", "shared-password-file",
+                "shared-deadline", "shared-fallback", "shared-shards", "shared-prefix")
 #: The keywords of each block's statements (a rewrite block's rules are RULE tokens).
 DEST_KEYS = frozenset({*LIST_KINDS, "redirect", "rewrite", "within", "outside", "log",
                        "logfile"})
