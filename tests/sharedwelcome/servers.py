@@ -1,13 +1,14 @@
 """Real redis-server processes for the shared-welcome tests (and bench/redis_welcome.py).
 
 Each server listens on 127.0.0.1 at a free port with its files in a temp
-dir, and is stopped by PID.  A missing binary fails naming the setup command.
+dir, and runs through the suite's one executor (:class:`tests.servers.Server`):
+started in its own process group, waited for until its port accepts, stopped
+by PID with escalation.  A missing binary fails naming the setup command.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import ssl
@@ -15,15 +16,15 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.servers import Server
+from tests.servers import need as _need
+
 SETUP_HINT = "run ./setup.sh test (it installs redis-server and redis-tools)"
 
 
 def need(binary: str) -> str:
     """Absolute path of binary, or a failure naming the setup command."""
-    path = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin")
-    if path is None:
-        raise AssertionError(f"{binary} is not installed: {SETUP_HINT}")
-    return path
+    return _need(binary, SETUP_HINT)
 
 
 def free_port() -> int:
@@ -63,7 +64,7 @@ class RedisServer:
         self.port = port or free_port()
         self.extra = list(extra)
         self.tls = tls
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.server: Server | None = None
         if tls:
             self._make_certificates()
         self.start()
@@ -113,17 +114,20 @@ class RedisServer:
         args = [need("redis-server"), "--bind", "127.0.0.1", *ports,
                 "--dir", str(self.dir), "--save", "", "--appendonly", "no",
                 "--daemonize", "no", "--logfile", str(self.dir / "redis.log"), *self.extra]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.server = Server(args, self.port, self.dir / "redis.out", timeout=20)
+        self.server.start()
+        # The port accepts a moment before the server answers commands (loading).
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                log = (self.dir / "redis.log").read_text(errors="replace")[-2000:]
-                raise AssertionError(f"redis-server exited with {self.proc.returncode}:\n{log}")
-            if self._ready():
-                return
+        while not self._ready():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"redis-server on port {self.port} did not answer PING:\n"
+                                     f"{self.log_tail()}")
             time.sleep(0.05)
-        raise AssertionError(f"redis-server on port {self.port} did not answer PING")
+
+    def log_tail(self) -> str:
+        """The end of redis-server's own log."""
+        log = self.dir / "redis.log"
+        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
 
     def cli(self, *args: str, password: str | None = None) -> str:
         """redis-cli's output for one command."""
@@ -136,26 +140,21 @@ class RedisServer:
 
     def signal(self, sig: int) -> None:
         """Send sig to the server (SIGSTOP / SIGCONT to stall it)."""
-        assert self.proc is not None
-        os.kill(self.proc.pid, sig)
+        assert self.server is not None
+        os.kill(self.server.pid, sig)
 
     def kill(self) -> None:
         """SIGKILL and wait (its data is gone: no persistence)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        if self.server is not None and self.server.running():
+            os.kill(self.server.pid, signal.SIGCONT)
+            self.server.kill()
 
     def stop(self) -> None:
         """Stop it by PID (SIGCONT first, in case it was stalled)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.server is not None and self.server.running():
+            os.kill(self.server.pid, signal.SIGCONT)
+        if self.server is not None:
+            self.server.stop()
 
 
 class RedisCluster:
