@@ -19,11 +19,12 @@ cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 # System packages the test suite drives for real (Squid, squidGuard, sshd, the
-# monitor's PostgreSQL, Redis and openssl for its TLS test), GoAccess, which
-# bench/monitor_ingest.py runs beside the monitor, and clang-format, which checks
-# the style of csrc/.
+# monitor's PostgreSQL, Redis and openssl for its TLS test, the dashboard's headless Chromium
+# and its driver), GoAccess, which bench/monitor_ingest.py runs beside the monitor, and
+# clang-format, which checks the style of csrc/.
 TEST_DEBS=(squid squidguard openssh-server openssh-client curl python3 python3-venv
-           postgresql goaccess clang-format redis-server redis-tools openssl)
+           postgresql goaccess clang-format redis-server redis-tools openssl
+           chromium chromium-driver)
 
 install_debs() {
     local missing=()

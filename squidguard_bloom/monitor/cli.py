@@ -3,7 +3,8 @@
 Commands: ``ingest`` (follow the incoming directories, or ``--once``),
 ``report`` (terminal view of recent activity, ``--json``), ``prune`` (apply
 retention now), ``migrate`` (bring the schema up to date; every command does
-it at start). Settings come from ``--config`` (TOML, see config.py) and flags.
+it at start); the dashboard's ``serve``, ``createuser`` and ``demo``
+(web/commands.py). Settings come from ``--config`` (TOML, see config.py) and flags.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from squidguard_bloom.monitor.migrate import applied, open_database
 from squidguard_bloom.monitor.parse import Clock
 from squidguard_bloom.monitor.report import as_json, as_table, collect, parse_duration
 from squidguard_bloom.monitor.retention import prune
+from squidguard_bloom.monitor.web import commands as web_commands
 
 EXIT_ERROR = 1
 EXIT_BUSY = 75
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--rollup-days", type=float)
 
     sub.add_parser("migrate", help="create or upgrade the database schema, then exit")
+    web_commands.add_commands(sub)  # serve, createuser, demo
     return p
 
 
@@ -114,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
 
     try:
+        if args.command in web_commands.COMMANDS:
+            return web_commands.run(args, cfg.db)
         with open_database(cfg.db) as db:
             if args.command == "ingest":
                 return _ingest(db, cfg, args)

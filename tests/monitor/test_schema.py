@@ -61,8 +61,9 @@ def test_migrate_command(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-m", "squidguard_bloom.monitor", "--db",
                           str(tmp_path / "m.db"), "migrate"], capture_output=True, text=True,
                          check=False, timeout=60)
+    newest = len(available("sqlite"))
     assert (out.returncode, out.stderr) == (0, "")
-    assert out.stdout == f"{tmp_path / 'm.db'}: schema version 1\n"
+    assert out.stdout == f"{tmp_path / 'm.db'}: schema version {newest}\n"
 
 
 def test_unopenable_database_says_what_to_do(tmp_path) -> None:

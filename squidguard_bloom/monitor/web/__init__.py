@@ -1,0 +1,1 @@
+"""The monitor's web dashboard (``squidguard-bloom-monitor serve``); needs aiohttp."""
