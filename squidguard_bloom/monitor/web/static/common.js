@@ -1,5 +1,5 @@
 // Shared by every page. Logged values are attacker-controlled: they only ever reach the
-// page through textContent (see text() and cell()), never innerHTML or attributes.
+// page through textContent (see el() and rowOf()), never as HTML markup or attributes.
 "use strict";
 
 const SGB = (() => {
