@@ -24,7 +24,7 @@ from squidguard_bloom.monitor.web import queries
 log = logging.getLogger("squidguard_bloom.monitor")
 
 QUEUE_EVENTS = 64
-TAIL_ROWS = 200  # rows at most in one event
+TAIL_ROWS = 1000  # rows at most in one event (the page keeps 500)
 
 
 @dataclass(frozen=True)

@@ -333,7 +333,7 @@ def newest_ids(db: Database) -> tuple[int, int]:
             int(db.scalar("SELECT coalesce(max(id), 0) FROM decisions")))
 
 
-def rows_after(db: Database, access_id: int, decision_id: int, limit: int = 500
+def rows_after(db: Database, access_id: int, decision_id: int, limit: int = 2000
                ) -> tuple[list[dict[str, Any]], int, int]:
     """Rows stored since the given ids (at most the newest ``limit`` of each table), oldest
     first, and the new largest ids."""
