@@ -302,6 +302,19 @@ def _add_sql(table: str, keys: Sequence[str], values: Sequence[str], fixed: Sequ
 
 
 def _statements(sql: str) -> list[str]:
-    """Split a migration file into statements (no ';' inside our literals or bodies)."""
+    """Split a migration file into statements: at each ';' that ends a complete statement, so
+    a trigger's body stays whole (no '--' or ';' inside our literals)."""
     body = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
-    return [s.strip() for s in body.split(";") if s.strip()]
+    out: list[str] = []
+    pending = ""
+    for piece in body.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" 	
+;"):
+                out.append(pending.strip())
+            pending = ""
+    if pending.strip(" 	
+;"):
+        out.append(pending.strip().removesuffix(";"))
+    return out

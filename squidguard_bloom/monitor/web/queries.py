@@ -2,8 +2,10 @@
 search, CSV export and the live tail. None scans raw rows:
 
 * tiles, charts: ``rollup_lines``/``rollup_cache``/``rollup_decisions`` by their primary key,
-  which starts with the minute; helper and shipper state: ``events (proxy_id, kind, ts)``;
-* top lists: the hourly ``rollup_blocked_hosts``/``rollup_clients``/``rollup_hosts``;
+  which starts with the minute, or their ``_hourly`` sums (migration 3) for hour-long chart
+  buckets; helper and shipper state: ``events (proxy_id, kind, ts)``;
+* top lists: the hourly ``rollup_blocked_hosts``/``rollup_clients``/``rollup_hosts``, or their
+  ``_daily`` sums over more than a day;
 * search: ``(client, ts)`` or ``(host, ts)`` when a client or domain is given, else ``(ts)``;
   newest first, keyset paging on ``(ts, id)``, at most ``limit`` rows read past the filters;
 * live tail: the primary key, ``id > last seen``.
@@ -131,7 +133,12 @@ def series(db: Database, since: float, until: float, proxy: str | None = None
     n = len(times)
     only = _proxy_id(db, proxy)
     names = proxy_names(db)
-    b = f"(minute / {step}) * {step}"
+    # a chart of hour-long (or longer) buckets reads the hourly rollups: 60 times fewer rows
+    hourly = step % 3600 == 0
+    col = "hour" if hourly else "minute"
+    decisions, cache = (("rollup_decisions_hourly", "rollup_cache_hourly") if hourly
+                        else ("rollup_decisions", "rollup_cache"))
+    b = f"({col} / {step}) * {step}"
 
     def zeros() -> list[int]:
         return [0] * n
@@ -147,8 +154,8 @@ def series(db: Database, since: float, until: float, proxy: str | None = None
         return slot
 
     for bucket, pid, hit, count in db.execute(
-            f"SELECT {b}, proxy_id, hit, sum(n) FROM rollup_cache WHERE minute >= ? "
-            "AND minute < ? GROUP BY 1, 2, 3", (first, until)):
+            f"SELECT {b}, proxy_id, hit, sum(n) FROM {cache} WHERE {col} >= ? "
+            f"AND {col} < ? GROUP BY 1, 2, 3", (first, until)):
         i = index.get(int(bucket))
         if i is None:
             continue
@@ -159,8 +166,8 @@ def series(db: Database, since: float, until: float, proxy: str | None = None
                 totals["hits"][i] += int(count)
     categories: dict[str, list[int]] = {}
     for bucket, pid, target, action, count in db.execute(
-            f"SELECT {b}, proxy_id, target, action, sum(n) FROM rollup_decisions "
-            "WHERE minute >= ? AND minute < ? AND action IN ('REDIRECT', 'WELCOME') "
+            f"SELECT {b}, proxy_id, target, action, sum(n) FROM {decisions} "
+            f"WHERE {col} >= ? AND {col} < ? AND action IN ('REDIRECT', 'WELCOME') "
             "GROUP BY 1, 2, 3, 4", (first, until)):
         i = index.get(int(bucket))
         if i is None:
@@ -189,25 +196,29 @@ def series(db: Database, since: float, until: float, proxy: str | None = None
 def tops(db: Database, since: float, until: float, proxy: str | None = None, limit: int = 10
          ) -> dict[str, list[dict[str, Any]]]:
     """Top blocked domains, top clients and top cached domains from the hourly rollups (the
-    whole hours that [since, until) touches)."""
-    first = int(since // 3600 * 3600)
-    where = "hour >= ? AND hour < ?"
+    whole hours that [since, until) touches) or, over more than a day, the daily ones (the
+    whole UTC days it touches)."""
+    daily = until - since > 86400
+    col, size, suffix = ("day", 86400, "_daily") if daily else ("hour", 3600, "")
+    first = int(since // size * size)
+    where = f"{col} >= ? AND {col} < ?"
     params: list[Any] = [first, until]
     only = _proxy_id(db, proxy)
     if only is not None:
         where += " AND proxy_id = ?"
         params.append(only)
     blocked = [{"host": h, "category": c, "blocks": int(n)} for h, c, n in db.execute(
-        f"SELECT host, target, sum(n) FROM rollup_blocked_hosts WHERE {where} "
+        f"SELECT host, target, sum(n) FROM rollup_blocked_hosts{suffix} WHERE {where} "
         "GROUP BY host, target ORDER BY 3 DESC, 1, 2 LIMIT ?", (*params, limit))]
     clients = [{"client": c, "requests": int(r), "blocks": int(bl), "bytes": int(by)}
                for c, r, bl, by in db.execute(
-        f"SELECT client, sum(requests), sum(blocks), sum(bytes) FROM rollup_clients "
+        f"SELECT client, sum(requests), sum(blocks), sum(bytes) FROM rollup_clients{suffix} "
         f"WHERE {where} GROUP BY client ORDER BY sum(requests) + sum(blocks) DESC, 1 LIMIT ?",
         (*params, limit))]
     cached = [{"host": h, "hits": int(hits), "requests": int(n), "hit_bytes": int(hb)}
               for h, hits, n, hb in db.execute(
-        f"SELECT host, sum(hits), sum(n), sum(hit_bytes) FROM rollup_hosts WHERE {where} "
+        f"SELECT host, sum(hits), sum(n), sum(hit_bytes) FROM rollup_hosts{suffix} "
+        f"WHERE {where} "
         "GROUP BY host HAVING sum(hits) > 0 ORDER BY 2 DESC, 4 DESC, 1 LIMIT ?",
         (*params, limit))]
     return {"blocked": blocked, "clients": clients, "cached": cached}

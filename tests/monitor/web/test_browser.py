@@ -16,8 +16,10 @@ from . import payloads
 from .browser import Browser
 from .servers import Process, ProxyLogs, Served
 
-TAIL_CELLS = "return [...document.querySelectorAll('#tail tbody tr')].map(r => [...r.cells].map(c => c.textContent));"
-RESULT_CELLS = "return [...document.querySelectorAll('#results tbody tr')].map(r => [...r.cells].map(c => c.textContent));"
+CELLS = ("return [...document.querySelectorAll('#{} tbody tr')]"
+         ".map(r => [...r.cells].map(c => c.textContent));")
+TAIL_CELLS = CELLS.format("tail")
+RESULT_CELLS = CELLS.format("results")
 
 
 def _tiles(b: Browser) -> list[str]:

@@ -28,7 +28,7 @@ from tests.shipper.servers import Sshd
 
 from . import payloads
 from .browser import Browser
-from .servers import Process, Served, start_ingest
+from .servers import Process, Served
 from .test_browser import RESULT_CELLS, TAIL_CELLS, _check_page, _tiles
 
 HELPER = Path(sys.executable).with_name("squidguard-bloom")

@@ -110,6 +110,44 @@ def test_tiles_tops_and_series_come_from_the_rollups(db) -> None:
     assert sum(only_beta["totals"]["requests"]) == 1 and sum(only_beta["totals"]["blocks"]) == 0
 
 
+COARSE = (  # coarse table, fine table, its bucket column, the coarse bucket, keys, values
+    ("rollup_decisions_hourly", "rollup_decisions", "minute", 3600, "proxy_id, target, action",
+     "n"),
+    ("rollup_cache_hourly", "rollup_cache", "minute", 3600, "proxy_id, hit", "n, bytes"),
+    ("rollup_blocked_hosts_daily", "rollup_blocked_hosts", "hour", 86400,
+     "proxy_id, target, host", "n"),
+    ("rollup_hosts_daily", "rollup_hosts", "hour", 86400, "proxy_id, host",
+     "n, hits, bytes, hit_bytes"),
+    ("rollup_clients_daily", "rollup_clients", "hour", 86400, "proxy_id, client",
+     "requests, bytes, blocks"),
+)
+
+
+def test_coarse_rollups_are_the_sums_of_the_fine_ones(db, tmp_path: Path) -> None:
+    """Migration 3's triggers keep the hourly and daily sums exact, also when a later batch
+    adds to buckets that exist (the rollups' ON CONFLICT updates)."""
+    a = ProxyLogs(tmp_path / "incoming", "alpha")
+    for i in range(4):
+        a.decision(T0 + 61 + i, f"http://ads.example/again{i}", client="10.0.0.7", target="ads")
+        a.access(T0 + 201 + i, "http://cdn.example/0", client="10.0.0.7", result="TCP_HIT",
+                 size=10)
+    Ingest(db, roots=[tmp_path / "incoming"]).run(once=True)
+    for coarse, fine, col, size, keys, values in COARSE:
+        bucket = f"{col} - {col} % {size}"
+        sums = ", ".join(f"sum({v})" for v in values.split(", "))
+        want = sorted(tuple(int(x) if not isinstance(x, str) else x for x in r)
+                      for r in db.execute(f"SELECT {bucket}, {keys}, {sums} FROM {fine} "
+                                          f"GROUP BY {bucket}, {keys}"))
+        got = sorted(tuple(int(x) if not isinstance(x, str) else x for x in r)
+                     for r in db.execute(f"SELECT * FROM {coarse}"))
+        assert got == want and got, coarse
+    assert queries.tops(db, T0 - 2 * 86400, NOW)["blocked"][0] == {
+        "host": "ads.example", "category": "ads", "blocks": 11}
+    week = queries.series(db, NOW - 7 * 86400, NOW)
+    assert week["step"] == 3600
+    assert sum(week["totals"]["blocks"]) == 14 and sum(week["totals"]["hits"]) == 8
+
+
 def test_rows_after_gives_the_newest_rows_in_order(db) -> None:
     rows, access_id, decision_id = queries.rows_after(db, 0, 0, limit=2)
     assert [r["url"] for r in rows] == ["http://bad.example/2", "http://www.example.com/",
