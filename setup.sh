@@ -3,6 +3,9 @@
 #   ./setup.sh run      install, then run the helper on the bundled example config
 #   ./setup.sh test     install (system packages too), then run the whole test suite
 #   ./setup.sh install  just install the development environment (./.venv)
+#   ./setup.sh monitor-demo
+#                       install the monitor, then serve its dashboard on generated
+#                       traffic from three proxies (http://127.0.0.1:8080/)
 #   ./setup.sh system-install
 #                       install for Squid: a venv under $PREFIX (default
 #                       /opt/squidguard-bloom) built on Debian's python3, which
@@ -112,11 +115,15 @@ case "$cmd" in
         "$VENV/bin/mypy"
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
+    monitor-demo)
+        install_python "[monitor]"
+        exec "$VENV/bin/squidguard-bloom-monitor" demo "$@"
+        ;;
     system-install)
         system_install
         ;;
     *)
-        echo "usage: ./setup.sh run|test|install|system-install" >&2
+        echo "usage: ./setup.sh run|test|install|monitor-demo|system-install" >&2
         exit 2
         ;;
 esac

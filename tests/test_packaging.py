@@ -37,3 +37,10 @@ def test_sdist_rebuilds_into_a_wheel_with_the_extension(tmp_path: Path) -> None:
     for dialect in ("sqlite", "postgresql"):  # the monitor's migrations, read at run time
         assert f"squidguard_bloom/monitor/schema/{dialect}/0001_initial.sql" in files
     assert "squidguard_bloom/monitor/squidguard-bloom-monitor-ingest.service" in files
+    web = "squidguard_bloom/monitor/web/"
+    for needed in ("templates/layout.html", "static/dashboard.js", "static/app.css",
+                   "static/vendor/uplot/uPlot.iife.min.js", "static/vendor/uplot/LICENSE",
+                   "squidguard-bloom-monitor-serve.service"):
+        assert web + needed in files, f"wheel lacks {web + needed}"
+    for dialect in ("sqlite", "postgresql"):
+        assert f"squidguard_bloom/monitor/schema/{dialect}/0003_dashboard_rollups.sql" in files

@@ -61,7 +61,11 @@ def _stamp(ts: float) -> str:
 
 def _request(p: _Proxy, ts: float) -> None:
     rng = p.rng
-    client = f"10.{PROXIES.index(p.name)}.{rng.randint(0, 3)}.{rng.randint(2, 60)}"
+    # subscribers: a few hundred regulars per proxy, and newcomers (welcomed) all day long
+    if rng.random() < 0.97:
+        client = f"10.{PROXIES.index(p.name)}.{rng.randint(0, 3)}.{rng.randint(2, 60)}"
+    else:
+        client = f"10.{PROXIES.index(p.name)}.{rng.randint(4, 255)}.{rng.randint(2, 254)}"
     user = rng.choice(USERS)
     pid = 4000 + PROXIES.index(p.name) * 10 + rng.randint(0, 2)
     access = p.out("access")
@@ -133,8 +137,8 @@ def live_traffic(proxies: list[_Proxy], stop: threading.Event, interval: float =
     while not stop.wait(interval):
         now = time.time()
         for p in proxies:
-            n = p.rng.random() * 2 * _minute_rate(p, now) / 60 * interval * 4
-            for ts in sorted(now - p.rng.random() * interval for _ in range(int(n) + 1)):
+            n = p.rng.random() * 2 * _minute_rate(p, now) / 60 * interval
+            for ts in sorted(now - p.rng.random() * interval for _ in range(round(n))):
                 _request(p, ts)
             for fh in p.files.values():
                 fh.flush()  # type: ignore[attr-defined]
