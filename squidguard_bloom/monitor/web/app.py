@@ -156,6 +156,9 @@ async def security_headers(request: web.Request, handler: Callable[[web.Request]
         resp = await handler(request)
     except web.HTTPException as exc:
         resp = exc
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        resp = web.Response(status=500, text="internal error; the server's log says more")
     for name, value in SECURITY_HEADERS.items():
         resp.headers.setdefault(name, value)
     if request.path.startswith("/static/"):
@@ -410,7 +413,7 @@ async def live(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 event = ": keep-alive\n\n"
             await resp.write(event.encode("utf-8"))
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:  # the page was closed
         pass
     finally:
         state.hub.remove(listener)
