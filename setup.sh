@@ -12,9 +12,9 @@
 #                       Squid's "proxy" user can execute, and the commands
 #                       squidguard-bloom, squidguard-bloom-ship and
 #                       squidguard-bloom-monitor in $BINDIR (default /usr/bin);
-#                       EXTRAS=monitor adds the monitor's PostgreSQL driver,
-#                       EXTRAS=redis the dependencies of a welcome state shared
-#                       on Redis (EXTRAS=monitor,redis both)
+#                       EXTRAS=monitor adds the monitor's PostgreSQL driver and
+#                       aiohttp (its dashboard), EXTRAS=redis the dependencies of a
+#                       welcome state shared on Redis (EXTRAS=monitor,redis both)
 # The development environment is ./.venv; system packages come from apt when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
