@@ -191,12 +191,13 @@ def monitor_cmd(*args: str) -> list[str]:
 
 
 class Serve:
-    def __init__(self, db: str, log: Path) -> None:
+    def __init__(self, db: str, log: Path, *extra: str) -> None:
         subprocess.run(monitor_cmd("--db", db, "createuser", "bench", "--password-stdin"),
                        input=PASSWORD + "\n", text=True, check=True, capture_output=True)
         self.port = free_port()
-        self.out = open(log, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(monitor_cmd("--db", db, "serve", "--port", str(self.port)),
+        self.out = open(log, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(monitor_cmd("--db", db, "serve", "--port", str(self.port),
+                                                 *extra),
                                      stdout=self.out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -252,8 +253,10 @@ def api_calls(now: float) -> list[tuple[str, str]]:
     week = now - SPAN
     return [
         ("overview 1h", "/api/overview?range=1h"),
+        ("overview 6h", "/api/overview?range=6h"),
         ("overview 24h", "/api/overview?range=24h"),
         ("overview 7d", "/api/overview?range=7d"),
+        ("overview 30d", "/api/overview?range=30d"),
         ("overview 24h, one proxy", "/api/overview?range=24h&proxy=proxy-b"),
         ("search decisions, 24h, first page", f"/api/search?from={day}"),
         ("search decisions, 24h, page after 10,000 rows", None),  # filled in below
@@ -270,17 +273,21 @@ def api_calls(now: float) -> list[tuple[str, str]]:
     ]
 
 
-def bench_api(dialect: str, url: str, rows: int, repeat: int, work: Path) -> dict:
+def bench_api(dialect: str, url: str, rows: int, repeat: int, work: Path,
+              filled: bool = False) -> dict:
     now = time.time()
     with open_database(url) as db:
-        took = fill(db, rows, now)
+        took = {"insert": 0.0, "indexes": 0.0, "rollups": 0.0} if filled else fill(db, rows, now)
+        if filled:
+            now = float(db.scalar("SELECT max(ts) FROM access"))
         counts = (db.scalar("SELECT count(*) FROM access"),
                   db.scalar("SELECT count(*) FROM decisions"))
         sizes = db.table_bytes()
     print(f"  {dialect}: {counts[0]:,} access + {counts[1]:,} decisions rows; insert "
           f"{took['insert']:.0f} s, indexes {took['indexes']:.0f} s, rollups "
           f"{took['rollups']:.0f} s; database {sum(sizes.values()) / 1e9:.2f} GB", flush=True)
-    serve = Serve(url, work / f"serve-{dialect}.log")
+    # cold: every call computes (no shared top lists); the cached figures follow
+    serve = Serve(url, work / f"serve-{dialect}.log", "--cache-seconds", "0")
     results: dict[str, list[float]] = {}
     try:
         calls = api_calls(now)
@@ -291,7 +298,8 @@ def bench_api(dialect: str, url: str, rows: int, repeat: int, work: Path) -> dic
             path = f"/api/search?from={now - DAY}" + (f"&before={cursor}" if cursor else "")
             c.request("GET", path, headers={"Cookie": serve.cookie})
             cursor = json.loads(c.getresponse().read())["next"]
-        calls[5] = (calls[5][0], f"/api/search?from={now - DAY}&before={cursor}")
+        deep = next(i for i, (_n, p) in enumerate(calls) if p is None)
+        calls[deep] = (calls[deep][0], f"/api/search?from={now - DAY}&before={cursor}")
         for name, path in calls:
             serve.get(path)  # warm
             times = []
@@ -301,6 +309,16 @@ def bench_api(dialect: str, url: str, rows: int, repeat: int, work: Path) -> dic
                 times.append(seconds)
             results[name] = times
         rss = serve.rss()
+    finally:
+        serve.stop()
+    # as served (top lists of 6 h and more shared for 30 s): each page's call, the first
+    # computing, the next ones within 30 s reading what it computed
+    serve = Serve(url, work / f"serve-{dialect}.log")
+    try:
+        for name in ("overview 6h", "overview 24h", "overview 7d", "overview 30d"):
+            path = dict(calls)[name]
+            results[f"{name}, as served (30 s shared top lists)"] = [
+                serve.get(path)[0] for _ in range(repeat)]
     finally:
         serve.stop()
     return {"results": results, "rss": rss, "took": took, "rows": counts}
@@ -439,6 +457,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--only", choices=("api", "lag"))
     ap.add_argument("--dialects", default="sqlite,postgresql")
+    ap.add_argument("--reuse-sqlite", type=Path, metavar="FILE",
+                    help="a SQLite file this script filled before (skips the fill)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sgb-bench-api-"))
     print(f"bench/monitor_api.py, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -448,8 +468,9 @@ def main() -> None:
             runs = {}
             for dialect in args.dialects.split(","):
                 if dialect == "sqlite":
-                    runs[dialect] = bench_api(dialect, str(work / "api.db"), args.rows,
-                                              args.repeat, work)
+                    reuse = args.reuse_sqlite
+                    runs[dialect] = bench_api(dialect, str(reuse or work / "api.db"), args.rows,
+                                              args.repeat, work, filled=reuse is not None)
                 else:
                     from tests.monitor.pgserver import PostgresServer
 
@@ -461,7 +482,8 @@ def main() -> None:
                         server.stop()
             names = list(next(iter(runs.values()))["results"])
             width = max(len(n) for n in names)
-            print(f"\nAPI latency, ms (p50 / p95 of {args.repeat} calls each, after one warm-up)")
+            print(f"\nAPI latency, ms (p50 / p95 of {args.repeat} calls each, after one warm-up; "
+                  "cold: nothing cached in serve)")
             print(f"  {'call':<{width}}  " + "  ".join(f"{d:>17}" for d in runs))
             for name in names:
                 cells = []
@@ -471,8 +493,8 @@ def main() -> None:
                                  f"{1000 * pct(t, 95):7.1f}")
                 print(f"  {name:<{width}}  " + "  ".join(f"{c:>17}" for c in cells))
             for d, run in runs.items():
-                every = [x for t in run["results"].values() for x in t]
-                print(f"  {d}: p95 over all calls {1000 * pct(every, 95):.1f} ms; serve RSS "
+                every = [x for n, t in run["results"].items() if "as served" not in n for x in t]
+                print(f"  {d}: p95 over all cold calls {1000 * pct(every, 95):.1f} ms; serve RSS "
                       f"{run['rss'][0] / 1024:.0f} MB (peak {run['rss'][1] / 1024:.0f} MB)")
         if args.only in (None, "lag"):
             lag = bench_lag(args.rate, args.seconds, work)

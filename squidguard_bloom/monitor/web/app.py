@@ -56,6 +56,9 @@ LOGIN_COOKIE = "sgbm_login"
 HEARTBEAT = 15.0
 SEARCH_MAX_LIMIT = 500
 CSV_MAX_ROWS = 100_000
+# Top lists over 6 h and more read hundreds of thousands of hourly rollup rows (every host
+# of every hour); they change little within seconds, so pages share them for cache_seconds.
+TOPS_CACHE_SPAN = 6 * 3600
 CSV_CHUNK = 5000
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{32}$")
@@ -66,7 +69,7 @@ class Dashboard:
 
     def __init__(self, db_url: str, *, secure_cookies: bool = False,
                  trust_forwarded: bool = False, poll_interval: float = 0.25,
-                 db_threads: int = 4) -> None:
+                 db_threads: int = 4, cache_seconds: float = 30.0) -> None:
         self.db_url = db_url
         self.secure_cookies = secure_cookies
         self.trust_forwarded = trust_forwarded
@@ -76,6 +79,8 @@ class Dashboard:
         self._opened: list[Database] = []
         self._lock = threading.Lock()
         self.limiter = auth.LoginLimiter()
+        self.cache_seconds = cache_seconds
+        self._tops: dict[tuple[str, str | None], tuple[float, dict[str, Any]]] = {}
         self.hub = Hub(self.run_db, interval=poll_interval)
         self.templates = resources.files("squidguard_bloom.monitor.web").joinpath("templates")
 
@@ -91,6 +96,23 @@ class Dashboard:
         """Run fn(db, *args) on a database thread."""
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self.pool, lambda: fn(self._db(), *args))
+
+    def tops_cached(self, key: tuple[str, str | None], span: float
+                    ) -> dict[str, Any] | None:
+        """The top lists of a long range computed less than cache_seconds ago, or None."""
+        if span < TOPS_CACHE_SPAN or self.cache_seconds <= 0:
+            return None
+        with self._lock:
+            hit = self._tops.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def tops_store(self, key: tuple[str, str | None], span: float, tops: dict[str, Any]
+                   ) -> dict[str, Any]:
+        """Keep the top lists of a long range for cache_seconds (shared by every page)."""
+        if span >= TOPS_CACHE_SPAN and self.cache_seconds > 0:
+            with self._lock:
+                self._tops[key] = (time.monotonic() + self.cache_seconds, tops)
+        return tops
 
     async def close(self) -> None:
         await self.hub.close()
@@ -301,13 +323,18 @@ async def overview(request: web.Request) -> web.Response:
     proxy = request.query.get("proxy") or None
     state = _state(request)
 
-    def collect(db: Database) -> dict[str, Any]:
-        return {"now": until, "since": since, "until": until, "proxy": proxy,
-                "tiles": queries.tiles(db, until),
-                "series": queries.series(db, since, until, proxy),
-                "tops": queries.tops(db, since, until, proxy)}
+    key = (request.query.get("range", "1h"), proxy)
 
-    return _json(await state.run_db(collect))
+    def top_lists(db: Database) -> dict[str, Any]:
+        return (state.tops_cached(key, until - since)
+                or state.tops_store(key, until - since, queries.tops(db, since, until, proxy)))
+
+    # three database threads at once: the answer takes the longest part, not the sum
+    tiles, series, tops = await asyncio.gather(
+        state.run_db(queries.tiles, until), state.run_db(queries.series, since, until, proxy),
+        state.run_db(top_lists))
+    return _json({"now": until, "since": since, "until": until, "proxy": proxy,
+                  "tiles": tiles, "series": series, "tops": tops})
 
 
 def _number(text: str | None, what: str) -> float | None:
@@ -453,10 +480,11 @@ def build_app(state: Dashboard) -> web.Application:
 
 def serve(db_url: str, host: str = "127.0.0.1", port: int = 8080, *,
           secure_cookies: bool = False, trust_forwarded: bool = False,
-          poll_interval: float = 0.25, ready: Callable[[str], None] | None = None) -> None:
+          poll_interval: float = 0.25, cache_seconds: float = 30.0,
+          ready: Callable[[str], None] | None = None) -> None:
     """Run the dashboard until SIGINT/SIGTERM."""
     state = Dashboard(db_url, secure_cookies=secure_cookies, trust_forwarded=trust_forwarded,
-                      poll_interval=poll_interval)
+                      poll_interval=poll_interval, cache_seconds=cache_seconds)
     url_host = f"[{host}]" if ":" in host else host
 
     def announce(_text: str) -> None:

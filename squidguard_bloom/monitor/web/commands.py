@@ -33,6 +33,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     srv.add_argument("--trust-forwarded", action="store_true",
                      help="take the client address from X-Forwarded-For when the request "
                      "comes from a loopback reverse proxy (for the login rate limit)")
+    srv.add_argument("--cache-seconds", type=float, default=30.0,
+                     help="how long pages share the top lists of ranges of 6 h and more "
+                     "(30; 0: compute them for every request)")
 
     cu = sub.add_parser("createuser", help="add a dashboard user, or set a new password")
     cu.add_argument("name")
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace, db_url: str) -> int:
         with open_database(db_url):  # migrate once before the server's threads connect
             pass
         serve(db_url, args.host, args.port, secure_cookies=args.secure_cookies,
-              trust_forwarded=args.trust_forwarded, poll_interval=args.live_interval)
+              trust_forwarded=args.trust_forwarded, poll_interval=args.live_interval,
+              cache_seconds=args.cache_seconds)
         return 0
     return _demo(args, serve)
 

@@ -37,9 +37,10 @@ DECISION_FIELDS = "id, proxy_id, ts, client, ident, method, url, host, target, a
 
 
 def step_for(span: float) -> int:
-    """Chart bucket (seconds, a whole number of minutes) giving at most MAX_POINTS points."""
+    """Chart bucket (seconds, a whole number of minutes) giving at most MAX_POINTS points;
+    whole hours from a day on, so that those charts read the hourly rollups."""
     for step in STEPS:
-        if span / step <= MAX_POINTS:
+        if span / step <= MAX_POINTS and (span < 86400 or step % 3600 == 0):
             return step
     return STEPS[-1]
 
