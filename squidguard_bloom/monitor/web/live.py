@@ -87,9 +87,7 @@ class Hub:
 
     def add(self, listener: Listener) -> None:
         """Start sending to listener (and start the poller if it was idle)."""
-        self.listeners.add(listener)
-        if self.last_tiles is not None:
-            listener.send("tiles", self.last_tiles)
+        self.listeners.add(listener)  # (its page fetched fresh tiles; the next come here)
         self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())

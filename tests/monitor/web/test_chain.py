@@ -177,3 +177,49 @@ def test_squid_helper_shipper_ingest_dashboard(served: Served, world: tuple[Harn
                     By.CSS_SELECTOR, "#tiles .helper-state").text), 60, "the helper's state")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_cache_hit_under_the_example_squid_conf_reaches_the_tile(
+        served: Served, world: tuple[Harness, Process], browser: Browser,
+        installed: Path) -> None:
+    """squid.conf.example under real Squid (the monitor's own e2e set-up): a page fetched
+    twice is a miss then a hit; live through the shipper and ingest, the tail shows both and
+    the proxy's tile shows the hit ratio, by requests, of the last hour."""
+    from tests.monitor.test_e2e_squid import cacheable_origin, example_squid
+
+    harness, _ingest = world
+    work = proxy_dir("sgb-dash-example-")
+    try:
+        with cacheable_origin() as origin, example_squid(work, installed, origin) as squid:
+            harness.start(f"access={work / 'access.log'}",
+                          f"squidGuard={work / 'logs' / 'squidGuard.log'}")
+            d = browser.driver
+            browser.login(served.url, served.user, served.password)
+            d.get(served.url + "/tail?kind=access")
+            browser.wait(lambda _: d.find_element(By.ID, "live-state").text == "live")
+            page = f"http://cache.test:{origin}/page.html"
+            assert fetch(squid.port, page, "127.0.0.1").code == 200
+            assert fetch(squid.port, page, "127.0.0.1").code == 200
+
+            def results() -> list[str]:
+                return [r[4] for r in d.execute_script(TAIL_CELLS) if r[7] == page]
+
+            browser.wait(lambda _: len(results()) == 2, 90, "both fetches in the tail")
+            assert sorted(results()) in (["TCP_MEM_HIT/200", "TCP_MISS/200"],
+                                         ["TCP_HIT/200", "TCP_MISS/200"])
+            d.get(served.url + "/")
+            browser.wait(lambda _: _tiles(browser) == [PROXY])
+            # every access.log line counts: the two fetches (one hit) and Squid's own probes
+            requests = len([x for x in squid.access_log() if x.strip()])
+            want = f"{100 / requests:.1f} % req"
+
+            def ratio() -> str:
+                return d.find_element(By.CSS_SELECTOR, "#tiles .hit-ratio").text
+
+            try:
+                browser.wait(lambda _: ratio().startswith(want), 30, want)
+            except Exception:
+                raise AssertionError(f"the tile shows {ratio()!r}, not {want}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
