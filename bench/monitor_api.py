@@ -15,9 +15,11 @@ live-tail lag from a line written on the proxy to the browser's event stream, an
    ``--seconds``, each carrying its write time; lag = arrival in the event stream - write.
    Meanwhile 10 dashboards are open (each: the event stream + /api/overview every 5 s, as the
    page does) and serve's RSS is sampled: its memory with 10 open dashboards.
+3. Triggers: ingest lines/s of one access.log into SQLite with the triggers of migration 3
+   (the dashboard's hourly and daily rollups) and without them.
 
 Usage: python bench/monitor_api.py [--rows 10000000] [--repeat 20] [--rate 1000] [--seconds 30]
-       [--only api|lag] [--dialects sqlite,postgresql]
+       [--only api|lag|triggers] [--dialects sqlite,postgresql] [--reuse-sqlite FILE]
 Not part of the test suite.
 """
 
@@ -449,13 +451,44 @@ def bench_lag(rate: int, seconds: float, work: Path) -> dict:
         sshd.stop()
 
 
+def bench_triggers(lines: int, work: Path) -> dict[str, float]:
+    """Ingest lines/s of one access.log into SQLite with migration 3's triggers, and with them
+    dropped (the cost the dashboard's hourly and daily rollups add to ingest)."""
+    from squidguard_bloom.monitor.ingest import Ingest
+
+    src = work / "triggers"
+    seg = src / "p" / "access"
+    seg.mkdir(parents=True)
+    start = time.time() - 86400
+    with open(seg / "00000001-1-1.log", "w", encoding="ascii") as fh:
+        for i in range(lines):
+            x = (i * 2654435761) % 4000
+            fh.write(f"{start + i * 86400 / lines:.3f}     12 10.{i % 3}.{i % 20}.{i % 100} "
+                     f"TCP_{'HIT' if i % 3 == 0 else 'MISS'}/200 {i % 9000} GET "
+                     f"http://h{x * x // 4000}.example/p{i} - HIER_DIRECT/192.0.2.1 "
+                     "text/html\n")
+    out = {}
+    for name in ("with triggers", "without triggers"):
+        path = work / f"triggers-{name[:4]}.db"
+        with open_database(str(path)) as db:
+            if name == "without triggers":
+                for (trigger,) in db.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+                    db.execute(f"DROP TRIGGER {trigger}")
+            t = time.perf_counter()
+            Ingest(db, roots=[src]).run(once=True)
+            out[name] = lines / (time.perf_counter() - t)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--only", choices=("api", "lag"))
+    ap.add_argument("--only", choices=("api", "lag", "triggers"))
+    ap.add_argument("--trigger-lines", type=int, default=500_000)
     ap.add_argument("--dialects", default="sqlite,postgresql")
     ap.add_argument("--reuse-sqlite", type=Path, metavar="FILE",
                     help="a SQLite file this script filled before (skips the fill)")
@@ -513,6 +546,11 @@ def main() -> None:
                   f"at {args.rate} lines/s: {busy[0] / 1024:.0f} MB "
                   f"(peak {busy[1] / 1024:.0f} MB); each dashboard got "
                   f">= {lag['dashboard_events']} events")
+        if args.only in (None, "triggers"):
+            cost = bench_triggers(args.trigger_lines, work)
+            print(f"\nIngest of {args.trigger_lines:,} access.log lines into SQLite, lines/s: "
+                  f"{cost['with triggers']:,.0f} with migration 3's triggers, "
+                  f"{cost['without triggers']:,.0f} without")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
