@@ -15,8 +15,9 @@ live-tail lag from a line written on the proxy to the browser's event stream, an
    ``--seconds``, each carrying its write time; lag = arrival in the event stream - write.
    Meanwhile 10 dashboards are open (each: the event stream + /api/overview every 5 s, as the
    page does) and serve's RSS is sampled: its memory with 10 open dashboards.
-3. Triggers: ingest lines/s of one access.log into SQLite with the triggers of migration 3
-   (the dashboard's hourly and daily rollups) and without them.
+3. What the dashboard costs ingest: lines/s of one access.log into SQLite with the full
+   schema, without migration 3's triggers (hourly and daily rollups), and without those and
+   migration 2's search indexes (the monitor's schema alone).
 
 Usage: python bench/monitor_api.py [--rows 10000000] [--repeat 20] [--rate 1000] [--seconds 30]
        [--only api|lag|triggers] [--dialects sqlite,postgresql] [--reuse-sqlite FILE]
@@ -452,8 +453,8 @@ def bench_lag(rate: int, seconds: float, work: Path) -> dict:
 
 
 def bench_triggers(lines: int, work: Path) -> dict[str, float]:
-    """Ingest lines/s of one access.log into SQLite with migration 3's triggers, and with them
-    dropped (the cost the dashboard's hourly and daily rollups add to ingest)."""
+    """Ingest lines/s of one access.log into SQLite with the full schema, without migration 3's
+    triggers, and without those and migration 2's search indexes."""
     from squidguard_bloom.monitor.ingest import Ingest
 
     src = work / "triggers"
@@ -468,13 +469,19 @@ def bench_triggers(lines: int, work: Path) -> dict[str, float]:
                      f"http://h{x * x // 4000}.example/p{i} - HIER_DIRECT/192.0.2.1 "
                      "text/html\n")
     out = {}
-    for name in ("with triggers", "without triggers"):
-        path = work / f"triggers-{name[:4]}.db"
+    dashboard_indexes = ("access_client_ts", "access_host_ts", "decisions_client_ts",
+                         "decisions_host_ts", "events_proxy_kind_ts")
+    for k, name in enumerate(("full schema", "without the triggers",
+                              "without the triggers and the search indexes")):
+        path = work / f"triggers-{k}.db"
         with open_database(str(path)) as db:
-            if name == "without triggers":
+            if k >= 1:
                 for (trigger,) in db.execute(
                         "SELECT name FROM sqlite_master WHERE type = 'trigger'"):
                     db.execute(f"DROP TRIGGER {trigger}")
+            if k >= 2:
+                for index in dashboard_indexes:
+                    db.execute(f"DROP INDEX {index}")
             t = time.perf_counter()
             Ingest(db, roots=[src]).run(once=True)
             out[name] = lines / (time.perf_counter() - t)
@@ -548,9 +555,9 @@ def main() -> None:
                   f">= {lag['dashboard_events']} events")
         if args.only in (None, "triggers"):
             cost = bench_triggers(args.trigger_lines, work)
-            print(f"\nIngest of {args.trigger_lines:,} access.log lines into SQLite, lines/s: "
-                  f"{cost['with triggers']:,.0f} with migration 3's triggers, "
-                  f"{cost['without triggers']:,.0f} without")
+            print(f"\nIngest of {args.trigger_lines:,} access.log lines into SQLite, lines/s:")
+            for name, rate in cost.items():
+                print(f"  {name:<45} {rate:>9,.0f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
