@@ -15,7 +15,11 @@ from squidguard_bloom.monitor.db import Database
 DAY = 86400.0
 RAW = (("access", "ts"), ("decisions", "ts"), ("events", "ts"), ("unparsed", "received"))
 ROLLUPS = (("rollup_lines", "minute"), ("rollup_decisions", "minute"), ("rollup_cache", "minute"),
-           ("rollup_blocked_hosts", "hour"), ("rollup_hosts", "hour"), ("rollup_clients", "hour"))
+           ("rollup_blocked_hosts", "hour"), ("rollup_hosts", "hour"), ("rollup_clients", "hour"),
+           # the dashboard's sums of those (migration 3): the same retention
+           ("rollup_decisions_hourly", "hour"), ("rollup_cache_hourly", "hour"),
+           ("rollup_blocked_hosts_daily", "day"), ("rollup_hosts_daily", "day"),
+           ("rollup_clients_daily", "day"))
 
 
 def prune(db: Database, *, raw_days: float, rollup_days: float, now: float | None = None,

@@ -148,6 +148,22 @@ def test_coarse_rollups_are_the_sums_of_the_fine_ones(db, tmp_path: Path) -> Non
     assert sum(week["totals"]["blocks"]) == 14 and sum(week["totals"]["hits"]) == 8
 
 
+def test_retention_prunes_the_coarse_rollups_too(db) -> None:
+    """rollup_days applies to the hourly and daily sums as to the rollups they sum."""
+    from squidguard_bloom.monitor.retention import prune
+
+    def counts() -> dict[str, int]:
+        return {c: int(db.scalar(f"SELECT count(*) FROM {c}")) for c, *_ in COARSE}
+
+    before = counts()
+    assert all(before.values())
+    kept = prune(db, raw_days=1, rollup_days=1, now=NOW)  # everything is younger than a day
+    assert all(kept[c] == 0 for c in before) and counts() == before
+    removed = prune(db, raw_days=1, rollup_days=1, now=NOW + 3 * 86400)
+    assert {c: removed[c] for c in before} == before
+    assert all(n == 0 for n in counts().values())
+
+
 def test_rows_after_gives_the_newest_rows_in_order(db) -> None:
     rows, access_id, decision_id = queries.rows_after(db, 0, 0, limit=2)
     assert [r["url"] for r in rows] == ["http://bad.example/2", "http://www.example.com/",
