@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from squidguard_bloom.monitor.db import open_database
 from squidguard_bloom.monitor.ingest import Ingest
@@ -44,9 +45,9 @@ class _Proxy:
     rate: float  # requests per minute at the day's peak
     rng: random.Random
     seen: set[str] = field(default_factory=set)
-    files: dict[str, object] = field(default_factory=dict)
+    files: dict[str, TextIO] = field(default_factory=dict)
 
-    def out(self, stream: str) -> object:
+    def out(self, stream: str) -> TextIO:
         fh = self.files.get(stream)
         if fh is None:
             d = self.root / self.name / stream
@@ -128,7 +129,7 @@ def generate(root: Path, until: float, hours: float, seed: int = 7) -> list[_Pro
                          "/etc/squidguard/db/adult/domains\n")
     for p in proxies:
         for fh in p.files.values():
-            fh.flush()  # type: ignore[attr-defined]
+            fh.flush()
     return proxies
 
 
@@ -141,7 +142,7 @@ def live_traffic(proxies: list[_Proxy], stop: threading.Event, interval: float =
             for ts in sorted(now - p.rng.random() * interval for _ in range(round(n))):
                 _request(p, ts)
             for fh in p.files.values():
-                fh.flush()  # type: ignore[attr-defined]
+                fh.flush()
 
 
 def fill(db_url: str, root: Path, hours: float = 24.0) -> list[_Proxy]:

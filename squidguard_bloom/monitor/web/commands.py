@@ -12,6 +12,7 @@ import logging
 import secrets
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from squidguard_bloom.monitor.db import open_database
@@ -91,7 +92,7 @@ def _createuser(args: argparse.Namespace, db_url: str) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace, serve: object) -> int:
+def _demo(args: argparse.Namespace, serve: Callable[..., None]) -> int:
     from squidguard_bloom.monitor import demo  # noqa: PLC0415
 
     db_path, root = demo.default_paths(args.dir)
@@ -109,7 +110,7 @@ def _demo(args: argparse.Namespace, serve: object) -> int:
     for t in threads:
         t.start()
     try:
-        serve(db_url, args.host, args.port, poll_interval=args.live_interval,  # type: ignore[operator]
+        serve(db_url, args.host, args.port, poll_interval=args.live_interval,
               ready=lambda message: print(message, flush=True))
     finally:
         stop.set()
