@@ -44,7 +44,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from squidguard_bloom.monitor.db import Database, open_database
+from squidguard_bloom.monitor.db import Database
+from squidguard_bloom.monitor.migrate import open_database
 
 PASSWORD = "bench password 1"
 DAY = 86400

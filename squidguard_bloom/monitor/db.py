@@ -310,11 +310,9 @@ def _statements(sql: str) -> list[str]:
     for piece in body.split(";"):
         pending += piece + ";"
         if sqlite3.complete_statement(pending):
-            if pending.strip(" 	
-;"):
+            if pending.strip(" \t\n;"):
                 out.append(pending.strip())
             pending = ""
-    if pending.strip(" 	
-;"):
+    if pending.strip(" \t\n;"):
         out.append(pending.strip().removesuffix(";"))
     return out

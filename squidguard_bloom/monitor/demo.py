@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from squidguard_bloom.monitor.db import open_database
 from squidguard_bloom.monitor.ingest import Ingest
+from squidguard_bloom.monitor.migrate import open_database
 
 PROXIES = ("proxy-north", "proxy-south", "proxy-east")
 SEGMENT = "00000001-1-1.log"

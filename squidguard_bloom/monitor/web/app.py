@@ -32,8 +32,9 @@ from typing import Any
 
 from aiohttp import web
 
-from squidguard_bloom.monitor.db import Database, open_database
+from squidguard_bloom.monitor.db import Database
 from squidguard_bloom.monitor.errors import MonitorConfigError
+from squidguard_bloom.monitor.migrate import open_database
 from squidguard_bloom.monitor.web import auth, queries
 from squidguard_bloom.monitor.web.live import Hub, Listener, TailFilter
 

@@ -15,8 +15,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from squidguard_bloom.monitor.db import open_database
 from squidguard_bloom.monitor.errors import MonitorConfigError, MonitorError
+from squidguard_bloom.monitor.migrate import open_database
 from squidguard_bloom.monitor.web import auth
 
 COMMANDS = ("serve", "createuser", "demo")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from squidguard_bloom.monitor.db import open_database
 from squidguard_bloom.monitor.ingest import Ingest
+from squidguard_bloom.monitor.migrate import open_database
 from squidguard_bloom.monitor.web import queries
 
 from .servers import ProxyLogs
