@@ -20,7 +20,8 @@ CREATE TABLE alert_groups (
     group_key   TEXT PRIMARY KEY,  -- e.g. rule=unreachable
     first_seen  DOUBLE PRECISION NOT NULL,     -- first alert of the group seen (pending or firing)
     last_sent   DOUBLE PRECISION,              -- last notification (NULL: none yet)
-    notified    TEXT NOT NULL      -- JSON list of "rule/proxy" keys firing at the last notification
+    notified    TEXT NOT NULL      -- JSON {"notified": ["rule/proxy" keys firing at the last
+                                   -- message], "resolved": [those resolved since]}
 );
 
 -- Every state change of every alert: the history the dashboard and the CLI show.
