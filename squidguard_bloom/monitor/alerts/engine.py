@@ -16,7 +16,8 @@ so a scripted timeline can drive it. :mod:`.store` saves and loads its state.
   when it fires. (Alertmanager starts group_wait only at firing; counting it
   from pending keeps the time from fault to message at ``for`` + one
   evaluation.)
-* After that a group sends at most one message per ``group_interval``: when
+* After that a group sends at most one message per ``group_interval`` (also
+  across a moment with no alert at all: an empty group is kept that long): when
   its set of firing alerts changed (new ones, recoveries), or, unchanged and
   still firing, every ``repeat_interval``. When all its alerts resolved, one
   recovery message.
@@ -240,7 +241,9 @@ class Engine:
                 out.append(self._send(group, kind, now, firing))
             elif current and now >= group.last_sent + s.repeat_interval:
                 out.append(self._send(group, "repeat", now, firing))
-            if not alerts and not group.notified:
+            # An empty group is forgotten only a group_interval after its last message, so
+            # a fault that comes back at once still waits its turn (flapping).
+            if not alerts and not group.notified and now >= group.last_sent + s.group_interval:
                 del self.groups[gkey]
         return out
 
