@@ -144,8 +144,9 @@ def test_proxy_goes_silent_and_comes_back(tmp_path: Path,
         history = rig.db.execute("SELECT ts, from_state, to_state FROM alert_history ORDER BY id")
         assert history == [(T0 + 485, "none", "pending"), (T0 + 605, "pending", "firing"),
                            (T0 + 900, "firing", "resolved")]
-        assert rig.db.execute("SELECT channel, status, attempts FROM alert_notifications "
-                              "ORDER BY id") == [("telegram", "sent", 1), ("webhook", "sent", 1)] * 2
+        rows = rig.db.execute("SELECT channel, status, attempts FROM alert_notifications "
+                              "ORDER BY id")
+        assert rows == [("telegram", "sent", 1), ("webhook", "sent", 1)] * 2
     finally:
         rig.close()
 

@@ -103,7 +103,8 @@ def _silence(db: Database, args: argparse.Namespace) -> int:
                                      f"{', '.join(alert_settings.RULE_DEFAULTS)}, or *)")
         sid = store.add_silence(db, args.rule, args.silence_proxy, now, now + seconds, now,
                                 args.author or getpass.getuser(), args.comment)
-        print(f"silence #{sid}: {args.rule} on {args.silence_proxy} until {_when(now + seconds)} UTC")
+        print(f"silence #{sid}: {args.rule} on {args.silence_proxy} until "
+              f"{_when(now + seconds)} UTC")
         return 0
     if args.action == "expire":
         if args.id is None:
