@@ -142,6 +142,7 @@ class Prober:
         self.interval = interval
         self.clock = clock
         self.results: dict[str, ProbeResult] = {}
+        self.rounds = 0  # completed rounds: the service evaluates after each
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(targets) or 1)),
                                         thread_name_prefix="probe")
@@ -156,6 +157,7 @@ class Prober:
         fresh = {name: f.result() for name, f in futures.items()}
         with self._lock:
             self.results.update(fresh)
+            self.rounds += 1
         return fresh
 
     def latest(self) -> dict[str, ProbeResult]:

@@ -69,6 +69,7 @@ class AlertService:
         self._cached: dict[str, dict[str, Finding]] = {}
         self._last_save = float("-inf")
         self.evaluations = 0
+        self._rounds_seen = 0
         if background:
             self.prober.start()
         self._requeue(now)
@@ -83,11 +84,15 @@ class AlertService:
                                                         time.time()))
 
     def tick(self) -> list[Outgoing]:
-        """Evaluate if evaluation_interval has passed; the messages decided (often none)."""
+        """Evaluate if evaluation_interval has passed, or a probe round has completed since
+        the last evaluation (a failed probe counts from then, not up to an interval later);
+        the messages decided (often none)."""
         now = self.clock()
         self.collect()
-        if now < self.next_eval:
+        rounds = self.prober.rounds
+        if now < self.next_eval and rounds == self._rounds_seen:
             return []
+        self._rounds_seen = rounds
         self.next_eval = now + self.settings.evaluation_interval
         return self.evaluate(now)
 
