@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import os
 import statistics
 import sys
@@ -64,7 +65,8 @@ def fault_to_message(tmp: Path, trials: int, pending: float) -> list[tuple[str, 
     with http_endpoint({}) as hook:
         # (a) unreachable: for = pending, probes every 5 s (default)
         listeners = {f"p{i}": Listener() for i in range(trials)}
-        table = {"group_wait": 0, "rules": {"unreachable": {"for": pending}},
+        table = {"group_wait": 0, "group_by": ["rule", "proxy"],
+                 "rules": {"unreachable": {"for": pending}},
                  "probes": {n: {"address": "127.0.0.1", "squid_port": lst.port,
                                 "ssh_port": False, "icmp": False}
                             for n, lst in listeners.items()},
@@ -227,6 +229,7 @@ def cpu_100(tmp: Path) -> tuple[float, float, float, float]:
 
 
 def main() -> int:
+    logging.getLogger("squidguard_bloom.monitor").setLevel(logging.ERROR)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--pending", type=float, default=10.0,
