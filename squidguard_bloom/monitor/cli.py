@@ -162,9 +162,13 @@ def _ingest(db: Database, cfg: monitor_config.MonitorConfig, args: argparse.Name
 
         alerting = AlertService(db, alerts_cli.alert_settings_of(cfg))
 
+    stored = [0]
+
     def housekeeping() -> None:
         if alerting is not None:
-            alerting.tick()
+            total = ingest.stats.lines + ingest.stats.unparsed
+            alerting.tick(fresh=total != stored[0])  # new lines: evaluate now (<= 1/s)
+            stored[0] = total
         if not args.once and time.monotonic() - last_prune[0] >= PRUNE_EVERY:
             last_prune[0] = time.monotonic()
             removed = prune(db, raw_days=cfg.raw_days, rollup_days=cfg.rollup_days)

@@ -310,6 +310,10 @@ def test_monitor_restart_mid_alert_sends_no_storm(
         hook.answers.extend([(500, {}, {})] * 3)
         rig.run_until(4 * 3600 + 70)
         assert [(t, k) for t, k, _ in rig.sent] == [(65.0, "firing"), (4 * 3600 + 65, "repeat")]
+        deadline = time.monotonic() + 30  # the repeat reached Telegram; the webhook failed once
+        while len(telegram_texts(tg)) < 2 or len(hook.received) < 2:
+            assert time.monotonic() < deadline, "the repeat was not tried within 30 s"
+            time.sleep(0.01)
         rig.service.close()  # restart while the webhook is between two tries
         assert rig.db.execute("SELECT channel, status FROM alert_notifications WHERE "
                               "kind = 'repeat' ORDER BY id") == [("telegram", "sent"),

@@ -255,10 +255,10 @@ class _Worker:
             if wait > 0 and self.stop.wait(wait):
                 break
             attempts += 1
-            self.last_sent = time.monotonic()
             try:
                 self.sender.send(msg)
             except DeliveryError as exc:
+                self.last_sent = time.monotonic()  # pacing counts from the end of a try
                 error = str(exc)
                 if exc.permanent:
                     log.error("alert %d not delivered by %s: %s", msg.id, self.sender.name,
@@ -276,6 +276,7 @@ class _Worker:
                 if self.stop.wait(delay):
                     break
                 continue
+            self.last_sent = time.monotonic()
             return Result(msg.id, "sent", attempts, time.time(), None)
         return Result(msg.id, "queued", attempts, None, error)
 

@@ -174,7 +174,7 @@ def _run(db: Database, settings: alert_settings.AlertSettings, *, once: bool) ->
             return 0
         while not stop.is_set():
             service.tick()
-            stop.wait(min(1.0, settings.evaluation_interval))
+            stop.wait(0.25)
     finally:
         service.close()
     return 0

@@ -4,7 +4,8 @@ inhibition, silences and the repeat interval decide which messages go out.
 Pure logic on an injected clock (``step(now, ...)``): no database, no network,
 so a scripted timeline can drive it. :mod:`.store` saves and loads its state.
 
-* An alert starts **pending** the first evaluation that finds its condition,
+* An alert starts **pending** the first evaluation that finds its condition
+  (from the moment it was observed, when a rule knows it: the probe round),
   and turns **firing** once the condition held for the rule's ``for`` (at once
   when ``for`` is 0). When the condition no longer holds (for
   ``keep_firing_for``, default 0) it is **resolved** and removed.
@@ -176,7 +177,8 @@ class Engine:
                 alert = self.alerts.get(key)
                 if alert is None:
                     state = FIRING if rule.for_ <= 0 else PENDING
-                    alert = Alert(rule_name, proxy, state, now, finding.since or now,
+                    start = now if finding.observed is None else min(now, finding.observed)
+                    alert = Alert(rule_name, proxy, state, start, finding.since or now,
                                   now if state == FIRING else None, now, finding.summary)
                     self.alerts[key] = alert
                     changes.append(Transition(now, rule_name, proxy, "none", state,

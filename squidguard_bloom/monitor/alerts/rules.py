@@ -21,10 +21,13 @@ from squidguard_bloom.monitor.parse import parse_helper_status, parse_shipper_st
 
 @dataclass(frozen=True)
 class Finding:
-    """The condition holds for one proxy: what was found, and since when if the rule knows."""
+    """The condition holds for one proxy: what was found; since when the fault began, if the
+    rule knows (shown in messages); when it was observed, if earlier than the evaluation (a
+    probe round): a new alert's pending period counts from then."""
 
     summary: str
     since: float | None = None
+    observed: float | None = None
 
 
 class Context:
@@ -55,14 +58,14 @@ class Context:
         """(proxy id, pid) -> (ts, fields) of each helper process's newest status line in
         the last `stale` seconds, for processes that have not logged their stop since."""
         if self._helper is None:
-            latest: dict[tuple[int, int], tuple[float, dict[str, str] | None]] = {}
+            latest: dict[tuple[int, int], tuple[float, str, str]] = {}
             for proxy_id, pid, ts, kind, message in self.db.execute(
                     "SELECT proxy_id, pid, ts, kind, message FROM events WHERE ts >= ? "
                     "AND origin = 'helper' AND kind IN ('status', 'stopped') ORDER BY ts, id",
                     (self.now - stale,)):
-                latest[(proxy_id, pid)] = (ts, parse_helper_status(message)
-                                           if kind == "status" else None)
-            self._helper = latest
+                latest[(proxy_id, pid)] = (ts, kind, message)
+            self._helper = {key: (ts, parse_helper_status(message) if kind == "status"
+                                  else None) for key, (ts, kind, message) in latest.items()}
         return {k: (ts, f) for k, (ts, f) in self._helper.items() if f is not None}
 
     def shipper_status(self, stale: float) -> dict[int, tuple[float, str]]:
@@ -105,7 +108,7 @@ def unreachable(ctx: Context, rule: Rule) -> dict[str, Finding]:
     out = {}
     for name, result in ctx.probes.items():
         if result.failed:
-            out[name] = Finding(result.describe(), since=result.at)
+            out[name] = Finding(result.describe(), since=result.at, observed=result.at)
     return out
 
 

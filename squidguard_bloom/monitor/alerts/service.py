@@ -32,6 +32,7 @@ from squidguard_bloom.monitor.errors import MonitorConfigError
 
 log = logging.getLogger("squidguard_bloom.monitor.alerts")
 SAVE_EVERY = 60.0  # seconds between saves when nothing changed (last_true moves on)
+MIN_GAP = 1.0  # seconds between two evaluations brought forward by new data
 
 
 def zone(name: str | None) -> tzinfo:
@@ -70,6 +71,7 @@ class AlertService:
         self._last_save = float("-inf")
         self.evaluations = 0
         self._rounds_seen = 0
+        self._last_eval = float("-inf")
         if background:
             self.prober.start()
         self._requeue(now)
@@ -83,16 +85,18 @@ class AlertService:
                 self.dispatcher.submit(channel, Message(nid, title, body, json.loads(data),
                                                         time.time()))
 
-    def tick(self) -> list[Outgoing]:
-        """Evaluate if evaluation_interval has passed, or a probe round has completed since
-        the last evaluation (a failed probe counts from then, not up to an interval later);
-        the messages decided (often none)."""
+    def tick(self, fresh: bool = False) -> list[Outgoing]:
+        """Evaluate if evaluation_interval has passed, or, at most once a second, when
+        something new came in: a probe round completed, or (fresh) ingest stored lines; the
+        messages decided (often none)."""
         now = self.clock()
         self.collect()
         rounds = self.prober.rounds
-        if now < self.next_eval and rounds == self._rounds_seen:
+        news = fresh or rounds != self._rounds_seen
+        if now < self.next_eval and not (news and now >= self._last_eval + MIN_GAP):
             return []
         self._rounds_seen = rounds
+        self._last_eval = now
         self.next_eval = now + self.settings.evaluation_interval
         return self.evaluate(now)
 

@@ -108,7 +108,7 @@ class AlertSettings:
     """The whole ``[alerts]`` table."""
 
     evaluation_interval: float = 5.0
-    probe_interval: float = 5.0
+    probe_interval: float = 4.0
     probe_timeout: float = 3.0
     group_wait: float = 30.0
     group_interval: float = 300.0
