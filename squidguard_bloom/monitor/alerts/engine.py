@@ -249,6 +249,17 @@ class Engine:
                 del self.groups[gkey]
         return out
 
+    def next_due(self) -> float:
+        """The earliest time a pending alert turns firing or a group may send; the service
+        evaluates then, so a message is not held back until the next regular evaluation."""
+        s = self.settings
+        times = [a.active_since + s.rules[a.rule].for_ for a in self.alerts.values()
+                 if a.state == PENDING]
+        for g in self.groups.values():
+            times.append(g.first_seen + s.group_wait if g.last_sent is None
+                         else g.last_sent + s.group_interval)
+        return min(times, default=float("inf"))
+
     def _send(self, group: Group, kind: str, now: float, firing: list[Alert]) -> Outgoing:
         new = [a.key for a in firing if a.key not in group.notified]
         msg = Outgoing(group.key, kind, now, list(firing), new, list(group.resolved))

@@ -86,14 +86,15 @@ class AlertService:
                                                         time.time()))
 
     def tick(self, fresh: bool = False) -> list[Outgoing]:
-        """Evaluate if evaluation_interval has passed, or, at most once a second, when
-        something new came in: a probe round completed, or (fresh) ingest stored lines; the
-        messages decided (often none)."""
+        """Evaluate if evaluation_interval has passed, or a pending alert or a group is due
+        (Engine.next_due), or, at most once a second, when something new came in: a probe
+        round completed, or (fresh) ingest stored lines; the messages decided (often none)."""
         now = self.clock()
         self.collect()
         rounds = self.prober.rounds
         news = fresh or rounds != self._rounds_seen
-        if now < self.next_eval and not (news and now >= self._last_eval + MIN_GAP):
+        due = now >= self.next_eval or now >= self.engine.next_due()
+        if not due and not (news and now >= self._last_eval + MIN_GAP):
             return []
         self._rounds_seen = rounds
         self._last_eval = now
