@@ -60,3 +60,32 @@ secret_file = "{secret}"
     with open_database(str(db)) as d:
         assert d.execute("SELECT kind, channel, status FROM alert_notifications") == [
             ("firing", "webhook", "sent")]
+
+
+def test_alerts_test_command_reports_each_channel(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("k\n")
+    with http_endpoint({}) as refusing, http_endpoint({}) as hook:
+        refusing.answers.append((403, {}, {}))
+        conf = tmp_path / "monitor.toml"
+        conf.write_text(f'''db = "{tmp_path / 'm.db'}"
+[alerts]
+[[alerts.channels]]
+type = "webhook"
+name = "refused"
+url = "{refusing.url}/a"
+secret_file = "{secret}"
+[[alerts.channels]]
+type = "webhook"
+name = "ok"
+url = "{hook.url}/b"
+secret_file = "{secret}"
+''')
+        r = subprocess.run([sys.executable, "-m", "squidguard_bloom.monitor", "--config",
+                            str(conf), "alerts", "test"], capture_output=True, text=True,
+                           timeout=60, check=False)
+    assert r.returncode == 1
+    lines = sorted(r.stdout.splitlines())
+    assert lines == ["ok: sent", f"refused: failed: webhook {refusing.url}/a: HTTP 403"]
+    assert [b["kind"] for b in webhook_checked(hook, b"k")] == ["test"]
+    assert [b["kind"] for b in webhook_checked(refusing, b"k")] == ["test"]  # tried once
