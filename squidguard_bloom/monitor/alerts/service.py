@@ -14,6 +14,7 @@ that were decided but not yet delivered.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -80,8 +81,6 @@ class AlertService:
         """Messages decided by an earlier run and never delivered go out now."""
         for nid, channel, title, body, data in store.queued(self.db, now - self.settings.max_age):
             if channel in self.dispatcher.channels:
-                import json  # noqa: PLC0415 - only here
-
                 self.dispatcher.submit(channel, Message(nid, title, body, json.loads(data),
                                                         time.time()))
 
