@@ -151,6 +151,36 @@ def test_proxy_goes_silent_and_comes_back(tmp_path: Path,
         rig.close()
 
 
+def test_restart_while_a_proxy_is_silent_sends_no_false_recovery(
+        tmp_path: Path, endpoints: tuple[HttpRecorder, HttpRecorder]) -> None:
+    """A restarted monitor does not call quiet proxies silent at once, but a silent alert it
+    already held goes on: no recovery until the proxy sends again."""
+    tg, hook = endpoints
+    logs = {n: ProxyLogs(tmp_path / "incoming", n) for n in ("p1", "p2")}
+    rig = Rig(tmp_path, tg, hook, {}, proxies={n: p.dir for n, p in logs.items()})
+    try:
+        def lines(now: float) -> None:
+            if now % 10 == 0 and now <= 100:
+                logs["p1"].status(T0 + now)
+            if now % 10 == 0 and (now <= 400 or now >= 1200):
+                logs["p2"].status(T0 + now)
+
+        rig.run_until(450, lines)  # p1 silent since +100: firing at +405
+        rig.restart()
+        # p2 quiet from +400, counted from the restart at +450: pending at +635, firing
+        # 120 s later (not at +705); p1 stays firing (no recovery after the restart)
+        rig.run_until(1400, lines)
+        rig.service.wait_delivered()
+        assert rig.sent == [(405.0, "firing", "[FIRING] Proxy silent: p1"),
+                            (755.0, "update", "[FIRING] Proxy silent: 2 proxies"),
+                            (1200.0, "update", "[FIRING] Proxy silent: p1")]
+        assert telegram_texts(tg)[2].splitlines()[1:3] == [
+            f"p1: no line received for more than 3 min, since {hm(100)} (18 min)",
+            "Recovered:"]
+    finally:
+        rig.close()
+
+
 def probes(listeners: dict[str, Listener]) -> dict[str, Any]:
     return {name: {"address": "127.0.0.1", "squid_port": lst.port, "ssh_port": False,
                    "icmp": False} for name, lst in listeners.items()}

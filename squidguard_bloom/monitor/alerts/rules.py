@@ -34,11 +34,13 @@ class Context:
     """What one evaluation reads, fetched once and shared by the rules."""
 
     def __init__(self, db: Database, now: float, probes: dict[str, ProbeResult],
-                 watching_since: float) -> None:
+                 watching_since: float, active: frozenset[tuple[str, str]] = frozenset()
+                 ) -> None:
         self.db = db
         self.now = now
         self.probes = probes
         self.watching_since = watching_since  # when this monitor process started to watch
+        self.active = active  # (rule, proxy) of the alerts the engine holds now
         self._proxies: dict[int, tuple[str, float | None]] | None = None
         self._helper: dict[tuple[int, int], tuple[float, dict[str, str] | None]] | None = None
         self._shipper: dict[int, tuple[float, str]] | None = None
@@ -91,12 +93,14 @@ def _span(seconds: float) -> str:
 
 def silent(ctx: Context, rule: Rule) -> dict[str, Finding]:
     """No line from a proxy for `after` seconds (counted from when this monitor started
-    watching, so a restarted monitor does not call every proxy silent)."""
+    watching, so a restarted monitor does not call every proxy silent; an alert it already
+    holds goes on)."""
     out = {}
     for name, last in ctx.proxies.values():
         if last is None:
             continue
-        quiet = ctx.now - max(last, ctx.watching_since)
+        known = ("silent", name) in ctx.active  # already alerting before a restart: go on
+        quiet = ctx.now - (last if known else max(last, ctx.watching_since))
         if rule["after"] < quiet and ctx.now - last < rule["forget_after"]:
             out[name] = Finding(f"no line received for more than {_span(rule['after'])}",
                                 since=last)

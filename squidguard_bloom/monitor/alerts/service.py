@@ -102,7 +102,8 @@ class AlertService:
 
     def findings(self, now: float) -> dict[str, dict[str, Finding]]:
         """Run the rules that are due; the slow ones (interval) keep their last findings."""
-        ctx = Context(self.db, now, self.prober.latest(), self.watching_since)
+        ctx = Context(self.db, now, self.prober.latest(), self.watching_since,
+                      frozenset((a.rule, a.proxy) for a in self.engine.alerts.values()))
         out: dict[str, dict[str, Finding]] = {}
         for name, rule in self.settings.rules.items():
             if not rule.enabled:
