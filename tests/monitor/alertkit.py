@@ -138,6 +138,7 @@ def self_signed(tmp: Path) -> tuple[Path, Path]:
 class Mailbox:
     mails: list[tuple[str, list[str], str]] = field(default_factory=list)  # from, to, data
     tls: list[bool] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)  # recipients answered 550
     port: int = 0
 
 
@@ -158,6 +159,13 @@ def smtp_server(tmp: Path) -> Iterator[tuple[Mailbox, Path]]:
     box = Mailbox()
 
     class Handler:
+        async def handle_RCPT(self, _server: Any, _session: Any, envelope: Any, address: str,
+                              _options: list[str]) -> str:
+            if address in box.refuse:
+                return "550 5.1.1 no such mailbox"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
         async def handle_DATA(self, _server: Any, session: Any, envelope: Any) -> str:
             box.tls.append(session.ssl is not None)
             box.mails.append((envelope.mail_from, list(envelope.rcpt_tos),

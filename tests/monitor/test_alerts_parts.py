@@ -100,6 +100,35 @@ def test_webhook_signature() -> None:
     assert not verify_signature(b"s3cret", "1800000000", body + b" ", f"sha256={mac}")
 
 
+def test_email_over_starttls_and_its_failures(tmp_path: Path) -> None:
+    """Delivered over STARTTLS; a refused recipient is permanent (no retry); a server that
+    is not there is temporary (retried by the worker)."""
+    from squidguard_bloom.monitor.alerts.channels import DeliveryError, EmailSender, Message
+    from squidguard_bloom.monitor.alerts.settings import Channel
+    from tests.monitor.alertkit import free_port, smtp_server
+
+    msg = Message(1, "[FIRING] Proxy silent: p1", "p1: no line received", {}, 0.0)
+    with smtp_server(tmp_path) as (box, ca):
+        box.refuse.add("gone@example.org")
+        options = {"host": "127.0.0.1", "port": box.port, "ca_file": str(ca),
+                   "sender": "m@example.org", "to": ["noc@example.org"]}
+        EmailSender(Channel("mail", "email", options)).send(msg)
+        assert box.tls == [True]
+        assert box.mails[0][:2] == ("m@example.org", ["noc@example.org"])
+        assert "Subject: [FIRING] Proxy silent: p1" in box.mails[0][2]
+        assert "p1: no line received" in box.mails[0][2]
+        refused = EmailSender(Channel("mail", "email", {**options, "to": ["gone@example.org"]}))
+        with pytest.raises(DeliveryError) as err:
+            refused.send(msg)
+        assert err.value.permanent is True
+        assert str(err.value).startswith("e-mail via 127.0.0.1: refused: ")
+    nobody = EmailSender(Channel("mail", "email", {**options, "port": free_port()}))
+    with pytest.raises(DeliveryError) as err:
+        nobody.send(msg)
+    assert err.value.permanent is False
+    assert str(err.value).startswith(f"e-mail via 127.0.0.1:{nobody.port}: ")
+
+
 def _proxy(db, name: str) -> int:
     return int(db.scalar("INSERT INTO proxies (name, first_seen, last_received) VALUES "
                          "(?, ?, ?) RETURNING id", (name, NOW - 86400, NOW)))
