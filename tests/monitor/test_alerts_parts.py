@@ -260,3 +260,29 @@ def test_silence_and_alerts_commands(tmp_path: Path) -> None:
     r = _monitor(db, "alerts", "test")
     assert (r.returncode, r.stderr) == (1, "no channel configured: add [[alerts.channels]] "
                                            "(see docs/alerts.md)\n")
+
+
+def test_documented_configuration_loads(tmp_path: Path) -> None:
+    """The complete configuration of docs/alerts.md is valid as it stands."""
+    from squidguard_bloom.monitor import config as monitor_config
+    from squidguard_bloom.monitor.alerts.cli import alert_settings_of
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "alerts.md").read_text()
+    section = doc.split("## A complete configuration", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    conf = tmp_path / "monitor.toml"
+    conf.write_text(example)
+    s = alert_settings_of(monitor_config.load(conf))
+    assert [(c.name, c.kind) for c in s.channels] == [
+        ("telegram", "telegram"), ("webhook", "webhook"), ("email", "email")]
+    assert sorted(s.probes) == ["proxy-a", "proxy-b"]
+    assert (s.probes["proxy-b"].squid_port, s.probes["proxy-b"].ssh_port) == (3128, 22)
+    defaults = parse({})
+    for name, rule in s.rules.items():  # every value shown is the default
+        assert (rule.params, rule.for_, rule.interval) == (
+            defaults.rules[name].params, defaults.rules[name].for_,
+            defaults.rules[name].interval), name
+    for key in ("evaluation_interval", "probe_interval", "probe_timeout", "group_wait",
+                "group_interval", "repeat_interval", "group_by", "queue_size",
+                "max_attempts", "max_age"):
+        assert getattr(s, key) == getattr(defaults, key), key
