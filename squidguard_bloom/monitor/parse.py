@@ -179,9 +179,10 @@ _SHIP_FILE = re.compile(r"^([^:;]+): (\d+) lines / (\d+) bytes shipped, (\d+) by
 
 
 def parse_shipper_status(message: str) -> tuple[str, dict[str, tuple[int, int, int, float]]] | None:
-    """(link state, {file: (lines, bytes, bytes behind, lag seconds)}) of a shipper status
+    """(link, {file: (lines, bytes, bytes behind, lag seconds)}) of a shipper status
     message (``status: link up; NAME: N lines / N bytes shipped, N bytes behind, lag X s; …``),
-    None when message is not one."""
+    None when message is not one. link is the state and its fault tag, if any:
+    ``up``, ``down [fault=refused]``."""
     if not message.startswith("status: link "):
         return None
     parts = message[8:].split("; ")

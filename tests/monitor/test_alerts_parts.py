@@ -165,7 +165,8 @@ def test_rules_over_events_on_both_dialects(db_url: str) -> None:
                "status: link up; squidGuard: 10 lines / 900 bytes shipped, 0 bytes behind, "
                "lag 0.0 s; access: 5 lines / 500 bytes shipped, 4000 bytes behind, lag 300.0 s",
                pid=None)
-        _event(db, b, NOW - 15, "shipper", "status", "status: link down", pid=None)
+        _event(db, b, NOW - 15, "shipper", "status", "status: link down [fault=refused]",
+               pid=None)
         _event(db, c, NOW - 15, "shipper", "status", "status: link up; squidGuard: 1 lines / "
                "9 bytes shipped, 0 bytes behind, lag 0.0 s", pid=None)
         ctx = Context(db, NOW, {}, NOW - 3600)
@@ -176,7 +177,7 @@ def test_rules_over_events_on_both_dialects(db_url: str) -> None:
             "0.0012 (target 0.001)")}
         assert shipper_lag(ctx, rules["shipper_lag"]) == {
             "a": Finding("shipper access 300 s behind (4000 bytes)"),
-            "b": Finding("shipper link down")}
+            "b": Finding("shipper link down [fault=refused]")}
 
 
 def test_blocks_spike_and_unparsed_over_rollups_on_both_dialects(db_url: str) -> None:

@@ -43,5 +43,8 @@ def test_shipper_status() -> None:
     assert parse_shipper_status(msg) == ("up", {"squidGuard": (36000, 5400000, 0, 0.0),
                                                 "access": (10, 1500, 300, 12.5)})
     assert parse_shipper_status("status: link down") == ("down", {})
+    assert parse_shipper_status(
+        "status: link down [fault=refused]; squidGuard: 1 lines / 9 bytes shipped, 9 bytes "
+        "behind, lag 4.0 s") == ("down [fault=refused]", {"squidGuard": (1, 9, 9, 4.0)})
     assert parse_shipper_status("status: link up; garbage") is None
     assert parse_shipper_status("link to x restored after 3 s") is None

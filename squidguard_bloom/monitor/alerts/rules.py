@@ -126,8 +126,9 @@ def shipper_lag(ctx: Context, rule: Rule) -> dict[str, Finding]:
         link, files = parsed
         late = [f"{name} {lag:.0f} s behind ({behind} bytes)"
                 for name, (_l, _b, behind, lag) in files.items() if lag > rule["lag"]]
-        if link != "up" or late:
-            what = [f"link {link}"] if link != "up" else []
+        up = link.split(" ", 1)[0] == "up"
+        if not up or late:
+            what = [] if up else [f"link {link}"]
             out[ctx.name(proxy_id)] = Finding("shipper " + ", ".join(what + late))
     return out
 
