@@ -287,3 +287,35 @@ def test_documented_configuration_loads(tmp_path: Path) -> None:
                 "group_interval", "repeat_interval", "group_by", "queue_size",
                 "max_attempts", "max_age"):
         assert getattr(s, key) == getattr(defaults, key), key
+
+
+def test_tick_evaluates_when_due_or_soon_after_news(tmp_path: Path) -> None:
+    """tick(): every evaluation_interval; news (fresh lines) at most once a second but never
+    forgotten; a group or a pending alert that is due is evaluated at its time."""
+    from squidguard_bloom.monitor.alerts.service import AlertService
+    from tests.monitor.alertkit import FakeClock
+
+    clock = FakeClock(NOW)
+    with open_database(str(tmp_path / "m.db")) as db:
+        service = AlertService(db, parse({"evaluation_interval": 600, "group_wait": 120}),
+                               clock=clock, background=False)
+        try:
+            def ticks(*steps: tuple[float, bool]) -> list[int]:
+                out = []
+                for dt_, fresh in steps:
+                    clock.t += dt_
+                    before = service.evaluations
+                    service.tick(fresh=fresh)
+                    out.append(service.evaluations - before)
+                return out
+
+            assert ticks((0, False)) == [1]  # the first tick evaluates
+            # news 0.5 s later waits for the 1 s gap, then goes through without a new flag
+            assert ticks((0.5, True), (0.3, False), (0.3, False), (0.5, False)) == [0, 0, 1, 0]
+            assert ticks((100, False)) == [0]  # nothing new, nothing due
+            # a pending alert (for 60 s; its group waits 120 s) is evaluated when it is due
+            service.engine.step(clock.t, {"unreachable": {"p": Finding("x", observed=clock.t)}})
+            assert service.engine.next_due() == clock.t + 60
+            assert ticks((59.9, False), (0.2, False)) == [0, 1]
+        finally:
+            service.close()

@@ -72,6 +72,7 @@ class AlertService:
         self._last_save = float("-inf")
         self.evaluations = 0
         self._rounds_seen = 0
+        self._news = False
         self._last_eval = float("-inf")
         if background:
             self.prober.start()
@@ -91,11 +92,13 @@ class AlertService:
         now = self.clock()
         self.collect()
         rounds = self.prober.rounds
-        news = fresh or rounds != self._rounds_seen
+        # news waits for its evaluation even when it came less than MIN_GAP after the last
+        self._news = self._news or fresh or rounds != self._rounds_seen
         due = now >= self.next_eval or now >= self.engine.next_due()
-        if not due and not (news and now >= self._last_eval + MIN_GAP):
+        if not due and not (self._news and now >= self._last_eval + MIN_GAP):
             return []
         self._rounds_seen = rounds
+        self._news = False
         self._last_eval = now
         self.next_eval = now + self.settings.evaluation_interval
         return self.evaluate(now)
