@@ -166,10 +166,14 @@ def test_emergency_mode_is_logged_in_its_fixed_form(tmp_path: Path) -> None:
         wait_for(lambda: len(statuses(logs, pid)) == 1, "the status line")
         messages = main_log(logs, pid)
         assert messages[0].startswith("INFO: squidguard-bloom ")
+        h.stop()
+        assert h.proc.stderr is not None
+        problems = [line.split(": ", 1)[1] for line in h.proc.stderr.read().decode().splitlines()
+                    if line.startswith(f"squidguard-bloom[{pid}]: {conf}:")]
+        assert len(problems) == 2 and problems[0].startswith(f"{conf}:4:1: error: ")
         assert messages[1] == (
             f"ERROR: emergency mode: block 302:http://down.example/: 2 problem(s) in {conf}, "
-            f"see above; first: {conf}:4:1: error: found the end of file, expected '}}' to "
-            "close the block")
+            f"see above; first: {problems[0]}")
         assert helper_event_kind(messages[1].removeprefix("ERROR: ")) == "emergency"
         assert messages[2].startswith("INFO: squidguard-bloom ready for requests")
         assert messages[3] == ("INFO: status: answered=0 blocks=0 welcomes=0 filter=- fpr=- "
