@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from squidguard_bloom.monitor.alerts.service import AlertService
 from squidguard_bloom.monitor.alerts.settings import parse
-from squidguard_bloom.monitor.db import open_database
 from squidguard_bloom.monitor.ingest import Ingest
+from squidguard_bloom.monitor.migrate import open_database
 from squidguard_bloom.monitor.parse import Clock
 from tests.monitor.alertkit import FakeClock, Listener, ProxyLogs, http_endpoint
 

@@ -14,8 +14,8 @@ import pytest
 
 from squidguard_bloom.monitor.alerts.service import AlertService
 from squidguard_bloom.monitor.alerts.settings import parse
-from squidguard_bloom.monitor.db import open_database
 from squidguard_bloom.monitor.ingest import Ingest
+from squidguard_bloom.monitor.migrate import open_database
 from squidguard_bloom.monitor.parse import Clock
 from tests.monitor.alertkit import http_endpoint, webhook_checked
 

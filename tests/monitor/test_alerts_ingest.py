@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from squidguard_bloom.monitor.db import open_database
+from squidguard_bloom.monitor.migrate import open_database
 from tests.monitor.alertkit import ProxyLogs, http_endpoint, webhook_checked
 
 

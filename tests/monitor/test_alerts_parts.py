@@ -26,8 +26,8 @@ from squidguard_bloom.monitor.alerts.rules import (
     welcome_filter,
 )
 from squidguard_bloom.monitor.alerts.settings import parse
-from squidguard_bloom.monitor.db import open_database
 from squidguard_bloom.monitor.errors import MonitorConfigError
+from squidguard_bloom.monitor.migrate import open_database
 
 NOW = 1_800_000_000.0
 

@@ -124,7 +124,8 @@ class AlertSettings:
     tz: str | None = None
 
 
-CHANNEL_KEYS = {
+#: Keys of each channel type: a type to check, or "d" for a duration.
+CHANNEL_KEYS: dict[str, dict[str, type | str]] = {
     "telegram": {"credentials_file": str, "api_url": str, "min_interval": "d", "timeout": "d"},
     "webhook": {"url": str, "secret_file": str, "min_interval": "d", "timeout": "d"},
     "email": {"host": str, "port": int, "starttls": bool, "ca_file": str, "sender": str,
@@ -223,7 +224,7 @@ def _channel(i: int, table: object) -> Channel:
             options[key] = value
         elif want is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise MonitorConfigError(f"{where} {key}: write a whole number")
-        elif want is not int and not isinstance(value, want):
+        elif isinstance(want, type) and want is not int and not isinstance(value, want):
             raise MonitorConfigError(f"{where} {key}: write a {want.__name__}")
         else:
             options[key] = value
