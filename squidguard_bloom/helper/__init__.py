@@ -4,6 +4,7 @@
 emergency mode, ``--check``, ``-C``) -> :mod:`.runtime` (what a running helper
 needs, built) and :mod:`.loop` (THE HOT PATH: read, decide, welcome, reply,
 flush), with :mod:`.protocol` (Squid's lines), :mod:`.reqlog` (log files),
-:mod:`.errorreport` (internal errors, never a flood), :mod:`.welcome` (the
-first-visit rule) and :mod:`.fastplan` (the program the C fast path runs).
+:mod:`.errorreport` (internal errors, never a flood), :mod:`.health` (the
+status line in squidGuard.log), :mod:`.welcome` (the first-visit rule) and
+:mod:`.fastplan` (the program the C fast path runs).
 """

@@ -52,6 +52,8 @@ Options:
   --check     : load the configuration and lists, report problems, exit 0/1
   --no-fast-path
               : decide every request in Python (the C fast path gives the same answers)
+  --status-interval SECONDS
+              : seconds between status lines in squidGuard.log (default 60)
 """
 
 
@@ -65,6 +67,7 @@ LONG: dict[str, tuple[str, bool | None]] = {
     "help": ("help", True), "explain": ("explain", True), "emergency": ("emergency", None),
     "reply-style": ("reply_style", None), "example": ("example", True),
     "check": ("check", True), "no-fast-path": ("fast_path", False),
+    "status-interval": ("status_interval", None),
 }
 
 
@@ -73,7 +76,7 @@ class Args:
 
     __slots__ = ("check", "compile", "config", "debug", "emergency", "example", "explain",
                  "fast_path", "help", "passthrough", "progress", "reply_style", "start_time",
-                 "update", "version")
+                 "status_interval", "update", "version")
 
     def __init__(self) -> None:
         self.config: str | None = None
@@ -81,6 +84,7 @@ class Args:
         self.start_time: str | None = None
         self.emergency: str | None = None
         self.reply_style = "squid34"
+        self.status_interval: str | None = None
         self.fast_path = True
         self.debug = self.update = self.progress = self.passthrough = False
         self.version = self.help = self.explain = self.example = self.check = False
@@ -110,6 +114,13 @@ def _long(args: Args, word: str, rest: list[str]) -> None:
         value = rest.pop(0)
     if field == "reply_style" and value not in REPLY_STYLES:
         raise UsageError(f"--reply-style {value!r}: expected one of {', '.join(REPLY_STYLES)}")
+    if field == "status_interval":
+        try:
+            ok = 1 <= float(value) <= 86400
+        except ValueError:
+            ok = False
+        if not ok:
+            raise UsageError(f"--status-interval {value!r}: expected seconds from 1 to 86400")
     setattr(args, field, value)
 
 
@@ -220,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         example=args.example,
         fast_path=args.fast_path,
     )
+    if args.status_interval is not None:
+        options.status_interval = float(args.status_interval)
     return program.run(options)
 
 

@@ -16,6 +16,7 @@ reloads between two batches, so no line is lost; EOF ends cleanly.
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import time
@@ -26,6 +27,7 @@ from squidguard_bloom.core.engine.request import Request
 from squidguard_bloom.core.engine.template import TemplateValues
 from squidguard_bloom.core.logline import request_line
 from squidguard_bloom.helper.errorreport import ErrorReport
+from squidguard_bloom.helper.health import Health
 from squidguard_bloom.helper.protocol import (
     channel_of,
     parse_request,
@@ -64,6 +66,9 @@ class Loop:
         self.reload_requested = False
         self.now = time.time()
         self._pending: list[Pending] | None = None
+        self.health = Health()
+        self.status_requested = False  # SIGUSR1 or the timer, while a batch was running
+        self.idle = False  # True only while serve() waits for input (see install_signal_handlers)
 
     def respond(self, line: bytes, welcomed: bool = False) -> bytes | Pending:
         """The reply line (with its newline) for one request line.
@@ -123,6 +128,7 @@ class Loop:
     def _welcome_reply(self, req: Request, decision: Decision) -> bytes:
         welcome = self.rt.welcome
         assert welcome is not None
+        self.health.welcomes += 1
         values = TemplateValues(req.client, req.fqdn, req.user, decision.source, "welcome",
                                 req.url)
         status, url = welcome.redirect(values)
@@ -183,6 +189,7 @@ class Loop:
         rt = self.rt
         # With a shared state, possible first visits are asked about together at the end.
         self._pending = [] if rt.welcome is not None and not rt.welcome.decides else None
+        before = self.health.welcomes
         fast = None
         if rt.fast is not None and rt.emergency is None and self._explain is None:
             try:
@@ -218,12 +225,37 @@ class Loop:
                 parts.append(out[pos:])
                 out = b"".join(self._resolve(parts) if self._pending is not None
                                else parts)  # type: ignore[arg-type]
+        health = self.health
+        welcomes = health.welcomes
+        health.answered += out.count(b"\n")
+        # Every reply that changes the request ("OK ..."; legacy: a non-empty
+        # one) is a block or a rewrite; welcomes are counted apart.
+        if rt.style == "squid34":
+            health.blocks += out.count(b"OK ") - (welcomes - before)
+        else:
+            health.blocks += len(_LEGACY_CHANGED.findall(out)) - (welcomes - before)
         rt.sink.flush()
         if self._explain is not None:
             self._explain.flush()
         if self.errors.pending:
             self.errors.tick()
+        if self.status_requested or time.monotonic() >= health.due:
+            self.write_status()
         return out
+
+    def status_line(self) -> str:
+        """The health status message for now (see squidguard_bloom.helper.health)."""
+        return self.health.status_line(self.rt.welcome, self.rt.emergency_mode,
+                                       time.monotonic(), time.time() + self.rt.clock_offset)
+
+    def write_status(self) -> None:
+        """Append the status line to squidGuard.log now, and schedule the next one."""
+        self.status_requested = False
+        self.health.due = time.monotonic() + self.health.interval
+        rt = self.rt
+        if rt.main_log is not None:
+            rt.sink.write(rt.main_log, "INFO: " + self.status_line())
+            rt.sink.flush()
 
 
 class Pending:
@@ -236,6 +268,10 @@ class Pending:
         self.req = req
         self.decision = decision
         self.line = line
+
+
+#: A legacy-style reply that changes the request: "[channel ]302:URL" or "[channel ]URL".
+_LEGACY_CHANGED = re.compile(rb"^(?:\d+ )?\S", re.M)
 
 
 class LongLine(bytes):
@@ -276,7 +312,17 @@ def serve(helper: Loop, instream: BinaryIO | None = None,
 
 
 def _serve_blocks(helper: Loop, instream: BinaryIO, outstream: BinaryIO) -> int:
-    read = getattr(instream, "read1", instream.read)
+    raw_read = getattr(instream, "read1", instream.read)
+
+    def read(size: int) -> bytes:
+        if helper.status_requested:  # asked for after the last batch had checked
+            helper.write_status()
+        helper.idle = True  # a status timer firing now may write at once
+        try:
+            return raw_read(size)
+        finally:
+            helper.idle = False
+
     buf = b""  # the unfinished line so far
     long_head: bytes | None = None  # set while dropping an over-long line
     while chunk := read(_CHUNK):
@@ -321,13 +367,40 @@ def _serve_lines(helper: Loop, instream: BinaryIO, outstream: BinaryIO) -> int:
 
 
 def install_signal_handlers(helper: Loop, sink_reopen: Callable[[], None]) -> None:
-    """SIGHUP: reload config and lists before the next batch; SIGUSR1: reopen logs."""
+    """SIGHUP: reload config and lists before the next batch; SIGUSR1: reopen logs and
+    write a status line; SIGALRM every status interval: a status line while idle.
+
+    A status line is written from the handler only while the loop waits for
+    input (nothing is half-written then); during a batch the handler just sets
+    a flag and the batch writes it when it ends.  No thread is involved.
+    """
+
+    def status_now_or_after_batch() -> None:
+        if helper.idle:
+            helper.write_status()
+        else:
+            helper.status_requested = True
 
     def on_hup(_sig: int, _frame: object) -> None:
         helper.reload_requested = True
 
     def on_usr1(_sig: int, _frame: object) -> None:
         sink_reopen()
+        status_now_or_after_batch()
+
+    def on_alarm(_sig: int, _frame: object) -> None:
+        left = helper.health.due - time.monotonic()
+        if left <= 0.5:  # due (or a batch is about to write it)
+            status_now_or_after_batch()
+            left = helper.health.interval
+        signal.setitimer(signal.ITIMER_REAL, left)  # one shot, re-armed each time
 
     signal.signal(signal.SIGHUP, on_hup)
     signal.signal(signal.SIGUSR1, on_usr1)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, helper.health.interval)
+
+
+def stop_status_timer() -> None:
+    """Disarm the status timer of install_signal_handlers (the helper is done serving)."""
+    signal.setitimer(signal.ITIMER_REAL, 0)

@@ -21,10 +21,12 @@ from squidguard_bloom.core.config.errors import ConfigError
 from squidguard_bloom.core.config.loader import load_config
 from squidguard_bloom.errors import SquidguardBloomError
 from squidguard_bloom.helper.errorreport import ErrorReport
-from squidguard_bloom.helper.loop import Loop, install_signal_handlers, serve
+from squidguard_bloom.helper.health import Health, emergency_line
+from squidguard_bloom.helper.loop import Loop, install_signal_handlers, serve, stop_status_timer
 from squidguard_bloom.helper.runtime import (
     DEBIAN_DBHOME,
     DEBIAN_LOGDIR,
+    EmergencyBlock,
     Options,
     Runtime,
     build,
@@ -74,6 +76,8 @@ def run(options: Options) -> int:
 def _run(options: Options) -> int:
     started = time.time()
     emergency = False
+    problems: list[str] = []
+    why = ""
     try:
         rt = build(options)
     except (SquidguardBloomError, OSError, ValueError) as exc:
@@ -89,6 +93,11 @@ def _run(options: Options) -> int:
     for note in rt.notes:
         _say(note)
     _main_log(rt, f"INFO: squidguard-bloom {__version__} started ({started:.3f})")
+    if emergency:
+        url = rt.policy.template if isinstance(rt.policy, EmergencyBlock) else None
+        first = problems[0] if problems else ""
+        _main_log(rt, "ERROR: " + emergency_line(rt.emergency_mode, url,
+                                                  f"{why}; first: {first}"))
 
     def reload(old: Runtime) -> Runtime:
         try:
@@ -107,12 +116,15 @@ def _run(options: Options) -> int:
 
     helper = Loop(rt, reload=reload, explain=sys.stderr if options.explain else None,
                   errors=ErrorReport(traceback=options.debug))
+    helper.health = Health(options.status_interval)
     # helper.rt changes on reload: look the sink up when the signal comes
     install_signal_handlers(helper, lambda: helper.rt.sink.reopen())  # noqa: PLW0108
     _main_log(rt, f"INFO: squidguard-bloom ready for requests ({time.time():.3f})")
+    helper.write_status()
     try:
         serve(helper)
     finally:
+        stop_status_timer()
         _main_log(helper.rt, f"INFO: squidguard-bloom stopped ({time.time():.3f})")
         helper.rt.close()
     return EXIT_EMERGENCY_EOF if emergency and helper.rt.emergency is not None else 0

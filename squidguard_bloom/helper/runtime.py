@@ -22,6 +22,7 @@ from squidguard_bloom.core.engine.request import Request
 from squidguard_bloom.core.engine.template import TemplateValues, expand
 from squidguard_bloom.core.urlnorm import parse_target
 from squidguard_bloom.helper.fastplan import FastPlanner
+from squidguard_bloom.helper.health import STATUS_INTERVAL
 from squidguard_bloom.helper.reqlog import LogSink
 from squidguard_bloom.helper.welcome import Welcome, WelcomeSettings
 from squidguard_bloom.native.fastpath import FastPath
@@ -49,6 +50,7 @@ class Runtime(Record):
     notes: list[str] = field(default_factory=list)
     main_log: str | None = None  # squidGuard.log in logdir: start/stop/reload messages
     fast: FastPath | None = None  # answers the common lines of a batch in C
+    emergency_mode: str = "no"  # for the status line: "no", "pass" or "block"
 
     def close(self) -> None:
         """Release files and the filter mapping."""
@@ -70,6 +72,7 @@ class Options(Record):
     example: bool = False
     workdir: str | None = None  # --example: where state and logs go
     fast_path: bool = True  # answer the common requests in C (--no-fast-path: never)
+    status_interval: float = STATUS_INTERVAL  # seconds between status lines in squidGuard.log
 
 
 def _defaults() -> str:
@@ -196,6 +199,19 @@ def _emergency_setting(path: str) -> str | None:
     return m.group(1).strip() if m else None
 
 
+def _logdir_setting(options: Options) -> str:
+    """Where squidGuard.log goes when the configuration cannot be loaded."""
+    if options.example and options.workdir is not None:
+        return options.workdir
+    try:
+        with open(options.config, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return DEBIAN_LOGDIR
+    m = re.search(r"^[ \t]*logdir[ \t]+([^#\s]+)", text, re.M)
+    return m.group(1) if m else DEBIAN_LOGDIR
+
+
 def emergency_runtime(options: Options, why: str) -> Runtime:
     """The Runtime of emergency mode: pass everything, or block as the admin chose."""
     choice = options.emergency or _emergency_setting(options.config) or "pass"
@@ -204,13 +220,14 @@ def emergency_runtime(options: Options, why: str) -> Runtime:
         url = choice[5:].strip(" :") or "http://blocked.invalid/"
         policy: Policy = EmergencyBlock(url)
         rt = Runtime(policy=policy, sink=sink, style=options.style,
-                     clock_offset=options.clock_offset)
+                     clock_offset=options.clock_offset, emergency_mode="block")
         mode = f"blocking everything (redirect to {url})"
     else:
         rt = Runtime(policy=Policy(), sink=sink, emergency=PASS_ALL, style=options.style,
-                     clock_offset=options.clock_offset)
+                     clock_offset=options.clock_offset, emergency_mode="pass")
         mode = "passing everything unfiltered (choose 'emergency block URL' to fail closed)"
     rt.notes.append(f"going into emergency mode, {mode}: {why}")
+    rt.main_log = os.path.join(_logdir_setting(options), MAIN_LOG)
     return rt
 
 

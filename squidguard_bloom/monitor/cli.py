@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from squidguard_bloom.monitor import config as monitor_config
+from squidguard_bloom.monitor.alerts import cli as alerts_cli
 from squidguard_bloom.monitor.db import Database, redact
 from squidguard_bloom.monitor.errors import MonitorConfigError, MonitorError
 from squidguard_bloom.monitor.ingest import Ingest
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="create or upgrade the database schema, then exit")
     web_commands.add_commands(sub)  # serve, createuser, demo
+    alerts_cli.add_commands(sub)
     return p
 
 
@@ -126,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _report(db, args)
             if args.command == "prune":
                 return _prune(db, cfg)
+            if args.command in alerts_cli.COMMANDS:
+                return alerts_cli.run(db, cfg, args)
 
             print(f"{redact(cfg.db)}: schema version {max(applied(db))}")
             return 0
@@ -156,8 +160,20 @@ def _ingest(db: Database, cfg: monitor_config.MonitorConfig, args: argparse.Name
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     last_prune = [0.0]
+    # [alerts] in the config: evaluate them here, between passes (see alerts/service.py)
+    alerting = None
+    if "alerts" in cfg.sections and not args.once:
+        from squidguard_bloom.monitor.alerts.service import AlertService  # noqa: PLC0415
+
+        alerting = AlertService(db, alerts_cli.alert_settings_of(cfg))
+
+    stored = [0]
 
     def housekeeping() -> None:
+        if alerting is not None:
+            total = ingest.stats.lines + ingest.stats.unparsed
+            alerting.tick(fresh=total != stored[0])  # new lines: evaluate now (<= 1/s)
+            stored[0] = total
         if not args.once and time.monotonic() - last_prune[0] >= PRUNE_EVERY:
             last_prune[0] = time.monotonic()
             removed = prune(db, raw_days=cfg.raw_days, rollup_days=cfg.rollup_days)
@@ -168,8 +184,12 @@ def _ingest(db: Database, cfg: monitor_config.MonitorConfig, args: argparse.Name
     where = ", ".join([str(r) for r in cfg.roots] + [f"{n}={p}" for n, p in cfg.proxies.items()])
     log.info("ingesting %s into %s%s", where, redact(cfg.db), " (once)" if args.once else "")
     started = time.monotonic()
-    stats = ingest.run(once=args.once, poll=cfg.poll_interval, stop=stop,
-                       every_pass=housekeeping)
+    try:
+        stats = ingest.run(once=args.once, poll=cfg.poll_interval, stop=stop,
+                           every_pass=housekeeping)
+    finally:
+        if alerting is not None:
+            alerting.close()
     took = time.monotonic() - started
     log.info("stored %d lines (%d unparsed, %d bytes) in %d transactions, %.1f s",
              stats.lines + stats.unparsed, stats.unparsed, stats.bytes, stats.transactions, took)

@@ -31,6 +31,7 @@ from squidguard_bloom.monitor.errors import MonitorConfigError
 DEFAULT_CONFIG = Path("/etc/squidguard-bloom/monitor.toml")
 DEFAULT_DB = "/var/lib/squidguard-bloom-monitor/monitor.db"
 SECTIONS: set[str] = set()  # tables owned by other parts of the monitor (serve, alerts)
+SECTIONS.add("alerts")  # read by squidguard_bloom.monitor.alerts.settings
 
 
 @dataclass

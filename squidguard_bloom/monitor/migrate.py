@@ -1,6 +1,8 @@
 """Numbered schema migrations, one SQL file per dialect and version.
 
-``schema/<dialect>/NNNN_name.sql`` (dialect ``sqlite`` or ``postgresql``); each
+``schema/<dialect>/NNNN_name.sql`` (dialect ``sqlite`` or ``postgresql``; numbers
+start at 0001 and may leave gaps, so each part of the monitor owns a range:
+the alerts start at 0100); each
 file runs in one transaction together with its row in ``schema_migrations``,
 so a migration is applied completely or not at all. To change the schema, add
 the next number in *both* directories (same name), never edit an applied one.
@@ -40,8 +42,11 @@ def available(dialect: str) -> list[tuple[int, str, str]]:
             found.append((int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
     found.sort()
     versions = [v for v, _n, _s in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise DatabaseError(f"migrations for {dialect} are not numbered 1..N: {versions}")
+    # Numbers may leave gaps (each part of the monitor takes its own range: alerts 0100...),
+    # but never repeat, and 0001 comes first.
+    if not versions or versions[0] != 1 or len(set(versions)) != len(versions):
+        raise DatabaseError(f"migrations for {dialect} must start at 0001 and never repeat "
+                            f"a number: {versions}")
     return found
 
 
@@ -54,7 +59,7 @@ def migrate(db: Database) -> list[int]:
     """Apply what is missing; the versions applied now. Refuses a newer database."""
     db.execute(_BOOTSTRAP)
     todo = available(db.dialect)
-    known = len(todo)
+    known = {v for v, _n, _s in todo}
     done_now: list[int] = []
     for version, name, sql in todo:
         if version in applied(db):
@@ -72,11 +77,12 @@ def migrate(db: Database) -> list[int]:
             db.execute("INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)",
                        (version, name, time.time()))
         done_now.append(version)
-    newest = max(applied(db), default=0)
-    if newest > known:
+    unknown = sorted(set(applied(db)) - known)
+    if unknown:
         raise DatabaseError(
-            f"the database is at schema version {newest}, newer than this "
-            f"squidguard-bloom-monitor knows ({known}); upgrade squidguard-bloom on this host")
+            f"the database is at schema version {unknown[-1]}, newer than this "
+            f"squidguard-bloom-monitor knows (up to {max(known)}); upgrade squidguard-bloom "
+            "on this host")
     return done_now
 
 

@@ -143,10 +143,10 @@ def parse_access(lines: list[str], proxy_id: int, rows: list[tuple], bad: list[t
 
 _HELPER_KINDS = (
     # (kind, test on the message) in order; the first that matches names the event
+    ("status", re.compile(r"^status: ")),
     ("emergency", re.compile(r"emergency mode", re.I)),
     ("reload_failed", re.compile(r"reload failed", re.I)),
     ("reload", re.compile(r"sighup|reload", re.I)),
-    ("status", re.compile(r"^status[: ]")),
     ("stopped", re.compile(r" stopped\b")),
     ("ready", re.compile(r"ready for requests")),
     ("started", re.compile(r" started\b")),
@@ -160,6 +160,41 @@ def helper_event_kind(message: str) -> str:
         if test.search(message):
             return kind
     return "other"
+
+
+_STATUS_WORD = re.compile(r"([a-z_]+)=(\S*)")
+
+
+def parse_helper_status(message: str) -> dict[str, str] | None:
+    """The ``key=value`` fields of a helper status message (``status: answered=…``),
+    None when message is not one. Keys: see squidguard_bloom.helper.health (new keys may follow)."""
+    if not message.startswith("status: "):
+        return None
+    fields = dict(_STATUS_WORD.findall(message, 8))
+    return fields if "answered" in fields and "emergency" in fields else None
+
+
+_SHIP_FILE = re.compile(r"^([^:;]+): (\d+) lines / (\d+) bytes shipped, (\d+) bytes behind, "
+                        r"lag ([0-9.]+) s$")
+
+
+def parse_shipper_status(message: str) -> tuple[str, dict[str, tuple[int, int, int, float]]] | None:
+    """(link, {file: (lines, bytes, bytes behind, lag seconds)}) of a shipper status
+    message (``status: link up; NAME: N lines / N bytes shipped, N bytes behind, lag X s; …``),
+    None when message is not one. link is the state and its fault tag, if any:
+    ``up``, ``down [fault=refused]``."""
+    if not message.startswith("status: link "):
+        return None
+    parts = message[8:].split("; ")
+    link = parts[0].removeprefix("link ")
+    files: dict[str, tuple[int, int, int, float]] = {}
+    for part in parts[1:]:
+        m = _SHIP_FILE.match(part)
+        if m is None:
+            return None
+        files[m.group(1)] = (int(m.group(2)), int(m.group(3)), int(m.group(4)),
+                             float(m.group(5)))
+    return link, files
 
 
 def parse_helper(lines: list[str], proxy_id: int, stream_id: int, clock: Clock,

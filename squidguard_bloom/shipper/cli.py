@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.handlers
 import re
 import sys
 import tomllib
@@ -28,6 +29,7 @@ from squidguard_bloom.shipper.transport import LinkSettings
 DEFAULT_CONFIG = Path("/etc/squidguard-bloom/ship.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/squidguard-bloom-ship")
 STREAM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+OWN_LOG_STREAM = "ship"  # the remote directory of the shipper's own log
 
 # config key -> (type, default, help); flags use the same names with dashes.
 OPTIONS: dict[str, tuple[type, Any, str]] = {
@@ -52,7 +54,9 @@ OPTIONS: dict[str, tuple[type, Any, str]] = {
     "backoff_min": (float, 1.0, "first reconnect delay, seconds"),
     "backoff_max": (float, 60.0, "longest reconnect delay, seconds"),
     "remote_fsync": (bool, True, "fsync the remote files before each checkpoint"),
-    "log_file": (Path, None, "log here instead of stderr"),
+    "log_file": (Path, None, "log here instead of stderr (and ship it, see ship_own_log)"),
+    "ship_own_log": (bool, True, "ship log_file too, as the stream 'ship' (status lines "
+                     "reach the monitor)"),
     "helper_config": (Path, HELPER_CONFIG, "the helper's squidGuard.conf, read for its logs"),
 }
 REQUIRED = ("host", "user", "key", "known_hosts")
@@ -144,6 +148,10 @@ def settings_from(args: argparse.Namespace) -> tuple[ShipSettings, Path | None]:
         files = {str(k): Path(v) for k, v in dict(doc["files"]).items()}
     else:
         files = helper_logs(values["helper_config"])
+    own = values["log_file"]
+    if own is not None and values["ship_own_log"] and Path(own).absolute() not in {
+            Path(p).absolute() for p in files.values()}:
+        files[OWN_LOG_STREAM if OWN_LOG_STREAM not in files else f"{OWN_LOG_STREAM}-log"] = own
     for name in files:
         if not STREAM_NAME.fullmatch(name):
             raise ShipConfigError(
@@ -184,8 +192,10 @@ def settings_from(args: argparse.Namespace) -> tuple[ShipSettings, Path | None]:
 
 
 def _setup_logging(log_file: Path | None, verbose: bool) -> None:
+    # WatchedFileHandler reopens the file after logrotate renamed it away.
     handler: logging.Handler = (
-        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+        logging.handlers.WatchedFileHandler(log_file) if log_file
+        else logging.StreamHandler(sys.stderr)
     )
     handler.setFormatter(
         logging.Formatter("%(asctime)s squidguard-bloom-ship %(levelname)s: %(message)s")
