@@ -7,10 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from squidguard_bloom.monitor.alerts.service import AlertService
 from squidguard_bloom.monitor.alerts.settings import parse
@@ -19,7 +16,7 @@ from squidguard_bloom.monitor.migrate import open_database
 from squidguard_bloom.monitor.parse import Clock
 from tests.monitor.alertkit import http_endpoint, webhook_checked
 
-from .harness import chown_tree, fetch, origin_server, proxy_dir, run_squid, system_install
+from .harness import chown_tree, fetch, origin_server, proxy_dir, run_squid
 
 CHILDREN = 3
 BROKEN = """\
@@ -32,15 +29,6 @@ acl {{
     }}
 }}
 """
-
-
-@pytest.fixture(scope="module")
-def installed() -> Iterator[Path]:
-    prefix = proxy_dir("sgb-install-")
-    try:
-        yield system_install(prefix)
-    finally:
-        shutil.rmtree(prefix, ignore_errors=True)
 
 
 def test_emergency_mode_under_squid_reaches_the_webhook(installed: Path, tmp_path: Path) -> None:

@@ -39,7 +39,6 @@ from .harness import (
     process_uid,
     proxy_dir,
     run_squid,
-    system_install,
 )
 
 HOSTS = ["site.test", "other.test", "blocked.test", "www.blocked.test", "notblocked.test",
@@ -184,16 +183,6 @@ def site_squid(helper: Path, origin: int, conf: str, concurrency: int,
             yield sq
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def installed() -> Iterator[Path]:
-    """The helper installed as an admin would, under a prefix the proxy user can read."""
-    prefix = proxy_dir("sgb-install-")
-    try:
-        yield system_install(prefix)
-    finally:
-        shutil.rmtree(prefix, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from squidguard_bloom.monitor.migrate import open_database
-from tests.e2e.harness import ROOT, Squid, chown_tree, fetch, proxy_dir, system_install
+from tests.e2e.harness import ROOT, Squid, chown_tree, fetch, proxy_dir
 from tests.servers import Server, free_port, need
 from tests.shipper.servers import Sshd
 
@@ -139,15 +139,6 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-def installed() -> Iterator[Path]:
-    prefix = proxy_dir("sgb-install-")
-    try:
-        yield system_install(prefix)
-    finally:
-        shutil.rmtree(prefix, ignore_errors=True)
 
 
 @pytest.mark.slow

@@ -21,7 +21,6 @@ from tests.e2e.harness import (
     origin_server,
     proxy_dir,
     run_squid,
-    system_install,
 )
 from tests.shipper.harness import Harness
 from tests.shipper.servers import Sshd
@@ -119,15 +118,6 @@ def test_hostile_requests_through_helper_shipper_and_ingest_show_as_text(
     _check_page(browser, "search")
     row = d.execute_script(RESULT_CELLS)[0]
     assert [row[3], row[7]] == [payloads.shown(logged[0][0]), payloads.shown(logged[0][1])]
-
-
-@pytest.fixture(scope="module")
-def installed() -> Iterator[Path]:
-    prefix = proxy_dir("sgb-dash-install-")
-    try:
-        yield system_install(prefix)
-    finally:
-        shutil.rmtree(prefix, ignore_errors=True)
 
 
 @pytest.mark.slow
