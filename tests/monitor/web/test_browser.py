@@ -158,3 +158,34 @@ def test_hostile_values_show_as_text_everywhere(served: Served, ingest: Process,
                                             payloads.shown(payloads.URLS[0])]
         if kind == "decision":
             assert row[5] == payloads.shown(payloads.CATEGORY)
+
+
+def test_search_reaches_now_and_its_to_includes_the_second_shown(
+        served: Served, ingest: Process, incoming: Path, browser: Browser) -> None:
+    """Without a 'to', the search page leaves the field empty ("until now"), so rows of the
+    very second it was opened are found (it used to send that second as an exclusive end,
+    and lost them); a 'to' shown in whole seconds includes that second, and survives the
+    page's own round trip through the address bar unchanged."""
+    east = ProxyLogs(incoming, "east")
+    whole = float(int(time.time()))
+    east.decision(whole - 20, "http://edge.example/a", client="10.7.7.7")
+    east.decision(whole - 10, "http://edge.example/b", client="10.7.7.7")
+    east.access(time.time(), "http://edge.example/c", client="10.7.7.7")  # this very second
+    d = browser.driver
+    browser.login(served.url, served.user, served.password)
+
+    d.get(f"{served.url}/search?kind=access&client=10.7.7.7&from={whole - 3600:.0f}")
+    assert d.find_element(By.ID, "s-to").get_attribute("value") == ""
+    browser.wait(lambda _: len(d.execute_script(RESULT_CELLS)) == 1, what="this second's row")
+    assert [r[7] for r in d.execute_script(RESULT_CELLS)] == ["http://edge.example/c"]
+
+    # to = the second of row b, as the page itself writes it into the address (its end)
+    d.get(f"{served.url}/search?kind=decision&client=10.7.7.7&from={whole - 3600:.0f}"
+          f"&to={whole - 10 + 1:.0f}")
+    browser.wait(lambda _: len(d.execute_script(RESULT_CELLS)) == 2, what="rows a and b")
+    assert [r[7] for r in d.execute_script(RESULT_CELLS)] == [
+        "http://edge.example/b", "http://edge.example/a"]
+    d.find_element(By.ID, "search").click()  # submitting again keeps the same range
+    browser.wait(lambda _: "to=" in d.current_url)
+    assert f"to={whole - 10 + 1:.0f}" in d.current_url
+    browser.wait(lambda _: len(d.execute_script(RESULT_CELLS)) == 2, what="the same two rows")

@@ -17,7 +17,10 @@
     for (const [k, v] of new FormData($("search-form")).entries()) {
       const text = String(v).trim();
       if (!text) continue;
-      if (k === "from" || k === "to") p[k] = String(fromLocalInput(text));
+      // The inputs show whole seconds, and "to" means up to and including that
+      // second: the server's range is [from, to), so "to" is sent as its end.
+      if (k === "from") p[k] = String(fromLocalInput(text));
+      else if (k === "to") p[k] = String(fromLocalInput(text) + 1);
       else p[k] = text;
     }
     return p;
@@ -46,7 +49,9 @@
   document.addEventListener("DOMContentLoaded", () => {
     const now = Date.now() / 1000;
     const query = new URLSearchParams(window.location.search);
-    $("s-to").value = toLocalInput(query.has("to") ? Number(query.get("to")) : now);
+    // No "to" in the address: left empty, meaning "until now", so that the
+    // newest rows (this very second's included) are always found.
+    if (query.has("to")) $("s-to").value = toLocalInput(Number(query.get("to")) - 1);
     $("s-from").value = toLocalInput(query.has("from") ? Number(query.get("from")) : now - 86400);
     for (const [k, v] of query.entries()) {
       const input = $("search-form").elements.namedItem(k);
