@@ -32,6 +32,8 @@ from typing import Any
 
 from aiohttp import web
 
+from squidguard_bloom.monitor.alerts import store as alert_store
+from squidguard_bloom.monitor.alerts.settings import RULE_DEFAULTS, duration
 from squidguard_bloom.monitor.db import Database
 from squidguard_bloom.monitor.errors import MonitorConfigError
 from squidguard_bloom.monitor.migrate import open_database
@@ -448,6 +450,47 @@ async def live(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+SILENCE_MAX = 90 * 86400.0  # the longest silence the page accepts
+
+
+async def alerts_api(request: web.Request) -> web.Response:
+    """Alerts now, live silences, the latest state changes and messages (docs/alerts.md)."""
+    data = await _state(request).run_db(alert_store.overview, time.time(), 100)
+    return _json(data)
+
+
+async def silence_add(request: web.Request) -> web.Response:
+    """POST rule, proxy (glob), for (duration), comment: a silence by the logged-in user."""
+    session: auth.Session = request["session"]
+    form = await request.post()
+    rule = str(form.get("rule", "*")).strip() or "*"
+    proxy = str(form.get("proxy", "*")).strip()[:256] or "*"
+    comment = str(form.get("comment", "")).strip()[:500]
+    if rule != "*" and rule not in RULE_DEFAULTS:
+        return _error(f"rule must be * or one of {', '.join(RULE_DEFAULTS)}")
+    try:
+        seconds = duration(str(form.get("for", "2h")), "for")
+    except MonitorConfigError as exc:
+        return _error(str(exc))
+    if not 0 < seconds <= SILENCE_MAX:
+        return _error("for must be more than 0 and at most 90 days")
+    now = time.time()
+    sid = await _state(request).run_db(alert_store.add_silence, rule, proxy, now,
+                                       now + seconds, now, session.user, comment)
+    log.info("silence #%d (%s on %s for %.0f s) by %s", sid, rule, proxy, seconds, session.user)
+    return _json({"id": sid, "ends": now + seconds})
+
+
+async def silence_expire(request: web.Request) -> web.Response:
+    """POST /api/silences/ID/expire: end a live silence now."""
+    try:
+        sid = int(request.match_info["sid"])
+    except ValueError:
+        return _error("no such silence", 404)
+    done = await _state(request).run_db(alert_store.expire_silence, sid, time.time())
+    return _json({"id": sid}) if done else _error("no live silence with that id", 404)
+
+
 def build_app(state: Dashboard) -> web.Application:
     """The aiohttp application over a Dashboard."""
     app = web.Application(middlewares=[security_headers, require_login],
@@ -462,6 +505,10 @@ def build_app(state: Dashboard) -> web.Application:
     app.router.add_get("/", _page("dashboard", "Dashboard"))
     app.router.add_get("/tail", _page("tail", "Live tail"))
     app.router.add_get("/search", _page("search", "Search"))
+    app.router.add_get("/alerts", _page("alerts", "Alerts"))
+    app.router.add_get("/api/alerts", alerts_api)
+    app.router.add_post("/api/silences", silence_add)
+    app.router.add_post("/api/silences/{sid}/expire", silence_expire)
     app.router.add_get("/api/overview", overview)
     app.router.add_get("/api/search", search)
     app.router.add_get("/api/search.csv", search_csv)
