@@ -10,7 +10,13 @@ One run, side by side:
 2. the same for ``--helper-lines`` helper decision lines (squidGuard format:
    blocks, passes, welcomes), into SQLite and PostgreSQL (GoAccess cannot read
    them);
-3. database bytes per raw row (table plus its index) and the rollups' size.
+3. database bytes per raw row (table plus its index) and the rollups' size;
+4. with ``--stages``: where an access.log line's CPU goes inside one ingest
+   process (decoding and splitting, ``parse_access``, ``Rollups.add_access``,
+   ``executemany`` into the indexed ``access`` table with its COMMIT, the
+   rollups' upserts), best of three passes over the log's first ``--stage-lines``
+   lines, next to GoAccess's CPU per line and the budget that 3x GoAccess
+   leaves.
 
 Each ingest is a separate process, timed from start to exit (start-up,
 migrations and the final commit included); CPU is that process's user+system
@@ -19,6 +25,7 @@ are shared, so wall-clock figures move with its load: the load average is
 printed, and lines per CPU second are the steadier comparison.
 
     python bench/monitor_ingest.py [--lines N] [--helper-lines N] [--no-postgresql]
+                                   [--stages [--stage-lines N]]
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from squidguard_bloom.monitor.migrate import open_database  # noqa: E402
+from squidguard_bloom.monitor.parse import ACCESS_COLUMNS, parse_access  # noqa: E402
+from squidguard_bloom.monitor.rollup import Rollups  # noqa: E402
 from tests.monitor.pgserver import PostgresServer, find_bindir  # noqa: E402
 
 GOACCESS_FORMAT = "%x.%^ %~%L %h %^/%s %b %m %U"
@@ -139,12 +148,55 @@ def sizes(db_url: str, table: str) -> tuple[int, float, int, int]:
     return rows, by_table.get(table, 0) / max(rows, 1), rollups, rollup_rows
 
 
+def stages(access_log: Path, work: Path, lines: int) -> list[tuple[str, float]]:
+    """CPU seconds per line of each ingest stage over access_log's first lines lines (best
+    of three passes; each pass stores into a fresh SQLite database)."""
+    with access_log.open("rb") as fh:
+        data = b"".join(fh.readline() for _ in range(lines))
+    best: dict[str, float] = {}
+
+    def keep(name: str, start: float, n: int) -> None:
+        took = (time.process_time() - start) / max(n, 1)
+        best[name] = min(best.get(name, took), took)
+
+    for k in range(3):
+        t = time.process_time()
+        text = data.decode("utf-8", "replace").split("\n")
+        text.pop()
+        n = len(text)
+        keep("decode and split into lines", t, n)
+        rows: list[tuple] = []
+        bad: list[tuple[int, str]] = []
+        t = time.process_time()
+        parse_access(text, 1, rows, bad)
+        keep("parse_access (fields, conversions, host)", t, n)
+        t = time.process_time()
+        rollups = Rollups()
+        rollups.add_access(rows)
+        keep("Rollups.add_access (bucket sums)", t, n)
+        with open_database(str(work / f"stages-{k}.db")) as db:
+            with db.transaction():
+                db.execute("INSERT INTO proxies (name, first_seen) VALUES ('p1', 0)")
+            t = time.process_time()
+            with db.transaction():
+                db.insert_rows("access", ACCESS_COLUMNS, rows)
+            keep("executemany into indexed access table + COMMIT", t, n)
+            t = time.process_time()
+            with db.transaction():
+                rollups.write(db)
+            keep("rollup upserts + COMMIT", t, n)
+    return list(best.items())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--lines", type=int, default=1_000_000)
     p.add_argument("--helper-lines", type=int, default=1_000_000)
     p.add_argument("--no-postgresql", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument("--stages", action="store_true",
+                   help="also time each ingest stage on the access.log, in this process")
+    p.add_argument("--stage-lines", type=int, default=200_000)
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="sgb-bench-monitor-"))
@@ -210,6 +262,17 @@ def main() -> None:
         for label, db_name, rows, per_row, rollup_bytes, rollup_rows in size_rows:
             print(f"| {label} | {db_name} | {rows:,} | {per_row:.0f} | {rollup_bytes:,} | "
                   f"{rollup_rows:,} |")
+        if args.stages:
+            goaccess_cpu = results[0][4] / args.lines
+            parts = stages(access_log, work, min(args.stage_lines, args.lines))
+            print(f"\n| access.log stage (first {min(args.stage_lines, args.lines):,} lines, "
+                  "best of 3) | CPU us per line |")
+            print("|---|---:|")
+            for name, per_line in parts:
+                print(f"| {name} | {per_line * 1e6:.2f} |")
+            print(f"| sum of the stages | {sum(v for _, v in parts) * 1e6:.2f} |")
+            print(f"| GoAccess, whole run | {goaccess_cpu * 1e6:.2f} |")
+            print(f"| budget for 3x GoAccess per CPU second | {goaccess_cpu / 3 * 1e6:.2f} |")
     finally:
         if server is not None:
             server.stop()
