@@ -19,13 +19,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.servers import free_port
+
 SEGMENT = "00000001-1-1.log"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def monitor(*args: str, db: str, stdin: str | None = None, timeout: float = 120

@@ -7,7 +7,9 @@ import re
 import time
 from pathlib import Path
 
-from .servers import Client, Process, free_port, wait_port
+from tests.servers import free_port
+
+from .servers import Client, Process, wait_port
 
 
 def test_demo_serves_three_proxies_with_live_traffic(tmp_path: Path) -> None:
