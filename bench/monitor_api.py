@@ -6,18 +6,20 @@ live-tail lag from a line written on the proxy to the browser's event stream, an
    decisions; 3 proxies, 6,000 clients, about 3,000 hosts, 12 categories, spread over the last 7
    days), made by SQL (a recursive CTE in SQLite, generate_series in PostgreSQL) with the
    secondary indexes dropped and re-created afterwards; the rollups are then computed by the
-   ingest's own rollup statements. ``serve`` runs on it (a real process, real HTTP, logged in)
-   and each API call of the dashboard is timed ``--repeat`` times: p50/p95 per call, p95 over
-   all. Then serve's RSS.
+   ingest's own rollup statements, and the search postings by monitor/postings.py's
+   rebuild. ``serve`` runs on it (a real process, real HTTP, logged in) and each API call
+   of the dashboard is timed ``--repeat`` times: p50/p95 per call, p95 over all. Then
+   serve's RSS.
 2. Lag: a private sshd on 127.0.0.1, the shipper (its default settings) following a local
    access.log, ``ingest`` (default settings) and ``serve`` (default settings) on a fresh SQLite
    database, and an SSE client on the live tail. A writer appends ``--rate`` lines/s for
    ``--seconds``, each carrying its write time; lag = arrival in the event stream - write.
    Meanwhile 10 dashboards are open (each: the event stream + /api/overview every 5 s, as the
    page does) and serve's RSS is sampled: its memory with 10 open dashboards.
-3. What the dashboard costs ingest: lines/s of one access.log into SQLite with the full
-   schema, without migration 3's triggers (hourly and daily rollups), and without those and
-   migration 2's search indexes (the monitor's schema alone).
+3. What the dashboard's coarse rollups cost ingest: lines/s of one access.log into SQLite with
+   the full schema, and without migration 3's triggers (hourly and daily rollups). (The search
+   postings of migration 4 are written by ingest itself; bench/monitor_ingest.py measures
+   ingest as a whole.)
 
 Usage: python bench/monitor_api.py [--rows 10000000] [--repeat 20] [--rate 1000] [--seconds 30]
        [--only api|lag|triggers] [--dialects sqlite,postgresql] [--reuse-sqlite FILE]
@@ -44,6 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from squidguard_bloom.monitor import postings
 from squidguard_bloom.monitor.db import Database
 from squidguard_bloom.monitor.migrate import open_database
 
@@ -173,6 +176,11 @@ def fill(db: Database, rows: int, now: float) -> dict[str, float]:
         for sql in rollup_sql(db):
             db.execute(sql)
     took["rollups"] = time.monotonic() - t
+    t = time.monotonic()
+    with db.transaction():
+        for sql in postings.rebuild_sql(db):
+            db.execute(sql)
+    took["search postings"] = time.monotonic() - t
     if db.dialect == "postgresql":
         db.execute("VACUUM ANALYZE")
     else:
@@ -470,19 +478,13 @@ def bench_triggers(lines: int, work: Path) -> dict[str, float]:
                      f"http://h{x * x // 4000}.example/p{i} - HIER_DIRECT/192.0.2.1 "
                      "text/html\n")
     out = {}
-    dashboard_indexes = ("access_client_ts", "access_host_ts", "decisions_client_ts",
-                         "decisions_host_ts", "events_proxy_kind_ts")
-    for k, name in enumerate(("full schema", "without the triggers",
-                              "without the triggers and the search indexes")):
+    for k, name in enumerate(("full schema", "without the triggers")):
         path = work / f"triggers-{k}.db"
         with open_database(str(path)) as db:
             if k >= 1:
                 for (trigger,) in db.execute(
                         "SELECT name FROM sqlite_master WHERE type = 'trigger'"):
                     db.execute(f"DROP TRIGGER {trigger}")
-            if k >= 2:
-                for index in dashboard_indexes:
-                    db.execute(f"DROP INDEX {index}")
             t = time.perf_counter()
             Ingest(db, roots=[src]).run(once=True)
             out[name] = lines / (time.perf_counter() - t)

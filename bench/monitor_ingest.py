@@ -10,11 +10,12 @@ One run, side by side:
 2. the same for ``--helper-lines`` helper decision lines (squidGuard format:
    blocks, passes, welcomes), into SQLite and PostgreSQL (GoAccess cannot read
    them);
-3. database bytes per raw row (table plus its index) and the rollups' size;
+3. database bytes per raw row (table plus its time index), of the search postings per raw
+   row, and the rollups' size;
 4. with ``--stages``: where an access.log line's CPU goes inside one ingest
    process (decoding and splitting, ``parse_access``, ``Rollups.add_access``,
-   ``executemany`` into the indexed ``access`` table with its COMMIT, the
-   rollups' upserts), best of three passes over the log's first ``--stage-lines``
+   ``executemany`` into the ``access`` table (time index) with its COMMIT, the search
+   postings, the rollups' upserts), best of three passes over the log's first ``--stage-lines``
    lines, next to GoAccess's CPU per line and the budget that 3x GoAccess
    leaves.
 
@@ -44,6 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from squidguard_bloom.monitor import postings  # noqa: E402
 from squidguard_bloom.monitor.migrate import open_database  # noqa: E402
 from squidguard_bloom.monitor.parse import ACCESS_COLUMNS, parse_access  # noqa: E402
 from squidguard_bloom.monitor.rollup import Rollups  # noqa: E402
@@ -137,15 +139,17 @@ def layout(work: Path, name: str, stream: str, source: Path) -> Path:
     return work / name
 
 
-def sizes(db_url: str, table: str) -> tuple[int, float, int, int]:
-    """(rows, bytes per row, rollup bytes, rollup rows)."""
+def sizes(db_url: str, table: str) -> tuple[int, float, float, int, int]:
+    """(rows, bytes per row, search postings' bytes per row, rollup bytes, rollup rows)."""
     with open_database(db_url) as db:
         rows = int(db.scalar(f"SELECT count(*) FROM {table}"))
         by_table = db.table_bytes()
         rollup_rows = sum(int(db.scalar(f"SELECT count(*) FROM {t}"))
                           for t in by_table if t.startswith("rollup_"))
     rollups = sum(v for k, v in by_table.items() if k.startswith("rollup_"))
-    return rows, by_table.get(table, 0) / max(rows, 1), rollups, rollup_rows
+    index = by_table.get(postings.TABLES[table], 0)
+    return rows, by_table.get(table, 0) / max(rows, 1), index / max(rows, 1), rollups, \
+        rollup_rows
 
 
 def stages(access_log: Path, work: Path, lines: int) -> list[tuple[str, float]]:
@@ -180,7 +184,11 @@ def stages(access_log: Path, work: Path, lines: int) -> list[tuple[str, float]]:
             t = time.process_time()
             with db.transaction():
                 db.insert_rows("access", ACCESS_COLUMNS, rows)
-            keep("executemany into indexed access table + COMMIT", t, n)
+            keep("executemany into the access table (time index) + COMMIT", t, n)
+            t = time.process_time()
+            with db.transaction():
+                rollups.postings().write(db)
+            keep("search postings + COMMIT", t, n)
             t = time.process_time()
             with db.transaction():
                 rollups.write(db)
@@ -202,7 +210,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="sgb-bench-monitor-"))
     server = None
     results: list[tuple[str, str, int, float, float, str]] = []
-    size_rows: list[tuple[str, str, int, float, int, int]] = []
+    size_rows: list[tuple[str, str, int, float, float, int, int]] = []
     try:
         access_log, helper_log = work / "access.log", work / "blocked.log"
         print(f"generating {args.lines:,} access.log lines and {args.helper_lines:,} helper "
@@ -244,9 +252,10 @@ def main() -> None:
                     used = proc_cpu(server.server.pid) - server_cpu0
                     extra = f"server CPU {used:.1f} s"
                 results.append((label, f"monitor -> {db_name}", lines, wall, cpu, extra))
-                rows, per_row, rollup_bytes, rollup_rows = sizes(url, table)
+                rows, per_row, index, rollup_bytes, rollup_rows = sizes(url, table)
                 assert rows == lines, f"{db_name}: {rows} rows for {lines} lines"
-                size_rows.append((label, db_name, rows, per_row, rollup_bytes, rollup_rows))
+                size_rows.append((label, db_name, rows, per_row, index, rollup_bytes,
+                                  rollup_rows))
         print(f"load average after: {os.getloadavg()}\n")
 
         print("| log | program | lines | wall s | lines/s | CPU s | lines per CPU s | "
@@ -256,12 +265,12 @@ def main() -> None:
             ratio = f"{lines / wall / goaccess_rate:.2f}x" if label == "access.log" else "-"
             print(f"| {label} | {prog} | {lines:,} | {wall:.1f} | {lines / wall:,.0f} | {cpu:.1f} "
                   f"| {lines / cpu:,.0f} | {ratio} | {extra} |")
-        print("\n| log | database | raw rows | bytes per raw row (with index) | rollup bytes | "
-              "rollup rows |")
-        print("|---|---|---:|---:|---:|---:|")
-        for label, db_name, rows, per_row, rollup_bytes, rollup_rows in size_rows:
-            print(f"| {label} | {db_name} | {rows:,} | {per_row:.0f} | {rollup_bytes:,} | "
-                  f"{rollup_rows:,} |")
+        print("\n| log | database | raw rows | bytes per raw row (with its time index) | "
+              "search postings, bytes per raw row | rollup bytes | rollup rows |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for label, db_name, rows, per_row, index, rollup_bytes, rollup_rows in size_rows:
+            print(f"| {label} | {db_name} | {rows:,} | {per_row:.0f} | {index:.0f} | "
+                  f"{rollup_bytes:,} | {rollup_rows:,} |")
         if args.stages:
             goaccess_cpu = results[0][4] / args.lines
             parts = stages(access_log, work, min(args.stage_lines, args.lines))

@@ -84,6 +84,13 @@ class Database:
         if rows:
             self.executemany(_add_sql(table, keys, values, fixed, "VALUES"), rows)
 
+    def reserve_ids(self, table: str, n: int) -> int:
+        """The first of n new ids for rows of table (an ``id`` primary key), for the caller to
+        insert explicitly. Within one connection they never repeat; across connections only
+        PostgreSQL guarantees it (SQLite: above every stored id, so a writer that finds ids
+        stored above its own must start again, as ingest does)."""
+        raise NotImplementedError
+
     def try_lock(self, name: str) -> bool:
         """Take the named exclusive lock for this connection's life; False if someone has it."""
         raise NotImplementedError
@@ -127,6 +134,7 @@ class SqliteDatabase(Database):
         super().__init__(url)
         path = url[len("sqlite://"):] if url.startswith("sqlite://") else url
         self.path = path
+        self._issued: dict[str, int] = {}
         try:
             self.conn = sqlite3.connect(path, isolation_level=None, timeout=30.0,
                                         check_same_thread=False)
@@ -167,6 +175,13 @@ class SqliteDatabase(Database):
             marks = ",".join("?" * len(columns))
             self.conn.executemany(
                 f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks})", rows)
+
+    def reserve_ids(self, table: str, n: int) -> int:
+        # Ids handed out and not yet committed are remembered in this connection.
+        top = int(self.scalar(f"SELECT coalesce(max(id), 0) FROM {table}"))
+        first = max(top, self._issued.get(table, 0)) + 1
+        self._issued[table] = first + n - 1
+        return first
 
     def try_lock(self, name: str) -> bool:
         fd = os.open(f"{self.path}.{name}-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -273,6 +288,15 @@ class PostgresDatabase(Database):
         self.conn.execute(_add_sql(table, keys, values, fixed, f"SELECT {', '.join(columns)} "
                                    f"FROM {stage}"))
         self.conn.execute(f"DELETE FROM {stage}")
+
+    def reserve_ids(self, table: str, n: int) -> int:
+        # A block of the identity's sequence (past every stored id, should rows have been
+        # copied in with theirs): rows inserted without an id get later numbers. The sequence
+        # is not rolled back: a failed batch leaves a gap.
+        seq = f"pg_get_serial_sequence('{table}', 'id')"
+        last = self.scalar(f"SELECT setval({seq}, greatest(nextval({seq}), (SELECT "
+                           f"coalesce(max(id), 0) + 1 FROM {table})) + ? - 1)", (max(n, 1),))
+        return int(last) - max(n, 1) + 1
 
     def try_lock(self, name: str) -> bool:
         return bool(self.scalar("SELECT pg_try_advisory_lock(?)", (_PG_LOCKS[name],)))

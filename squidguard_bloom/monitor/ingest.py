@@ -418,12 +418,13 @@ class Ingest:
         rollups = batch.rollups
         if kind == ACCESS:
             first = len(batch.access)
-            parse_access(lines, st.proxy_id, batch.access, bad)
+            parse_access(lines, st.proxy_id, batch.access, bad,
+                         self.db.reserve_ids("access", len(lines)))
             rollups.add_access(batch.access, first)
         elif kind == HELPER:
             first, first_event = len(batch.decisions), len(batch.events)
             parse_helper(lines, st.proxy_id, st.id, self.clock, batch.decisions, batch.events,
-                         bad)
+                         bad, self.db.reserve_ids("decisions", len(lines)))
             rollups.add_decisions(batch.decisions, first)
             rollups.add_events(batch.events, HELPER, first_event)
         elif kind == SHIPPER:
@@ -471,11 +472,17 @@ class Ingest:
                             "WHERE id = ? AND read_to = ? RETURNING id",
                             (adv.read_to, adv.lines, adv.unparsed, int(adv.finished), now,
                              adv.segment.id, adv.read_from)):
-                        raise _Conflict(adv.segment.name)
+                        raise _Conflict(f"segment {adv.segment.name}")
                 for sid, kind in batch.kinds.items():
                     db.execute("UPDATE streams SET kind = ? WHERE id = ?", (kind, sid))
+                for table, rows in (("access", batch.access), ("decisions", batch.decisions)):
+                    # ids come from reserve_ids; another writer's rows above them: start again
+                    if rows and db.scalar(f"SELECT coalesce(max(id), 0) FROM {table}"
+                                          ) >= rows[0][0]:
+                        raise _Conflict(f"the {table} table's ids")
                 db.insert_rows("access", ACCESS_COLUMNS, batch.access)
                 db.insert_rows("decisions", DECISION_COLUMNS, batch.decisions)
+                batch.rollups.postings().write(db)
                 db.insert_rows("events", EVENT_COLUMNS, batch.events)
                 db.insert_rows("unparsed", UNPARSED_COLUMNS, batch.unparsed)
                 batch.rollups.write(db)
@@ -492,8 +499,8 @@ class Ingest:
                     os.kill(os.getpid(), signal.SIGKILL)
         except _Conflict as exc:
             self.stats.conflicts += 1
-            log.warning("segment %s was moved on by another ingest; reloading its checkpoints",
-                        exc)
+            log.warning("%s moved on in another ingest's transaction; reloading the checkpoints "
+                        "(is a second ingest running on this database?)", exc)
             self._load()
             return False
         for adv in moved:

@@ -25,9 +25,9 @@ HELPER = "helper"
 SHIPPER = "shipper"
 KINDS = (ACCESS, HELPER, SHIPPER)
 
-ACCESS_COLUMNS = ("proxy_id", "ts", "elapsed_ms", "client", "result", "status", "bytes",
+ACCESS_COLUMNS = ("id", "proxy_id", "ts", "elapsed_ms", "client", "result", "status", "bytes",
                   "method", "url", "host", "ident", "hierarchy", "peer", "mime")
-DECISION_COLUMNS = ("proxy_id", "ts", "pid", "source", "target", "rewrite", "url", "host",
+DECISION_COLUMNS = ("id", "proxy_id", "ts", "pid", "source", "target", "rewrite", "url", "host",
                     "client", "fqdn", "ident", "method", "action")
 EVENT_COLUMNS = ("proxy_id", "stream_id", "ts", "origin", "pid", "level", "kind", "message")
 
@@ -113,9 +113,9 @@ class Clock:
         return base + minute * 60 + second
 
 
-def parse_access(lines: list[str], proxy_id: int, rows: list[tuple], bad: list[tuple[int, str]]
-                 ) -> None:
-    """Squid native access.log lines -> ``access`` rows."""
+def parse_access(lines: list[str], proxy_id: int, rows: list[tuple], bad: list[tuple[int, str]],
+                 first_id: int = 1) -> None:
+    """Squid native access.log lines -> ``access`` rows; line i's row gets id first_id + i."""
     append = rows.append
     for i, line in enumerate(lines):
         f = line.split()
@@ -137,8 +137,8 @@ def parse_access(lines: list[str], proxy_id: int, rows: list[tuple], bad: list[t
             continue
         hierarchy, _, peer = f[8].partition("/")
         url = f[6]
-        append((proxy_id, ts, elapsed, f[2], result, code, size, f[5], url, host_of(url), f[7],
-                hierarchy, peer, f[9]))
+        append((first_id + i, proxy_id, ts, elapsed, f[2], result, code, size, f[5], url,
+                host_of(url), f[7], hierarchy, peer, f[9]))
 
 
 _HELPER_KINDS = (
@@ -198,9 +198,10 @@ def parse_shipper_status(message: str) -> tuple[str, dict[str, tuple[int, int, i
 
 
 def parse_helper(lines: list[str], proxy_id: int, stream_id: int, clock: Clock,
-                 decisions: list[tuple], events: list[tuple], bad: list[tuple[int, str]]
-                 ) -> None:
-    """squidGuard-format lines -> ``decisions`` rows (Request lines) and ``events`` rows."""
+                 decisions: list[tuple], events: list[tuple], bad: list[tuple[int, str]],
+                 first_id: int = 1) -> None:
+    """squidGuard-format lines -> ``decisions`` rows (Request lines; line i's row gets id
+    first_id + i) and ``events`` rows."""
     dappend = decisions.append
     for i, line in enumerate(lines):
         try:
@@ -232,8 +233,8 @@ def parse_helper(lines: list[str], proxy_id: int, stream_id: int, clock: Clock,
                 continue
             client, _, fqdn = f[2].partition("/")
             url = f[1]
-            dappend((proxy_id, ts, pid, names[0], names[1], names[2], url, host_of(url),
-                     client, fqdn, f[3], f[4], f[5]))
+            dappend((first_id + i, proxy_id, ts, pid, names[0], names[1], names[2], url,
+                     host_of(url), client, fqdn, f[3], f[4], f[5]))
             continue
         m = _LEVEL.match(rest)
         level, message = (m.group(1), rest[m.end():]) if m else ("INFO", rest)

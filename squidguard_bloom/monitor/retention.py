@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from squidguard_bloom.monitor import postings
 from squidguard_bloom.monitor.db import Database
 
 DAY = 86400.0
@@ -29,6 +30,12 @@ def prune(db: Database, *, raw_days: float, rollup_days: float, now: float | Non
     removed: dict[str, int] = {}
     for table, column in RAW:
         removed[table] = _delete_ids(db, table, column, now - raw_days * DAY, slice_rows)
+    for table, name in postings.TABLES.items():  # the search index of the raw rows
+        with db.transaction():
+            before = db.scalar(f"SELECT count(*) FROM {name} WHERE hour + {postings.HOUR} <= ?",
+                               (now - raw_days * DAY,))
+            db.execute(postings.prune_sql(table), (now - raw_days * DAY,))
+        removed[name] = int(before)
     for table, column in ROLLUPS:
         with db.transaction():
             before = db.scalar(f"SELECT count(*) FROM {table} WHERE {column} < ?",

@@ -28,6 +28,8 @@ import pytest
 from squidguard_bloom.monitor.ingest import CRASH_ENV
 from squidguard_bloom.monitor.migrate import open_database
 
+from .postings_check import assert_postings_match_rows
+
 EXIT_BUSY = 75  # the previous process's PostgreSQL session is not gone yet
 
 
@@ -181,4 +183,5 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
         total = sum(len(v) for v in writer.written.values())
         assert db.scalar("SELECT sum(lines) FROM segments") == total
         assert db.scalar("SELECT sum(unparsed) FROM segments") == len(garbage)
+        assert_postings_match_rows(db)  # the search index: each row once, too
     assert kills >= 12 and inside >= 1  # the first run had the backlog to crash in

@@ -32,15 +32,15 @@ def test_access_line_to_row() -> None:
         "1764780001.000      0 10.0.0.9 TCP_TUNNEL/200 999 CONNECT www.x.org:443 - "
         "HIER_DIRECT/1.2.3.4 -",
         "1764780002.500      1 10.0.0.9 NONE/000 0 NONE error:invalid-request - HIER_NONE/- -",
-    ], 7, rows, bad)
+    ], 7, rows, bad, first_id=500)
     assert bad == []
     assert rows == [
-        (7, 1764780000.123, 245, "192.168.1.5", "TCP_MISS", 200, 5120, "GET",
+        (500, 7, 1764780000.123, 245, "192.168.1.5", "TCP_MISS", 200, 5120, "GET",
          "http://Example.COM:8080/a?b", "example.com", "alice", "HIER_DIRECT", "93.184.216.34",
          "text/html"),
-        (7, 1764780001.0, 0, "10.0.0.9", "TCP_TUNNEL", 200, 999, "CONNECT", "www.x.org:443",
+        (501, 7, 1764780001.0, 0, "10.0.0.9", "TCP_TUNNEL", 200, 999, "CONNECT", "www.x.org:443",
          "www.x.org", "-", "HIER_DIRECT", "1.2.3.4", "-"),
-        (7, 1764780002.5, 1, "10.0.0.9", "NONE", 0, 0, "NONE", "error:invalid-request",
+        (502, 7, 1764780002.5, 1, "10.0.0.9", "NONE", 0, 0, "NONE", "error:invalid-request",
          "error", "-", "HIER_NONE", "-", "-"),
     ]
 
@@ -62,7 +62,7 @@ def test_bad_access_lines_give_reasons(line: str, reason: str) -> None:
     rows: list[tuple] = []
     bad: list[tuple[int, str]] = []
     parse_access(["1.0 1 c TCP_MISS/200 5 GET http://a/ - HIER_NONE/- -", line], 1, rows, bad)
-    assert len(rows) == 1
+    assert [r[0] for r in rows] == [1]  # the good line's id: first_id (1) + its index
     assert bad == [(1, reason)]
 
 
@@ -89,7 +89,7 @@ def test_helper_request_lines_as_the_helper_writes_them() -> None:
     parse_helper([f"2026-12-03 17:48:16 [1234] {body}"], 3, 9, UTC_CLOCK, decisions, events, bad)
     ts = datetime(2026, 12, 3, 17, 48, 16, tzinfo=UTC).timestamp()
     assert (events, bad) == ([], [])
-    assert decisions == [(3, ts, 1234, "kids", "porn", "-", "http://bad.example/a%20b%01",
+    assert decisions == [(1, 3, ts, 1234, "kids", "porn", "-", "http://bad.example/a%20b%01",
                           "bad.example", "10.0.0.9", "pc7.lan", "Bob%20Smith", "GET",
                           "REDIRECT")]
 

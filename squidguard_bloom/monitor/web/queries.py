@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from squidguard_bloom.monitor import postings
 from squidguard_bloom.monitor.db import Database
 from squidguard_bloom.monitor.report import STATE_KINDS
 
@@ -261,7 +262,10 @@ def _row(kind: str, r: tuple, names: dict[int, str]) -> dict[str, Any]:
 
 
 def search(db: Database, q: Search) -> tuple[list[dict[str, Any]], tuple[float, int] | None]:
-    """One page of rows, newest first, and the cursor of the next page (None: last page)."""
+    """One page of rows, newest first, and the cursor of the next page (None: last page).
+
+    With a client or a domain, the rows come from that value's search postings, an hour at a
+    time (monitor/postings.py); otherwise from the time index."""
     table, fields = (("access", ACCESS_FIELDS) if q.kind == "access"
                      else ("decisions", DECISION_FIELDS))
     where = ["ts >= ?", "ts < ?"]
@@ -290,8 +294,22 @@ def search(db: Database, q: Search) -> tuple[list[dict[str, Any]], tuple[float, 
     if q.before is not None:
         where.append("(ts < ? OR (ts = ? AND id < ?))")
         params += [q.before[0], q.before[0], q.before[1]]
-    rows = db.execute(f"SELECT {fields} FROM {table} WHERE {' AND '.join(where)} "
-                      "ORDER BY ts DESC, id DESC LIMIT ?", (*params, q.limit + 1))
+    want = q.limit + 1
+    if q.client or q.domain:
+        indexed, value = ((postings.CLIENT, q.client) if q.client
+                          else (postings.HOST, (q.domain or "").lower()))
+        until = min(q.until, q.before[0] + 1) if q.before is not None else q.until
+        rows: list[tuple] = []
+        for ids in postings.hours_newest_first(db, table, indexed, value, q.since,
+                                                    until):
+            rows += postings.fetch(db, f"SELECT {fields} FROM {table}", where, params, ids)
+            if len(rows) >= want:  # every older hour holds only older rows
+                break
+        rows.sort(key=lambda r: (r[2], r[0]), reverse=True)
+        rows = rows[:want]
+    else:
+        rows = db.execute(f"SELECT {fields} FROM {table} WHERE {' AND '.join(where)} "
+                          "ORDER BY ts DESC, id DESC LIMIT ?", (*params, want))
     names = proxy_names(db)
     out = [_row(q.kind, r, names) for r in rows[:q.limit]]
     nxt = (out[-1]["ts"], out[-1]["id"]) if len(rows) > q.limit and out else None
