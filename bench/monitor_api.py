@@ -17,9 +17,9 @@ live-tail lag from a line written on the proxy to the browser's event stream, an
    Meanwhile 10 dashboards are open (each: the event stream + /api/overview every 5 s, as the
    page does) and serve's RSS is sampled: its memory with 10 open dashboards.
 3. What the dashboard's coarse rollups cost ingest: lines/s of one access.log into SQLite with
-   the full schema, and without migration 3's triggers (hourly and daily rollups). (The search
-   postings of migration 4 are written by ingest itself; bench/monitor_ingest.py measures
-   ingest as a whole.)
+   the full schema, without migration 5's triggers (fleet-wide hourly top lists), and without
+   those and migration 3's (hourly and daily rollups). (The search postings of migration 4
+   are written by ingest itself; bench/monitor_ingest.py measures ingest as a whole.)
 
 Usage: python bench/monitor_api.py [--rows 10000000] [--repeat 20] [--rate 1000] [--seconds 30]
        [--only api|lag|triggers] [--dialects sqlite,postgresql] [--reuse-sqlite FILE]
@@ -115,8 +115,8 @@ HIT = ("(CASE WHEN result LIKE '%HIT%' OR result LIKE 'TCP_REFRESH_UNMODIFIED%' 
 
 
 def rollup_sql(db: Database) -> list[str]:
-    """The ingest's rollups of every raw row, computed by SQL (the triggers of migration 3 sum
-    them into the hourly and daily tables as ingest's upserts would)."""
+    """The ingest's rollups of every raw row, computed by SQL (the triggers of migrations 3 and
+    5 sum them into the hourly, daily and fleet-wide tables as ingest's upserts would)."""
     minute, hour = db.bucket("ts", 60), db.bucket("ts", 3600)
     return [
         "INSERT INTO rollup_lines (minute, proxy_id, kind, lines, unparsed) "
@@ -462,8 +462,8 @@ def bench_lag(rate: int, seconds: float, work: Path) -> dict:
 
 
 def bench_triggers(lines: int, work: Path) -> dict[str, float]:
-    """Ingest lines/s of one access.log into SQLite with the full schema, without migration 3's
-    triggers, and without those and migration 2's search indexes."""
+    """Ingest lines/s of one access.log into SQLite with the full schema, without migration 5's
+    triggers, and without those and migration 3's."""
     from squidguard_bloom.monitor.ingest import Ingest
 
     src = work / "triggers"
@@ -478,13 +478,15 @@ def bench_triggers(lines: int, work: Path) -> dict[str, float]:
                      f"http://h{x * x // 4000}.example/p{i} - HIER_DIRECT/192.0.2.1 "
                      "text/html\n")
     out = {}
-    for k, name in enumerate(("full schema", "without the triggers")):
+    for k, name in enumerate(("full schema", "without migration 5's triggers (fleet-wide)",
+                              "without the triggers")):
         path = work / f"triggers-{k}.db"
         with open_database(str(path)) as db:
             if k >= 1:
                 for (trigger,) in db.execute(
                         "SELECT name FROM sqlite_master WHERE type = 'trigger'"):
-                    db.execute(f"DROP TRIGGER {trigger}")
+                    if k >= 2 or "_fleet_" in trigger:
+                        db.execute(f"DROP TRIGGER {trigger}")
             t = time.perf_counter()
             Ingest(db, roots=[src]).run(once=True)
             out[name] = lines / (time.perf_counter() - t)
