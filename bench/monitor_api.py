@@ -509,7 +509,8 @@ def main() -> None:
     ap.add_argument("--trigger-rounds", type=int, default=3)
     ap.add_argument("--dialects", default="sqlite,postgresql")
     ap.add_argument("--reuse-sqlite", type=Path, metavar="FILE",
-                    help="a SQLite file this script filled before (skips the fill)")
+                    help="a SQLite file this script filled before (skips the fill); "
+                         "filled and kept if it does not exist")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sgb-bench-api-"))
     print(f"bench/monitor_api.py, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -521,7 +522,8 @@ def main() -> None:
                 if dialect == "sqlite":
                     reuse = args.reuse_sqlite
                     runs[dialect] = bench_api(dialect, str(reuse or work / "api.db"), args.rows,
-                                              args.repeat, work, filled=reuse is not None)
+                                              args.repeat, work,
+                                              filled=reuse is not None and reuse.exists())
                 else:
                     from tests.monitor.pgserver import PostgresServer
 
