@@ -106,7 +106,7 @@ def test_fleet_sums_equal_the_per_proxy_rollups_after_ingest_and_retention(db) -
     _assert_fleet_is_the_sum(db)
 
 
-def test_an_older_database_gets_the_fleet_sums_at_migration(db) -> None:
+def test_an_older_database_gets_the_fleet_sums_at_migration(db, tmp_path: Path) -> None:
     """A database from before migration 5 (its rollups filled, no fleet tables): migrating
     sums its rollups in, and the triggers take over from there."""
     with db.transaction():
@@ -121,7 +121,12 @@ def test_an_older_database_gets_the_fleet_sums_at_migration(db) -> None:
         db.execute("DELETE FROM schema_migrations WHERE version = 5")
     assert migrate(db) == [5]
     _assert_fleet_is_the_sum(db)
-    assert db.scalar("SELECT count(*) FROM rollup_hosts_fleet") > 0
+    before = db.scalar("SELECT sum(n) FROM rollup_hosts_fleet")
+    assert before == 2 * 400 * len(PROXIES)
+    _write(tmp_path / "incoming", 3, 100)  # the fixture's directories: more lines
+    Ingest(db, roots=[tmp_path / "incoming"]).run(once=True)
+    assert db.scalar("SELECT sum(n) FROM rollup_hosts_fleet") == before + 100 * len(PROXIES)
+    _assert_fleet_is_the_sum(db)
 
 
 def _reference(db: Database, since: float, until: float, proxy: str | None
