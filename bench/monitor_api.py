@@ -17,12 +17,13 @@ live-tail lag from a line written on the proxy to the browser's event stream, an
    Meanwhile 10 dashboards are open (each: the event stream + /api/overview every 5 s, as the
    page does) and serve's RSS is sampled: its memory with 10 open dashboards.
 3. What the dashboard's coarse rollups cost ingest: lines/s of one access.log into SQLite with
-   the full schema, and without migration 3's triggers (hourly and daily rollups). (The search
-   postings of migration 4 are written by ingest itself; bench/monitor_ingest.py measures
-   ingest as a whole.)
+   the full schema, without migration 5's triggers (fleet-wide hourly top lists), and without
+   those and migration 3's (hourly and daily rollups). (The search postings of migration 4
+   are written by ingest itself; bench/monitor_ingest.py measures ingest as a whole.)
 
 Usage: python bench/monitor_api.py [--rows 10000000] [--repeat 20] [--rate 1000] [--seconds 30]
        [--only api|lag|triggers] [--dialects sqlite,postgresql] [--reuse-sqlite FILE]
+       [--trigger-lines 500000] [--trigger-rounds 3]
 Not part of the test suite.
 """
 
@@ -115,8 +116,8 @@ HIT = ("(CASE WHEN result LIKE '%HIT%' OR result LIKE 'TCP_REFRESH_UNMODIFIED%' 
 
 
 def rollup_sql(db: Database) -> list[str]:
-    """The ingest's rollups of every raw row, computed by SQL (the triggers of migration 3 sum
-    them into the hourly and daily tables as ingest's upserts would)."""
+    """The ingest's rollups of every raw row, computed by SQL (the triggers of migrations 3 and
+    5 sum them into the hourly, daily and fleet-wide tables as ingest's upserts would)."""
     minute, hour = db.bucket("ts", 60), db.bucket("ts", 3600)
     return [
         "INSERT INTO rollup_lines (minute, proxy_id, kind, lines, unparsed) "
@@ -461,9 +462,10 @@ def bench_lag(rate: int, seconds: float, work: Path) -> dict:
         sshd.stop()
 
 
-def bench_triggers(lines: int, work: Path) -> dict[str, float]:
-    """Ingest lines/s of one access.log into SQLite with the full schema, without migration 3's
-    triggers, and without those and migration 2's search indexes."""
+def bench_triggers(lines: int, work: Path, rounds: int = 3) -> dict[str, list[float]]:
+    """Ingest lines/s of one access.log into SQLite with the full schema, without migration 5's
+    triggers, and without those and migration 3's: rounds rounds, the three in turn (so that a
+    busy spell of the machine hits them alike); every round's figure per configuration."""
     from squidguard_bloom.monitor.ingest import Ingest
 
     src = work / "triggers"
@@ -477,17 +479,22 @@ def bench_triggers(lines: int, work: Path) -> dict[str, float]:
                      f"TCP_{'HIT' if i % 3 == 0 else 'MISS'}/200 {i % 9000} GET "
                      f"http://h{x * x // 4000}.example/p{i} - HIER_DIRECT/192.0.2.1 "
                      "text/html\n")
-    out = {}
-    for k, name in enumerate(("full schema", "without the triggers")):
-        path = work / f"triggers-{k}.db"
-        with open_database(str(path)) as db:
-            if k >= 1:
-                for (trigger,) in db.execute(
-                        "SELECT name FROM sqlite_master WHERE type = 'trigger'"):
-                    db.execute(f"DROP TRIGGER {trigger}")
-            t = time.perf_counter()
-            Ingest(db, roots=[src]).run(once=True)
-            out[name] = lines / (time.perf_counter() - t)
+    out: dict[str, list[float]] = {}
+    configs = ("full schema", "without migration 5's triggers (fleet-wide)",
+               "without the triggers")
+    for r in range(rounds):
+        for k, name in enumerate(configs):
+            path = work / f"triggers-{r}-{k}.db"
+            with open_database(str(path)) as db:
+                if k >= 1:
+                    for (trigger,) in db.execute(
+                            "SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+                        if k >= 2 or "_fleet_" in trigger:
+                            db.execute(f"DROP TRIGGER {trigger}")
+                t = time.perf_counter()
+                Ingest(db, roots=[src]).run(once=True)
+                out.setdefault(name, []).append(lines / (time.perf_counter() - t))
+            path.unlink()
     return out
 
 
@@ -499,9 +506,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--only", choices=("api", "lag", "triggers"))
     ap.add_argument("--trigger-lines", type=int, default=500_000)
+    ap.add_argument("--trigger-rounds", type=int, default=3)
     ap.add_argument("--dialects", default="sqlite,postgresql")
     ap.add_argument("--reuse-sqlite", type=Path, metavar="FILE",
-                    help="a SQLite file this script filled before (skips the fill)")
+                    help="a SQLite file this script filled before (skips the fill); "
+                         "filled and kept if it does not exist")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sgb-bench-api-"))
     print(f"bench/monitor_api.py, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -513,7 +522,8 @@ def main() -> None:
                 if dialect == "sqlite":
                     reuse = args.reuse_sqlite
                     runs[dialect] = bench_api(dialect, str(reuse or work / "api.db"), args.rows,
-                                              args.repeat, work, filled=reuse is not None)
+                                              args.repeat, work,
+                                              filled=reuse is not None and reuse.exists())
                 else:
                     from tests.monitor.pgserver import PostgresServer
 
@@ -557,10 +567,18 @@ def main() -> None:
                   f"(peak {busy[1] / 1024:.0f} MB); each dashboard got "
                   f">= {lag['dashboard_events']} events")
         if args.only in (None, "triggers"):
-            cost = bench_triggers(args.trigger_lines, work)
-            print(f"\nIngest of {args.trigger_lines:,} access.log lines into SQLite, lines/s:")
-            for name, rate in cost.items():
-                print(f"  {name:<45} {rate:>9,.0f}")
+            cost = bench_triggers(args.trigger_lines, work, args.trigger_rounds)
+            print(f"\nIngest of {args.trigger_lines:,} access.log lines into SQLite, lines/s "
+                  f"(best and median of {args.trigger_rounds} rounds; us/line: what the "
+                  "configuration costs over the next one, from the best figures)")
+            names = list(cost)
+            for i, name in enumerate(names):
+                best = max(cost[name])
+                extra = ""
+                if i + 1 < len(names):
+                    extra = f"  +{1e6 / best - 1e6 / max(cost[names[i + 1]]):5.2f} us/line"
+                print(f"  {name:<45} {best:>9,.0f} {statistics.median(cost[name]):>9,.0f}"
+                      f"{extra}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

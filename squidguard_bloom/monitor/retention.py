@@ -20,7 +20,10 @@ ROLLUPS = (("rollup_lines", "minute"), ("rollup_decisions", "minute"), ("rollup_
            # the dashboard's sums of those (migration 3): the same retention
            ("rollup_decisions_hourly", "hour"), ("rollup_cache_hourly", "hour"),
            ("rollup_blocked_hosts_daily", "day"), ("rollup_hosts_daily", "day"),
-           ("rollup_clients_daily", "day"))
+           ("rollup_clients_daily", "day"),
+           # their fleet-wide hourly sums (migration 5)
+           ("rollup_blocked_hosts_fleet", "hour"), ("rollup_hosts_fleet", "hour"),
+           ("rollup_clients_fleet", "hour"))
 
 
 def prune(db: Database, *, raw_days: float, rollup_days: float, now: float | None = None,

@@ -59,8 +59,9 @@ LOGIN_COOKIE = "sgbm_login"
 HEARTBEAT = 15.0
 SEARCH_MAX_LIMIT = 500
 CSV_MAX_ROWS = 100_000
-# Top lists over 6 h and more read hundreds of thousands of hourly rollup rows (every host
-# of every hour); they change little within seconds, so pages share them for cache_seconds.
+# Top lists over 6 h and more read tens of thousands of rollup rows (every host of every hour
+# or day, fleet-wide sums over all proxies); they change little within seconds, so pages
+# share them for cache_seconds.
 TOPS_CACHE_SPAN = 6 * 3600
 CSV_CHUNK = 5000
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")

@@ -4,8 +4,9 @@ search, CSV export and the live tail. None scans raw rows:
 * tiles, charts: ``rollup_lines``/``rollup_cache``/``rollup_decisions`` by their primary key,
   which starts with the minute, or their ``_hourly`` sums (migration 3) for hour-long chart
   buckets; helper and shipper state: ``events (proxy_id, kind, ts)``;
-* top lists: the hourly ``rollup_blocked_hosts``/``rollup_clients``/``rollup_hosts``, or their
-  ``_daily`` sums over more than a day;
+* top lists: the hourly ``rollup_blocked_hosts``/``rollup_clients``/``rollup_hosts`` for one
+  proxy, their fleet-wide ``_fleet`` sums (migration 5) for all proxies, or their ``_daily``
+  sums over more than a day;
 * search: ``(client, ts)`` or ``(host, ts)`` when a client or domain is given, else ``(ts)``;
   newest first, keyset paging on ``(ts, id)``, at most ``limit`` rows read past the filters;
 * live tail: the primary key, ``id > last seen``.
@@ -199,7 +200,9 @@ def tops(db: Database, since: float, until: float, proxy: str | None = None, lim
          ) -> dict[str, list[dict[str, Any]]]:
     """Top blocked domains, top clients and top cached domains from the hourly rollups (the
     whole hours that [since, until) touches) or, over more than a day, the daily ones (the
-    whole UTC days it touches)."""
+    whole UTC days it touches). Over all proxies and up to a day, the fleet-wide hourly sums
+    (migration 5): the same numbers from one row per host or client and hour, instead of one
+    per proxy that saw it."""
     daily = until - since > 86400
     col, size, suffix = ("day", 86400, "_daily") if daily else ("hour", 3600, "")
     first = int(since // size * size)
@@ -209,6 +212,8 @@ def tops(db: Database, since: float, until: float, proxy: str | None = None, lim
     if only is not None:
         where += " AND proxy_id = ?"
         params.append(only)
+    elif not daily:
+        suffix = "_fleet"
     blocked = [{"host": h, "category": c, "blocks": int(n)} for h, c, n in db.execute(
         f"SELECT host, target, sum(n) FROM rollup_blocked_hosts{suffix} WHERE {where} "
         "GROUP BY host, target ORDER BY 3 DESC, 1, 2 LIMIT ?", (*params, limit))]
