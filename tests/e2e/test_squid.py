@@ -386,7 +386,7 @@ def _welcome_burst(sq: Squid, origin: int, clients: list[str], seed: int,
         bursts[client] = urls
     # One curl per client, its URLs in turn, all clients at once.  (Simultaneous
     # first requests of one client on parallel connections are welcomed once
-    # too: the filter's add lock, tests/test_bloom.py.)
+    # too: the filter's add lock, tests/native/test_bloom.py.)
     with ThreadPoolExecutor(len(clients)) as pool:
         if hold is not None:
             os.kill(hold, signal.SIGSTOP)
