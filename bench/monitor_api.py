@@ -16,11 +16,14 @@ live-tail lag from a line written on the proxy to the browser's event stream, an
    ``--seconds``, each carrying its write time; lag = arrival in the event stream - write.
    Meanwhile 10 dashboards are open (each: the event stream + /api/overview every 5 s, as the
    page does) and serve's RSS is sampled: its memory with 10 open dashboards.
-(What the dashboard's sums cost ingest is part of bench/monitor_ingest.py's figures: ingest
-writes them itself since schema 6.)
+3. What the dashboard's coarse rollups cost ingest: lines/s of one access.log into SQLite with
+   the full schema, without migration 5's triggers (fleet-wide hourly top lists), and without
+   those and migration 3's (hourly and daily rollups). (The search postings of migration 4
+   are written by ingest itself; bench/monitor_ingest.py measures ingest as a whole.)
 
 Usage: python bench/monitor_api.py [--rows 10000000] [--repeat 20] [--rate 1000] [--seconds 30]
-       [--only api|lag] [--dialects sqlite,postgresql] [--reuse-sqlite FILE]
+       [--only api|lag|triggers] [--dialects sqlite,postgresql] [--reuse-sqlite FILE]
+       [--trigger-lines 500000] [--trigger-rounds 3]
 Not part of the test suite.
 """
 
@@ -47,7 +50,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from squidguard_bloom.monitor import postings
 from squidguard_bloom.monitor.db import Database
 from squidguard_bloom.monitor.migrate import open_database
-from squidguard_bloom.monitor.rollup import sums_sql
 
 PASSWORD = "bench password 1"
 DAY = 86400
@@ -114,8 +116,8 @@ HIT = ("(CASE WHEN result LIKE '%HIT%' OR result LIKE 'TCP_REFRESH_UNMODIFIED%' 
 
 
 def rollup_sql(db: Database) -> list[str]:
-    """The ingest's rollups of every raw row, computed by SQL (fill() then adds their hourly,
-    daily and fleet-wide sums with monitor/rollup.py's sums_sql)."""
+    """The ingest's rollups of every raw row, computed by SQL (the triggers of migrations 3 and
+    5 sum them into the hourly, daily and fleet-wide tables as ingest's upserts would)."""
     minute, hour = db.bucket("ts", 60), db.bucket("ts", 3600)
     return [
         "INSERT INTO rollup_lines (minute, proxy_id, kind, lines, unparsed) "
@@ -172,7 +174,7 @@ def fill(db: Database, rows: int, now: float) -> dict[str, float]:
     took["indexes"] = time.monotonic() - t
     t = time.monotonic()
     with db.transaction():
-        for sql in [*rollup_sql(db), *sums_sql(db)]:
+        for sql in rollup_sql(db):
             db.execute(sql)
     took["rollups"] = time.monotonic() - t
     t = time.monotonic()
@@ -460,13 +462,51 @@ def bench_lag(rate: int, seconds: float, work: Path) -> dict:
         sshd.stop()
 
 
+def bench_triggers(lines: int, work: Path, rounds: int = 3) -> dict[str, list[float]]:
+    """Ingest lines/s of one access.log into SQLite with the full schema, without migration 5's
+    triggers, and without those and migration 3's: rounds rounds, the three in turn (so that a
+    busy spell of the machine hits them alike); every round's figure per configuration."""
+    from squidguard_bloom.monitor.ingest import Ingest
+
+    src = work / "triggers"
+    seg = src / "p" / "access"
+    seg.mkdir(parents=True)
+    start = time.time() - 86400
+    with open(seg / "00000001-1-1.log", "w", encoding="ascii") as fh:
+        for i in range(lines):
+            x = (i * 2654435761) % 4000
+            fh.write(f"{start + i * 86400 / lines:.3f}     12 10.{i % 3}.{i % 20}.{i % 100} "
+                     f"TCP_{'HIT' if i % 3 == 0 else 'MISS'}/200 {i % 9000} GET "
+                     f"http://h{x * x // 4000}.example/p{i} - HIER_DIRECT/192.0.2.1 "
+                     "text/html\n")
+    out: dict[str, list[float]] = {}
+    configs = ("full schema", "without migration 5's triggers (fleet-wide)",
+               "without the triggers")
+    for r in range(rounds):
+        for k, name in enumerate(configs):
+            path = work / f"triggers-{r}-{k}.db"
+            with open_database(str(path)) as db:
+                if k >= 1:
+                    for (trigger,) in db.execute(
+                            "SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+                        if k >= 2 or "_fleet_" in trigger:
+                            db.execute(f"DROP TRIGGER {trigger}")
+                t = time.perf_counter()
+                Ingest(db, roots=[src]).run(once=True)
+                out.setdefault(name, []).append(lines / (time.perf_counter() - t))
+            path.unlink()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--only", choices=("api", "lag"))
+    ap.add_argument("--only", choices=("api", "lag", "triggers"))
+    ap.add_argument("--trigger-lines", type=int, default=500_000)
+    ap.add_argument("--trigger-rounds", type=int, default=3)
     ap.add_argument("--dialects", default="sqlite,postgresql")
     ap.add_argument("--reuse-sqlite", type=Path, metavar="FILE",
                     help="a SQLite file this script filled before (skips the fill); "
@@ -526,6 +566,19 @@ def main() -> None:
                   f"at {args.rate} lines/s: {busy[0] / 1024:.0f} MB "
                   f"(peak {busy[1] / 1024:.0f} MB); each dashboard got "
                   f">= {lag['dashboard_events']} events")
+        if args.only in (None, "triggers"):
+            cost = bench_triggers(args.trigger_lines, work, args.trigger_rounds)
+            print(f"\nIngest of {args.trigger_lines:,} access.log lines into SQLite, lines/s "
+                  f"(best and median of {args.trigger_rounds} rounds; us/line: what the "
+                  "configuration costs over the next one, from the best figures)")
+            names = list(cost)
+            for i, name in enumerate(names):
+                best = max(cost[name])
+                extra = ""
+                if i + 1 < len(names):
+                    extra = f"  +{1e6 / best - 1e6 / max(cost[names[i + 1]]):5.2f} us/line"
+                print(f"  {name:<45} {best:>9,.0f} {statistics.median(cost[name]):>9,.0f}"
+                      f"{extra}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

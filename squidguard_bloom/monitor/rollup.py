@@ -28,49 +28,6 @@ TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-# The dashboard's coarser sums of those (schema 3: hourly and daily; schema 5: over all
-# proxies), written by ingest from the same buckets in the same transaction (schema 6; until
-# then triggers did it, one statement per rollup row):
-# sum table -> (rollup table it sums, its time column and bucket seconds, the rollup's columns
-# that are its key after the time, the summed columns)
-SUMS: dict[str, tuple[str, int, tuple[str, ...], tuple[str, ...]]] = {
-    "rollup_decisions_hourly": ("rollup_decisions", 3600, ("proxy_id", "target", "action"),
-                                ("n",)),
-    "rollup_cache_hourly": ("rollup_cache", 3600, ("proxy_id", "hit"), ("n", "bytes")),
-    "rollup_blocked_hosts_daily": ("rollup_blocked_hosts", 86400,
-                                   ("proxy_id", "target", "host"), ("n",)),
-    "rollup_hosts_daily": ("rollup_hosts", 86400, ("proxy_id", "host"),
-                           ("n", "hits", "bytes", "hit_bytes")),
-    "rollup_clients_daily": ("rollup_clients", 86400, ("proxy_id", "client"),
-                             ("requests", "bytes", "blocks")),
-    "rollup_blocked_hosts_fleet": ("rollup_blocked_hosts", 3600, ("target", "host"), ("n",)),
-    "rollup_hosts_fleet": ("rollup_hosts", 3600, ("host",), ("n", "hits", "bytes", "hit_bytes")),
-    "rollup_clients_fleet": ("rollup_clients", 3600, ("client",),
-                             ("requests", "bytes", "blocks")),
-}
-
-
-def sum_time_column(seconds: int) -> str:
-    """The name of a sum table's time column."""
-    return "day" if seconds == 86400 else "hour"
-
-
-def sums_sql(db: Database) -> list[str]:
-    """Statements that recompute every sum table from its rollups (for tools that fill the
-    rollups by SQL, such as the dashboard benchmark; ingest adds its own)."""
-    out = []
-    for table, (source, seconds, keys, values) in SUMS.items():
-        time_col = TABLES[source][0][0]
-        bucket = f"{time_col} - {time_col} % {seconds}"
-        out.append(f"DELETE FROM {table}")
-        out.append(
-            f"INSERT INTO {table} ({sum_time_column(seconds)}, {', '.join(keys)}, "
-            f"{', '.join(values)}) SELECT {bucket}, {', '.join(keys)}, "
-            f"{', '.join(f'sum({v})' for v in values)} FROM {source} "
-            f"GROUP BY {bucket}, {', '.join(keys)}")
-    return out
-
-
 class Rollups:
     """The buckets of one batch; ``write`` adds them to the database."""
 
@@ -220,44 +177,15 @@ class Rollups:
         return out
 
     def write(self, db: Database) -> None:
-        """Add every bucket to its table, and to the sums of those (SUMS), inside the
-        caller's transaction."""
-        rows: dict[str, list[tuple]] = {}
+        """Add every bucket to its table (inside the caller's transaction)."""
         for table, buckets in (
                 ("rollup_lines", self.lines), ("rollup_decisions", self.decisions),
                 ("rollup_blocked_hosts", self.blocked), ("rollup_hosts", self.hosts),
                 ("rollup_clients", self.clients)):
             keys, values = TABLES[table]
-            rows[table] = [(*k, *v) if isinstance(v, list) else (*k, v)
-                           for k, v in buckets.items()]
-            db.add_to(table, keys, values, rows[table])
+            db.add_to(table, keys, values, [
+                (*k, *v) if isinstance(v, list) else (*k, v) for k, v in buckets.items()])
         keys, values = TABLES["rollup_cache"]
         hit_of = self._hit
-        rows["rollup_cache"] = [(*k, hit_of[k[2]], *v) for k, v in self.cache.items()]
-        db.add_to("rollup_cache", keys, values, rows["rollup_cache"], fixed=("hit",))
-        for table, (source, seconds, sum_keys, sum_values) in SUMS.items():
-            db.add_to(table, (sum_time_column(seconds), *sum_keys), sum_values,
-                      _summed(rows[source], _columns(source), seconds, sum_keys, sum_values))
-
-
-def _columns(table: str) -> tuple[str, ...]:
-    """The column order of the rows Rollups.write builds for a rollup table."""
-    keys, values = TABLES[table]
-    return (*keys, "hit", *values) if table == "rollup_cache" else (*keys, *values)
-
-
-def _summed(rows: list[tuple], columns: tuple[str, ...], seconds: int, keys: tuple[str, ...],
-            values: tuple[str, ...]) -> list[tuple]:
-    """rows (time first, in columns order) summed by (time bucket of seconds, *keys)."""
-    at_key = [columns.index(k) for k in keys]
-    at_value = [columns.index(v) for v in values]
-    sums: dict[tuple, list[int]] = {}
-    for r in rows:
-        key = (r[0] - r[0] % seconds, *[r[i] for i in at_key])
-        have = sums.get(key)
-        if have is None:
-            sums[key] = [r[i] for i in at_value]
-        else:
-            for j, i in enumerate(at_value):
-                have[j] += r[i]
-    return [(*k, *v) for k, v in sums.items()]
+        db.add_to("rollup_cache", keys, values,
+                  [(*k, hit_of[k[2]], *v) for k, v in self.cache.items()], fixed=("hit",))

@@ -124,7 +124,7 @@ COARSE = (  # coarse table, fine table, its bucket column, the coarse bucket, ke
 
 
 def test_coarse_rollups_are_the_sums_of_the_fine_ones(db, tmp_path: Path) -> None:
-    """Ingest keeps the hourly and daily sums exact, also when a later batch
+    """Migration 3's triggers keep the hourly and daily sums exact, also when a later batch
     adds to buckets that exist (the rollups' ON CONFLICT updates)."""
     a = ProxyLogs(tmp_path / "incoming", "alpha")
     for i in range(4):
