@@ -86,9 +86,17 @@ def fetch(db: Database, select: str, where: Sequence[str], params: Sequence[Any]
     return out
 
 
-def prune_sql(table: str) -> str:
-    """Delete the postings of table wholly older than a cutoff (one parameter, epoch s)."""
-    return f"DELETE FROM {TABLES[table]} WHERE hour + {HOUR} <= ?"
+def prune(db: Database, cutoff: float) -> dict[str, int]:
+    """Delete the postings of hours wholly before cutoff (epoch s), each table in its own
+    transaction; the postings removed, per table."""
+    removed: dict[str, int] = {}
+    last_hour = cutoff - HOUR  # an hour that starts here or before ends by the cutoff
+    for name in TABLES.values():
+        with db.transaction():
+            removed[name] = int(db.scalar(f"SELECT count(*) FROM {name} WHERE hour <= ?",
+                                          (last_hour,)))
+            db.execute(f"DELETE FROM {name} WHERE hour <= ?", (last_hour,))
+    return removed
 
 
 def rebuild_sql(db: Database) -> list[str]:

@@ -33,12 +33,7 @@ def prune(db: Database, *, raw_days: float, rollup_days: float, now: float | Non
     removed: dict[str, int] = {}
     for table, column in RAW:
         removed[table] = _delete_ids(db, table, column, now - raw_days * DAY, slice_rows)
-    for table, name in postings.TABLES.items():  # the search index of the raw rows
-        with db.transaction():
-            before = db.scalar(f"SELECT count(*) FROM {name} WHERE hour + {postings.HOUR} <= ?",
-                               (now - raw_days * DAY,))
-            db.execute(postings.prune_sql(table), (now - raw_days * DAY,))
-        removed[name] = int(before)
+    removed.update(postings.prune(db, now - raw_days * DAY))  # the raw rows' search index
     for table, column in ROLLUPS:
         with db.transaction():
             before = db.scalar(f"SELECT count(*) FROM {table} WHERE {column} < ?",
