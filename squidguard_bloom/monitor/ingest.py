@@ -26,36 +26,32 @@ import gc
 import logging
 import os
 import re
-import signal
 import stat
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from squidguard_bloom.monitor.batch import (
+    MOVED,
+    OK,
+    UNPARSED_KEEP,
+    Advance,
+    Batch,
+    BatchStore,
+    CheckpointMoved,
+    Outcome,
+    Piece,
+    Segment,
+)
 from squidguard_bloom.monitor.db import Database
 from squidguard_bloom.monitor.errors import MonitorError
-from squidguard_bloom.monitor.parse import (
-    ACCESS,
-    ACCESS_COLUMNS,
-    DECISION_COLUMNS,
-    EVENT_COLUMNS,
-    HELPER,
-    SHIPPER,
-    Clock,
-    parse_access,
-    parse_helper,
-    parse_shipper,
-    sniff,
-)
-from squidguard_bloom.monitor.rollup import Rollups
+from squidguard_bloom.monitor.parse import ACCESS, EVENT_COLUMNS, HELPER, Clock, sniff
+from squidguard_bloom.monitor.workers import WorkerPool
 
 log = logging.getLogger("squidguard_bloom.monitor")
 
 SEGMENT_NAME = re.compile(r"^(\d{8,})-[0-9a-f]+-[0-9a-f]+\.log$")
-UNPARSED_KEEP = 65536  # bytes of an unparsed line that are kept
-UNPARSED_COLUMNS = ("proxy_id", "stream_id", "segment_id", "at", "length", "received",
-                    "reason", "line")
 OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # Fault injection for the crash tests: "N" makes the process SIGKILL itself inside its Nth
 # transaction, after every row is written and before COMMIT.
@@ -66,17 +62,6 @@ class IngestBusyError(MonitorError):
     """Another ingest holds the database's ingest lock."""
 
 
-class _Segment:
-    __slots__ = ("finished", "id", "name", "read_to", "seq")
-
-    def __init__(self, seg_id: int, name: str, seq: int, read_to: int, finished: bool) -> None:
-        self.id = seg_id
-        self.name = name
-        self.seq = seq
-        self.read_to = read_to
-        self.finished = finished
-
-
 class _Stream:
     __slots__ = ("id", "kind", "name", "proxy_id", "segments")
 
@@ -85,43 +70,7 @@ class _Stream:
         self.proxy_id = proxy_id
         self.name = name
         self.kind = kind
-        self.segments: dict[str, _Segment] = {}
-
-
-class _Advance:
-    """What one transaction does to one segment's checkpoint."""
-
-    __slots__ = ("finished", "lines", "read_from", "read_to", "segment", "unparsed")
-
-    def __init__(self, segment: _Segment) -> None:
-        self.segment = segment
-        self.read_from = segment.read_to
-        self.read_to = segment.read_to
-        self.lines = 0
-        self.unparsed = 0
-        self.finished = False
-
-
-class _Batch:
-    """Rows and checkpoint moves of one transaction."""
-
-    def __init__(self) -> None:
-        self.access: list[tuple] = []
-        self.decisions: list[tuple] = []
-        self.events: list[tuple] = []
-        self.unparsed: list[tuple] = []
-        self.advances: dict[int, _Advance] = {}
-        self.kinds: dict[int, str] = {}  # stream id -> kind decided in this batch
-        self.rollups = Rollups()
-        self.received: set[int] = set()  # proxies with lines in this batch
-        self.bytes = 0
-        self.count = 0
-
-    def advance(self, segment: _Segment) -> _Advance:
-        adv = self.advances.get(segment.id)
-        if adv is None:
-            adv = self.advances[segment.id] = _Advance(segment)
-        return adv
+        self.segments: dict[str, Segment] = {}
 
 
 class Stats:
@@ -145,7 +94,7 @@ class Ingest:
     def __init__(self, db: Database, *, roots: list[Path] | None = None,
                  proxies: dict[str, Path] | None = None, clock: Clock | None = None,
                  batch_bytes: int = 8 << 20, max_line: int = 1 << 20,
-                 now: Callable[[], float] = time.time) -> None:
+                 now: Callable[[], float] = time.time, workers: int = 1) -> None:
         self.db = db
         self.roots = list(roots or [])
         self.explicit = dict(proxies or {})
@@ -158,7 +107,15 @@ class Ingest:
         self._proxies: dict[str, int] = {}
         self._streams: dict[tuple[int, str], _Stream] = {}
         self._reported: set[str] = set()
-        self._crash_at = int(os.environ.get(CRASH_ENV, "0") or 0)
+        crash_at = int(os.environ.get(CRASH_ENV, "0") or 0)
+        self.store = BatchStore(db, self.clock, now=now, crash_at=crash_at)
+        # workers > 1: that many processes parse and store the batches this one reads
+        # (monitor/workers.py); started with the first batch
+        self.workers = workers
+        self._pool: WorkerPool | None = None
+        self._handed: dict[int, list[Advance]] = {}  # batch number -> its checkpoint moves
+        self._failure: str | None = None  # a handed-out batch's checkpoint had moved
+        self._error: str | None = None  # a worker could not store a batch
         self._load()
 
     # -- state -------------------------------------------------------------------------
@@ -173,7 +130,7 @@ class Ingest:
             by_id[sid] = self._streams[(proxy_id, name)] = _Stream(sid, proxy_id, name, kind)
         for seg_id, sid, name, seq, read_to, finished in self.db.execute(
                 "SELECT id, stream_id, name, seq, read_to, finished FROM segments"):
-            by_id[sid].segments[name] = _Segment(seg_id, name, seq, read_to, bool(finished))
+            by_id[sid].segments[name] = Segment(seg_id, name, seq, read_to, bool(finished))
 
     def _proxy(self, name: str) -> int:
         pid = self._proxies.get(name)
@@ -197,7 +154,7 @@ class Ingest:
             st = self._streams[(proxy_id, name)] = _Stream(sid, proxy_id, name, kind)
         return st
 
-    def _segment(self, st: _Stream, name: str, seq: int) -> _Segment:
+    def _segment(self, st: _Stream, name: str, seq: int) -> Segment:
         seg = st.segments.get(name)
         if seg is None:
             with self.db.transaction():
@@ -207,7 +164,7 @@ class Ingest:
                 seg_id, read_to, finished = self.db.execute(
                     "SELECT id, read_to, finished FROM segments WHERE stream_id = ? AND name = ?",
                     (st.id, name))[0]
-            seg = st.segments[name] = _Segment(seg_id, name, seq, read_to, bool(finished))
+            seg = st.segments[name] = Segment(seg_id, name, seq, read_to, bool(finished))
         return seg
 
     # -- discovery -----------------------------------------------------------------------
@@ -257,7 +214,7 @@ class Ingest:
                     (proxy_id, None, self.now(), "monitor", None, "WARN", "refused",
                      f"refused {path}: {why}")])
 
-    def _work(self) -> list[tuple[_Stream, _Segment, str, bool]]:
+    def _work(self) -> list[tuple[_Stream, Segment, str, bool]]:
         """(stream, segment, path, finished) for every segment with something left to read."""
         work = []
         for proxy_name, pdir in self.sources():
@@ -306,18 +263,28 @@ class Ingest:
         """Read everything complete now (several transactions); the lines stored, or -1
         when another ingest moved a checkpoint first (state reloaded: pass again)."""
         before = self.stats.lines + self.stats.unparsed
-        batch = _Batch()
-        for st, seg, path, finished in self._work():
-            read = self._read_segment(st, seg, path, finished, batch)
-            if read is None:
-                return -1
-            batch = read
-        if not self._commit(batch):
+        if self.workers > 1 and self._pool is None:
+            self._pool = WorkerPool(self.db.url, self.clock.tz, self.workers,
+                                    crash_at=self.store.crash_at)
+        batch: Batch | None = Batch()
+        try:
+            for st, seg, path, finished in self._work():
+                assert batch is not None
+                batch = self._read_segment(st, seg, path, finished, batch)
+                if batch is None:
+                    break
+            ok = batch is not None and self._flush(batch)
+        finally:
+            if self._pool is not None:  # every batch handed out is settled before the pass ends
+                self._settle(self._pool.collect(keep=0))
+        if self._pool is not None:
+            ok = self._after_pool() and ok
+        if not ok:
             return -1
         return self.stats.lines + self.stats.unparsed - before
 
-    def _read_segment(self, st: _Stream, seg: _Segment, path: str, finished: bool,
-                      batch: _Batch) -> _Batch | None:
+    def _read_segment(self, st: _Stream, seg: Segment, path: str, finished: bool,
+                      batch: Batch) -> Batch | None:
         try:
             fd = os.open(path, OPEN_FLAGS)
         except OSError as exc:
@@ -352,9 +319,9 @@ class Ingest:
                     tail = finished and adv.read_to + len(data) == size and end < len(data)
                     self._take(st, seg, adv, data if tail else data[:end], batch, tail=tail)
                 if batch.bytes >= self.batch_bytes:
-                    if not self._commit(batch):
+                    if not self._flush(batch):
                         return None
-                    batch = _Batch()
+                    batch = Batch()
                     adv = batch.advance(seg)
             if finished and adv.read_to >= size:
                 adv.finished = True
@@ -362,8 +329,8 @@ class Ingest:
             os.close(fd)
         return batch
 
-    def _long_line(self, fd: int, st: _Stream, seg: _Segment, adv: _Advance, size: int,
-                   finished: bool, batch: _Batch) -> bool:
+    def _long_line(self, fd: int, st: _Stream, seg: Segment, adv: Advance, size: int,
+                   finished: bool, batch: Batch) -> bool:
         """A line that does not fit in max_line bytes, at adv.read_to: stored as unparsed
         (its head only) once its newline is there; False while it is still growing."""
         start = pos = adv.read_to
@@ -382,134 +349,100 @@ class Ingest:
                 return False
             end = size  # the last line of a finished segment needs no newline
         head = os.pread(fd, min(UNPARSED_KEEP, end - start), start)
-        self._bad_line(st, seg, batch, start, end - start, head,
-                       f"line longer than {self.max_line} bytes")
+        where = Piece(st.proxy_id, st.id, st.kind, seg.id, start, b"", False, 0)
+        self.store.bad_line(where, batch, start, end - start, head,
+                            f"line longer than {self.max_line} bytes")
         adv.read_to = min(end + 1, size)
         adv.lines += 1
         adv.unparsed += 1
         batch.bytes += adv.read_to - start
         return True
 
-    def _bad_line(self, st: _Stream, seg: _Segment, batch: _Batch, at: int, length: int,
-                  head: bytes, reason: str) -> None:
-        now = self.now()
-        batch.unparsed.append((st.proxy_id, st.id, seg.id, at, length, now, reason,
-                               bytes(head[:UNPARSED_KEEP])))
-        batch.rollups.count_lines(now, st.proxy_id, st.kind or "unknown", 0, 1)
-        batch.received.add(st.proxy_id)
-
-    def _take(self, st: _Stream, seg: _Segment, adv: _Advance, data: bytes, batch: _Batch,
+    def _take(self, st: _Stream, seg: Segment, adv: Advance, data: bytes, batch: Batch,
               tail: bool) -> None:
-        """Parse data (whole lines; with tail, the last one has no newline) into batch."""
-        text = data.decode("utf-8", "replace")
-        if "\x00" in text:  # PostgreSQL text cannot hold NUL; the raw bytes stay in unparsed
-            text = text.replace("\x00", "\ufffd")
-        lines = text.split("\n")
-        if not tail:
-            lines.pop()  # the empty piece after the last newline
+        """Whole lines of seg (with tail, the last one has no newline) into batch: parsed
+        here, or with workers kept as a piece for the worker that stores the batch."""
         if st.kind is None:
-            for line in lines[:20]:
-                kind = sniff(line, st.name)
+            for raw in data.split(b"\n", 20)[:20]:
+                kind = sniff(raw.decode("utf-8", "replace"), st.name)
                 if kind is not None:
                     st.kind = batch.kinds[st.id] = kind
                     break
-        bad: list[tuple[int, str]] = []
-        kind = st.kind
-        rollups = batch.rollups
-        if kind == ACCESS:
-            first = len(batch.access)
-            parse_access(lines, st.proxy_id, batch.access, bad,
-                         self.db.reserve_ids("access", len(lines)))
-            rollups.add_access(batch.access, first)
-        elif kind == HELPER:
-            first, first_event = len(batch.decisions), len(batch.events)
-            parse_helper(lines, st.proxy_id, st.id, self.clock, batch.decisions, batch.events,
-                         bad, self.db.reserve_ids("decisions", len(lines)))
-            rollups.add_decisions(batch.decisions, first)
-            rollups.add_events(batch.events, HELPER, first_event)
-        elif kind == SHIPPER:
-            first_event = len(batch.events)
-            parse_shipper(lines, st.proxy_id, st.id, self.clock, batch.events, bad)
-            rollups.add_events(batch.events, SHIPPER, first_event)
+        table = _ID_TABLES.get(st.kind or "")
+        first_id = 0
+        if table is not None:  # ids of its rows, given here so that they rise with the batches
+            first_id = self.db.reserve_ids(table, data.count(b"\n") + (1 if tail else 0))
+        piece = Piece(st.proxy_id, st.id, st.kind, seg.id, adv.read_to, data, tail, first_id)
+        if self._pool is None:
+            self.store.parse(piece, adv, batch)
         else:
-            bad = [(i, "not a known log format (Squid native access.log, squidGuard-format, "
-                    "shipper log)") for i in range(len(lines))]
-        if bad:
-            raw = data.split(b"\n")
-            offsets = [adv.read_to]
-            for piece in raw[:-1]:
-                offsets.append(offsets[-1] + len(piece) + 1)
-            for i, reason in bad:
-                raw_line = raw[i]
-                self._bad_line(st, seg, batch, offsets[i], len(raw_line), raw_line, reason)
-        n = len(lines)
-        adv.lines += n
-        adv.unparsed += len(bad)
+            batch.pieces.append(piece)
         adv.read_to += len(data)
         batch.bytes += len(data)
-        batch.count += n
-        if n > len(bad):
-            batch.received.add(st.proxy_id)
 
     # -- writing -------------------------------------------------------------------------
 
-    def _commit(self, batch: _Batch | None) -> bool:
-        """Store batch in one transaction; False if another ingest got there first."""
-        if batch is None:
-            return False
-        moved = [a for a in batch.advances.values()
-                 if a.read_to != a.read_from or a.finished != a.segment.finished]
+    def _flush(self, batch: Batch) -> bool:
+        """Store batch (with workers: hand it to one); False if another ingest moved a
+        checkpoint first (with workers: if a batch handed out earlier failed)."""
+        moved = batch.moved()
         if not moved and not batch.kinds:
             return True
-        db = self.db
-        now = self.now()
-        try:
-            with db.transaction():
-                for adv in moved:
-                    if not db.execute(
-                            "UPDATE segments SET read_to = ?, lines = lines + ?, "
-                            "unparsed = unparsed + ?, finished = ?, updated = ? "
-                            "WHERE id = ? AND read_to = ? RETURNING id",
-                            (adv.read_to, adv.lines, adv.unparsed, int(adv.finished), now,
-                             adv.segment.id, adv.read_from)):
-                        raise _Conflict(f"segment {adv.segment.name}")
-                for sid, kind in batch.kinds.items():
-                    db.execute("UPDATE streams SET kind = ? WHERE id = ?", (kind, sid))
-                for table, rows in (("access", batch.access), ("decisions", batch.decisions)):
-                    # ids come from reserve_ids; another writer's rows above them: start again
-                    if rows and db.scalar(f"SELECT coalesce(max(id), 0) FROM {table}"
-                                          ) >= rows[0][0]:
-                        raise _Conflict(f"the {table} table's ids")
-                db.insert_rows("access", ACCESS_COLUMNS, batch.access)
-                db.insert_rows("decisions", DECISION_COLUMNS, batch.decisions)
-                batch.rollups.postings().write(db)
-                db.insert_rows("events", EVENT_COLUMNS, batch.events)
-                db.insert_rows("unparsed", UNPARSED_COLUMNS, batch.unparsed)
-                batch.rollups.write(db)
-                newest = batch.rollups.newest
-                for proxy_id in batch.received - set(newest):
-                    db.execute("UPDATE proxies SET last_received = ? WHERE id = ?",
-                               (now, proxy_id))
-                for proxy_id, ts in newest.items():
-                    db.execute(
-                        "UPDATE proxies SET last_received = ?, last_line_ts = CASE WHEN "
-                        "last_line_ts IS NULL OR last_line_ts < ? THEN ? ELSE last_line_ts END "
-                        "WHERE id = ?", (now, ts, ts, proxy_id))
-                if self._crash_at and self.stats.transactions + 1 >= self._crash_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
-        except _Conflict as exc:
-            self.stats.conflicts += 1
-            log.warning("%s moved on in another ingest's transaction; reloading the checkpoints "
-                        "(is a second ingest running on this database?)", exc)
-            self._load()
-            return False
+        if self._pool is None:
+            try:
+                lines, unparsed = self.store.commit(batch, self.stats.transactions + 1)
+            except CheckpointMoved as exc:
+                self._conflict(str(exc))
+                return False
+            self._committed(moved, lines, unparsed)
+            return True
         for adv in moved:
-            adv.segment.read_to = adv.read_to
-            adv.segment.finished = adv.finished
-            self.stats.lines += adv.lines - adv.unparsed
-            self.stats.unparsed += adv.unparsed
+            adv.segment.queued_to = adv.read_to
+        number = self._pool.submit(batch)
+        self._handed[number] = moved
+        self._settle(self._pool.collect(keep=self._pool.size))
+        return self._failure is None and self._error is None
+
+    def _committed(self, moved: list[Advance], lines: int, unparsed: int) -> None:
+        for adv in moved:
+            seg = adv.segment
+            seg.read_to = adv.read_to
+            if self._pool is None:
+                seg.queued_to = adv.read_to
+            seg.finished = adv.finished
             self.stats.bytes += adv.read_to - adv.read_from
+        self.stats.lines += lines
+        self.stats.unparsed += unparsed
         self.stats.transactions += 1
+
+    def _conflict(self, what: str) -> None:
+        self.stats.conflicts += 1
+        log.warning("%s moved on in another ingest's transaction; reloading the checkpoints "
+                    "(is a second ingest running on this database?)", what)
+        self._load()
+
+    def _settle(self, outcomes: list[Outcome]) -> None:
+        """Take in what the workers report about the batches handed to them."""
+        for number, status, lines, unparsed, message in outcomes:
+            moved = self._handed.pop(number)
+            if status == OK:
+                self._committed(moved, lines, unparsed)
+            elif status == MOVED:
+                self._failure = self._failure or message
+            else:
+                self._error = self._error or message
+
+    def _after_pool(self) -> bool:
+        """After a pass with workers (all batches settled): raise a worker's error, reload
+        after a conflict; whether the pass went through."""
+        error, failure = self._error, self._failure
+        self._error = self._failure = None
+        if error is not None:
+            self._load()
+            raise MonitorError(error)
+        if failure is not None:
+            self._conflict(failure)
+            return False
         return True
 
     # -- loops ---------------------------------------------------------------------------
@@ -521,19 +454,27 @@ class Ingest:
         stop = stop or threading.Event()
         # Batches allocate a tuple per line and no cycles: collect rarely (5-10 % faster).
         gc.set_threshold(100000, 50, 100)
-        while not stop.is_set():
-            stored = self.run_pass()
-            if every_pass is not None:
-                every_pass()
-            if once and stored == 0:
-                break
-            if stored == 0:
-                stop.wait(poll)
+        try:
+            while not stop.is_set():
+                stored = self.run_pass()
+                if every_pass is not None:
+                    every_pass()
+                if once and stored == 0:
+                    break
+                if stored == 0:
+                    stop.wait(poll)
+        finally:
+            self.close()
         return self.stats
 
+    def close(self) -> None:
+        """Stop the worker processes, if any (the database stays open: it is the caller's)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
-class _Conflict(Exception):
-    pass
+
+_ID_TABLES = {ACCESS: "access", HELPER: "decisions"}
 
 
 def _what(mode: int) -> str:

@@ -1,0 +1,258 @@
+"""A batch: the rows and checkpoint moves of one ingest transaction, parsed and stored.
+
+:class:`BatchStore` parses whole lines of segments into a :class:`Batch` and
+stores it in one transaction with the segments' checkpoints (see
+monitor/ingest.py for exactly-once). It runs in the ingest process, or in
+the worker processes (monitor/workers.py), which get batches holding the raw
+lines (:class:`Piece`) from the ingest process and parse and store them there.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+
+from squidguard_bloom.monitor.db import POSTGRESQL, Database
+from squidguard_bloom.monitor.errors import MonitorError
+from squidguard_bloom.monitor.parse import (
+    ACCESS,
+    ACCESS_COLUMNS,
+    DECISION_COLUMNS,
+    EVENT_COLUMNS,
+    HELPER,
+    SHIPPER,
+    Clock,
+    parse_access,
+    parse_helper,
+    parse_shipper,
+)
+from squidguard_bloom.monitor.rollup import Rollups
+
+UNPARSED_KEEP = 65536  # bytes of an unparsed line that are kept
+UNPARSED_COLUMNS = ("proxy_id", "stream_id", "segment_id", "at", "length", "received",
+                    "reason", "line")
+
+
+class Segment:
+    """A segment file of a stream and its checkpoint."""
+
+    __slots__ = ("finished", "id", "name", "queued_to", "read_to", "seq")
+
+    def __init__(self, seg_id: int, name: str, seq: int, read_to: int, finished: bool) -> None:
+        self.id = seg_id
+        self.name = name
+        self.seq = seq
+        self.read_to = read_to  # committed
+        self.queued_to = read_to  # read into batches so far (committed or handed to a worker)
+        self.finished = finished
+
+
+class Advance:
+    """What one transaction does to one segment's checkpoint."""
+
+    __slots__ = ("finished", "lines", "read_from", "read_to", "segment", "unparsed")
+
+    def __init__(self, segment: Segment) -> None:
+        self.segment = segment
+        self.read_from = segment.queued_to
+        self.read_to = segment.queued_to
+        self.lines = 0
+        self.unparsed = 0
+        self.finished = False
+
+
+class Piece:
+    """Whole lines of one segment (at: their offset in it; with tail, the last has no newline;
+    their rows get ids from first_id on), to be parsed into a batch."""
+
+    __slots__ = ("at", "data", "first_id", "kind", "proxy_id", "segment_id", "stream_id",
+                 "tail")
+
+    def __init__(self, proxy_id: int, stream_id: int, kind: str | None, segment_id: int,
+                 at: int, data: bytes, tail: bool, first_id: int) -> None:
+        self.proxy_id = proxy_id
+        self.stream_id = stream_id
+        self.kind = kind
+        self.segment_id = segment_id
+        self.at = at
+        self.data = data
+        self.tail = tail
+        self.first_id = first_id
+
+
+class Batch:
+    """Rows and checkpoint moves of one transaction (with workers: the pieces to parse)."""
+
+    def __init__(self) -> None:
+        self.pieces: list[Piece] = []
+        self.access: list[tuple] = []
+        self.decisions: list[tuple] = []
+        self.events: list[tuple] = []
+        self.unparsed: list[tuple] = []
+        self.advances: dict[int, Advance] = {}
+        self.kinds: dict[int, str] = {}  # stream id -> kind decided in this batch
+        self.rollups = Rollups()
+        self.received: set[int] = set()  # proxies with lines in this batch
+        self.bytes = 0
+        self.count = 0
+
+    def advance(self, segment: Segment) -> Advance:
+        """segment's advance in this batch (from where the batches before left it)."""
+        adv = self.advances.get(segment.id)
+        if adv is None:
+            adv = self.advances[segment.id] = Advance(segment)
+        return adv
+
+    def moved(self) -> list[Advance]:
+        """The advances that change a checkpoint."""
+        return [a for a in self.advances.values()
+                if a.read_to != a.read_from or a.finished != a.segment.finished]
+
+
+# What became of a batch a worker stored: (its number, OK / MOVED / FAILED, lines stored,
+# of them unparsed, the reason when not OK).
+Outcome = tuple[int, str, int, int, str]
+OK, MOVED, FAILED = "ok", "moved", "failed"
+
+
+class CheckpointMoved(MonitorError):
+    """A segment's checkpoint, or a table's ids, moved on in another writer's transaction."""
+
+
+class BatchStore:
+    """Parses whole lines into a batch and stores batches, one transaction each: the part of
+    ingest that also runs in the worker processes (monitor/workers.py)."""
+
+    def __init__(self, db: Database, clock: Clock, *, now: Callable[[], float] = time.time,
+                 crash_at: int = 0, kill_parent: bool = False) -> None:
+        self.db = db
+        self.clock = clock
+        self.now = now
+        self.crash_at = crash_at
+        self.kill_parent = kill_parent
+
+    def bad_line(self, src: Piece, batch: Batch, at: int, length: int, head: bytes,
+                 reason: str) -> None:
+        """Keep a line that does not parse (its head), counted in its minute."""
+        now = self.now()
+        batch.unparsed.append((src.proxy_id, src.stream_id, src.segment_id, at, length, now,
+                               reason, bytes(head[:UNPARSED_KEEP])))
+        batch.rollups.count_lines(now, src.proxy_id, src.kind or "unknown", 0, 1)
+        batch.received.add(src.proxy_id)
+
+    def parse_pieces(self, batch: Batch) -> None:
+        """Parse the pieces a coordinator left in batch (in a worker)."""
+        for piece in batch.pieces:
+            self.parse(piece, batch.advances[piece.segment_id], batch)
+        batch.pieces = []
+
+    def parse(self, piece: Piece, adv: Advance, batch: Batch) -> None:
+        """Parse a piece's lines into batch, counting them on its segment's advance."""
+        data = piece.data
+        text = data.decode("utf-8", "replace")
+        if "\x00" in text:  # PostgreSQL text cannot hold NUL; the raw bytes stay in unparsed
+            text = text.replace("\x00", "\ufffd")
+        lines = text.split("\n")
+        if not piece.tail:
+            lines.pop()  # the empty piece after the last newline
+        bad: list[tuple[int, str]] = []
+        kind = piece.kind
+        rollups = batch.rollups
+        if kind == ACCESS:
+            first = len(batch.access)
+            parse_access(lines, piece.proxy_id, batch.access, bad, piece.first_id)
+            rollups.add_access(batch.access, first)
+        elif kind == HELPER:
+            first, first_event = len(batch.decisions), len(batch.events)
+            parse_helper(lines, piece.proxy_id, piece.stream_id, self.clock, batch.decisions,
+                         batch.events, bad, piece.first_id)
+            rollups.add_decisions(batch.decisions, first)
+            rollups.add_events(batch.events, HELPER, first_event)
+        elif kind == SHIPPER:
+            first_event = len(batch.events)
+            parse_shipper(lines, piece.proxy_id, piece.stream_id, self.clock, batch.events, bad)
+            rollups.add_events(batch.events, SHIPPER, first_event)
+        else:
+            bad = [(i, "not a known log format (Squid native access.log, squidGuard-format, "
+                    "shipper log)") for i in range(len(lines))]
+        if bad:
+            raw = data.split(b"\n")
+            offsets = [piece.at]
+            for chunk in raw[:-1]:
+                offsets.append(offsets[-1] + len(chunk) + 1)
+            for i, reason in bad:
+                raw_line = raw[i]
+                self.bad_line(piece, batch, offsets[i], len(raw_line), raw_line, reason)
+        n = len(lines)
+        adv.lines += n
+        adv.unparsed += len(bad)
+        batch.count += n
+        if n > len(bad):
+            batch.received.add(piece.proxy_id)
+
+    def commit(self, batch: Batch, number: int,
+               wait_turn: Callable[[], None] | None = None) -> tuple[int, int]:
+        """Store batch in one transaction (number: its place in this run, for the crash
+        tests); (lines, unparsed lines) stored. CheckpointMoved if another writer moved a
+        checkpoint or a table's ids first (nothing is stored then).
+
+        wait_turn (workers): returns when the batches before this one are settled; called
+        before the checkpoints are touched. PostgreSQL writes the rows before it, as they
+        take no lock another batch waits for; SQLite has one writer at a time, so there
+        the whole transaction waits."""
+        moved = batch.moved()
+        db = self.db
+        now = self.now()
+        rows_first = db.dialect == POSTGRESQL
+        if wait_turn is not None and not rows_first:
+            wait_turn()
+        with db.transaction():
+            if rows_first:
+                self._write_rows(batch)
+                if wait_turn is not None:
+                    wait_turn()
+            for adv in moved:
+                if not db.execute(
+                        "UPDATE segments SET read_to = ?, lines = lines + ?, "
+                        "unparsed = unparsed + ?, finished = ?, updated = ? "
+                        "WHERE id = ? AND read_to = ? RETURNING id",
+                        (adv.read_to, adv.lines, adv.unparsed, int(adv.finished), now,
+                         adv.segment.id, adv.read_from)):
+                    raise CheckpointMoved(f"segment {adv.segment.name}")
+            for sid, kind in batch.kinds.items():
+                db.execute("UPDATE streams SET kind = ? WHERE id = ?", (kind, sid))
+            if not rows_first:
+                self._write_rows(batch)
+            batch.rollups.write(db)
+            newest = batch.rollups.newest
+            for proxy_id in batch.received - set(newest):
+                db.execute("UPDATE proxies SET last_received = ? WHERE id = ?",
+                           (now, proxy_id))
+            for proxy_id, ts in newest.items():
+                db.execute(
+                    "UPDATE proxies SET last_received = ?, last_line_ts = CASE WHEN "
+                    "last_line_ts IS NULL OR last_line_ts < ? THEN ? ELSE last_line_ts END "
+                    "WHERE id = ?", (now, ts, ts, proxy_id))
+            if self.crash_at and number >= self.crash_at:
+                if self.kill_parent:  # a worker: the whole ingest dies, as with kill -9
+                    os.kill(os.getppid(), signal.SIGKILL)
+                os.kill(os.getpid(), signal.SIGKILL)
+        unparsed = sum(a.unparsed for a in moved)
+        return sum(a.lines for a in moved) - unparsed, unparsed
+
+    def _write_rows(self, batch: Batch) -> None:
+        """The batch's raw rows, search postings, events and unparsed lines."""
+        db = self.db
+        for table, rows in (("access", batch.access), ("decisions", batch.decisions)):
+            # ids come from reserve_ids; another writer's rows above them: start again
+            if rows and db.scalar(f"SELECT coalesce(max(id), 0) FROM {table}") >= rows[0][0]:
+                raise CheckpointMoved(f"the {table} table's ids")
+        db.insert_rows("access", ACCESS_COLUMNS, batch.access)
+        db.insert_rows("decisions", DECISION_COLUMNS, batch.decisions)
+        batch.rollups.postings().write(db)
+        db.insert_rows("events", EVENT_COLUMNS, batch.events)
+        db.insert_rows("unparsed", UNPARSED_COLUMNS, batch.unparsed)
+
+
