@@ -87,6 +87,7 @@ class Batch:
 
     def __init__(self) -> None:
         self.pieces: list[Piece] = []
+        self.now: float | None = None  # when it was read, if a worker stores it (else: now)
         self.access: list[tuple] = []
         self.decisions: list[tuple] = []
         self.events: list[tuple] = []
@@ -136,7 +137,7 @@ class BatchStore:
     def bad_line(self, src: Piece, batch: Batch, at: int, length: int, head: bytes,
                  reason: str) -> None:
         """Keep a line that does not parse (its head), counted in its minute."""
-        now = self.now()
+        now = batch.now or self.now()
         batch.unparsed.append((src.proxy_id, src.stream_id, src.segment_id, at, length, now,
                                reason, bytes(head[:UNPARSED_KEEP])))
         batch.rollups.count_lines(now, src.proxy_id, src.kind or "unknown", 0, 1)
@@ -204,7 +205,7 @@ class BatchStore:
         the whole transaction waits."""
         moved = batch.moved()
         db = self.db
-        now = self.now()
+        now = batch.now or self.now()
         rows_first = db.dialect == POSTGRESQL
         if wait_turn is not None and not rows_first:
             wait_turn()

@@ -398,6 +398,7 @@ class Ingest:
             return True
         for adv in moved:
             adv.segment.queued_to = adv.read_to
+        batch.now = self.now()
         number = self._pool.submit(batch)
         self._handed[number] = moved
         self._settle(self._pool.collect(keep=self._pool.size))
