@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -46,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from squidguard_bloom.monitor import postings  # noqa: E402
+from squidguard_bloom.monitor.cli import default_workers  # noqa: E402
 from squidguard_bloom.monitor.migrate import open_database  # noqa: E402
 from squidguard_bloom.monitor.parse import ACCESS_COLUMNS, parse_access  # noqa: E402
 from squidguard_bloom.monitor.rollup import Rollups  # noqa: E402
@@ -117,18 +119,52 @@ def proc_cpu(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def timed(cmd: list[str]) -> tuple[float, float]:
+def tree_rss(root: int) -> int:
+    """Resident bytes of a process and all its descendants (0 once it is gone)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        rss[int(entry.name)] = int(fields[21]) * page
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
+def timed(cmd: list[str]) -> tuple[float, float, int]:
+    """(wall s, CPU s, peak resident bytes of the process tree, sampled every 20 ms)."""
     cpu0, t0 = children_cpu(), time.monotonic()
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = [0]
+
+    def sample() -> None:
+        while proc.poll() is None:
+            peak[0] = max(peak[0], tree_rss(proc.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _out, err = proc.communicate()
     wall, cpu = time.monotonic() - t0, children_cpu() - cpu0
-    if done.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return wall, cpu
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{err.decode()[-3000:]}")
+    return wall, cpu, peak[0]
 
 
-def ingest(db_url: str, proxy_dir: Path) -> tuple[float, float]:
+def ingest(db_url: str, proxy_dir: Path, workers: int) -> tuple[float, float, int]:
     return timed([sys.executable, "-m", "squidguard_bloom.monitor", "--db", db_url, "ingest",
-                  "--once", "--proxy", f"p1={proxy_dir}"])
+                  "--once", "--proxy", f"p1={proxy_dir}", "--workers", str(workers)])
 
 
 def layout(work: Path, name: str, stream: str, source: Path) -> Path:
@@ -205,11 +241,15 @@ def main() -> None:
     p.add_argument("--stages", action="store_true",
                    help="also time each ingest stage on the access.log, in this process")
     p.add_argument("--stage-lines", type=int, default=200_000)
+    p.add_argument("--workers", default=f"1,{default_workers()}",
+                   help="ingest's --workers values to compare (default: 1 and this machine's "
+                   "default)")
     args = p.parse_args()
+    workers = sorted({int(w) for w in args.workers.split(",")})
 
     work = Path(tempfile.mkdtemp(prefix="sgb-bench-monitor-"))
     server = None
-    results: list[tuple[str, str, int, float, float, str]] = []
+    results: list[tuple[str, str, int, float, float, int, str]] = []
     size_rows: list[tuple[str, str, int, float, float, int, int]] = []
     try:
         access_log, helper_log = work / "access.log", work / "blocked.log"
@@ -224,10 +264,10 @@ def main() -> None:
             raise SystemExit("goaccess is not installed: run ./setup.sh test (installs it)")
         version = subprocess.run([goaccess, "--version"], capture_output=True, text=True,
                                  check=False).stdout.splitlines()[0]
-        wall, cpu = timed([goaccess, str(access_log), "--log-format", GOACCESS_FORMAT,
-                           "--date-format=%s", "--time-format=%s", "--no-global-config",
-                           "-o", str(work / "report.json")])
-        results.append(("access.log", version, args.lines, wall, cpu, ""))
+        wall, cpu, rss = timed([goaccess, str(access_log), "--log-format", GOACCESS_FORMAT,
+                                "--date-format=%s", "--time-format=%s", "--no-global-config",
+                                "-o", str(work / "report.json")])
+        results.append(("access.log", version, args.lines, wall, cpu, rss, ""))
         goaccess_rate = args.lines / wall
 
         targets = [("SQLite", lambda name: str(work / f"{name}.db"))]
@@ -241,30 +281,35 @@ def main() -> None:
                 ("access.log", access_log, "access", "access", args.lines),
                 ("helper log", helper_log, "decisions", "blocked", args.helper_lines)):
             for db_name, make_url in targets:
-                url = make_url(f"{stream}-{db_name.lower()}")
-                proxy = layout(work, f"{stream}-{db_name.lower()}", stream, log)
-                server_cpu0 = proc_cpu(server.server.pid) if (
-                    server and db_name == "PostgreSQL") else 0.0
-                wall, cpu = ingest(url, proxy)
-                extra = ""
-                if server and db_name == "PostgreSQL":
-                    time.sleep(0.5)  # let the backend exit, so the postmaster has reaped it
-                    used = proc_cpu(server.server.pid) - server_cpu0
-                    extra = f"server CPU {used:.1f} s"
-                results.append((label, f"monitor -> {db_name}", lines, wall, cpu, extra))
-                rows, per_row, index, rollup_bytes, rollup_rows = sizes(url, table)
-                assert rows == lines, f"{db_name}: {rows} rows for {lines} lines"
-                size_rows.append((label, db_name, rows, per_row, index, rollup_bytes,
-                                  rollup_rows))
+                for n in workers:
+                    name = f"{stream}-{db_name.lower()}-{n}"
+                    url = make_url(name)
+                    proxy = layout(work, name, stream, log)
+                    server_cpu0 = proc_cpu(server.server.pid) if (
+                        server and db_name == "PostgreSQL") else 0.0
+                    wall, cpu, rss = ingest(url, proxy, n)
+                    extra = ""
+                    if server and db_name == "PostgreSQL":
+                        time.sleep(0.5)  # let the backends exit, so the postmaster reaped them
+                        used = proc_cpu(server.server.pid) - server_cpu0
+                        extra = f"server CPU {used:.1f} s"
+                    how = "1 process" if n == 1 else f"{n} workers"
+                    results.append((label, f"monitor -> {db_name}, {how}", lines, wall, cpu, rss,
+                                    extra))
+                    rows, per_row, index, rollup_bytes, rollup_rows = sizes(url, table)
+                    assert rows == lines, f"{db_name}: {rows} rows for {lines} lines"
+                    if n == workers[-1]:
+                        size_rows.append((label, db_name, rows, per_row, index, rollup_bytes,
+                                          rollup_rows))
         print(f"load average after: {os.getloadavg()}\n")
 
         print("| log | program | lines | wall s | lines/s | CPU s | lines per CPU s | "
-              "vs GoAccess (wall) | notes |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---|")
-        for label, prog, lines, wall, cpu, extra in results:
+              "peak RSS MB | vs GoAccess (wall) | notes |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        for label, prog, lines, wall, cpu, rss, extra in results:
             ratio = f"{lines / wall / goaccess_rate:.2f}x" if label == "access.log" else "-"
             print(f"| {label} | {prog} | {lines:,} | {wall:.1f} | {lines / wall:,.0f} | {cpu:.1f} "
-                  f"| {lines / cpu:,.0f} | {ratio} | {extra} |")
+                  f"| {lines / cpu:,.0f} | {rss / 1e6:,.0f} | {ratio} | {extra} |")
         print("\n| log | database | raw rows | bytes per raw row (with its time index) | "
               "search postings, bytes per raw row | rollup bytes | rollup rows |")
         print("|---|---|---:|---:|---:|---:|---:|")
