@@ -263,7 +263,7 @@ class Ingest:
         """Read everything complete now (several transactions); the lines stored, or -1
         when another ingest moved a checkpoint first (state reloaded: pass again)."""
         before = self.stats.lines + self.stats.unparsed
-        if self.workers > 1 and self._pool is None:
+        if self.workers > 1 and (self._pool is None or self._pool.closed):
             self._pool = WorkerPool(self.db.url, self.clock.tz, self.workers,
                                     crash_at=self.store.crash_at)
         batch: Batch | None = Batch()
@@ -274,10 +274,17 @@ class Ingest:
                 if batch is None:
                     break
             ok = batch is not None and self._flush(batch)
-        finally:
-            if self._pool is not None:  # every batch handed out is settled before the pass ends
-                self._settle(self._pool.collect(keep=0))
-        if self._pool is not None:
+        except BaseException:
+            if self._pool is not None:  # settle what was handed out, then start from the db
+                try:
+                    self._settle(self._pool.collect(keep=0))
+                finally:
+                    self._error = self._failure = None
+                    self._handed.clear()
+                    self._load()
+            raise
+        if self._pool is not None:  # every batch handed out is settled before the pass ends
+            self._settle(self._pool.collect(keep=0))
             ok = self._after_pool() and ok
         if not ok:
             return -1
@@ -440,7 +447,9 @@ class Ingest:
         self._error = self._failure = None
         if error is not None:
             self._load()
-            raise MonitorError(error)
+            raise MonitorError(f"an ingest worker could not store a batch ({error}); nothing "
+                               "of that batch is stored, and it is read again on the next "
+                               "start")
         if failure is not None:
             self._conflict(failure)
             return False

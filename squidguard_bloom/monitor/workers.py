@@ -76,7 +76,7 @@ class WorkerPool:
     def collect(self, keep: int) -> list[Outcome]:
         """The outcomes reported so far, waiting until at most keep batches are in flight."""
         out: list[Outcome] = []
-        while True:
+        while self._procs:
             try:
                 outcome = self._results.get(block=self.in_flight > keep, timeout=1.0)
             except queue.Empty:
@@ -86,22 +86,31 @@ class WorkerPool:
                 continue
             out.append(outcome)
             self.in_flight -= 1
+        return out  # closed: nothing more will be reported
 
     def _check_alive(self) -> None:
         for proc in self._procs:
             if not proc.is_alive():
-                self.close()
+                self.close(wait=False)  # the others may wait for its turn forever
+                self.in_flight = 0
                 raise MonitorError(f"ingest's {proc.name} died (exit status {proc.exitcode}) "
                                    "with batches in flight; what it did not commit is read "
                                    "again when ingest starts again")
 
-    def close(self) -> None:
-        """Stop the workers (after the batches handed out) and wait for them."""
+    @property
+    def closed(self) -> bool:
+        """Whether the workers are stopped (closed, or one of them died)."""
+        return not self._procs
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the workers: after the batches handed out, or (wait=False) at once."""
+        if not self._procs:
+            return
         for proc in self._procs:
             if proc.is_alive():
                 self._tasks.put(None)
         for proc in self._procs:
-            proc.join(timeout=30)
+            proc.join(timeout=30 if wait else 0)
             if proc.is_alive():
                 proc.kill()
                 proc.join()
