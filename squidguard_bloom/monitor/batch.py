@@ -143,13 +143,15 @@ class BatchStore:
         batch.rollups.count_lines(now, src.proxy_id, src.kind or "unknown", 0, 1)
         batch.received.add(src.proxy_id)
 
-    def parse_pieces(self, batch: Batch) -> None:
-        """Parse the pieces a coordinator left in batch (in a worker)."""
-        for piece in batch.pieces:
-            self.parse(piece, batch.advances[piece.segment_id], batch)
-        batch.pieces = []
+    def _parse_next(self, batch: Batch) -> bool:
+        """Parse batch's next piece into its rows; False when none is left."""
+        if not batch.pieces:
+            return False
+        piece = batch.pieces.pop(0)
+        self._parse(piece, batch.advances[piece.segment_id], batch)
+        return True
 
-    def parse(self, piece: Piece, adv: Advance, batch: Batch) -> None:
+    def _parse(self, piece: Piece, adv: Advance, batch: Batch) -> None:
         """Parse a piece's lines into batch, counting them on its segment's advance."""
         data = piece.data
         text = data.decode("utf-8", "replace")
@@ -193,67 +195,80 @@ class BatchStore:
         if n > len(bad):
             batch.received.add(piece.proxy_id)
 
-    def commit(self, batch: Batch, number: int,
-               wait_turn: Callable[[], None] | None = None) -> tuple[int, int]:
-        """Store batch in one transaction (number: its place in this run, for the crash
-        tests); (lines, unparsed lines) stored. CheckpointMoved if another writer moved a
-        checkpoint or a table's ids first (nothing is stored then).
+    def store(self, batch: Batch, number: int,
+              wait_turn: Callable[[], None] | None = None) -> tuple[int, int]:
+        """Parse batch's pieces and store it all in one transaction with its checkpoint
+        moves; (lines, of them unparsed) stored. number: its place in this run (for the
+        crash tests). CheckpointMoved if another writer moved a checkpoint or a table's ids
+        first: nothing of the batch is stored then.
 
-        wait_turn (workers): returns when the batches before this one are settled; called
-        before the checkpoints are touched. PostgreSQL writes the rows before it, as they
-        take no lock another batch waits for; SQLite has one writer at a time, so there
-        the whole transaction waits."""
+        wait_turn (workers): returns once the batches before this one are settled; called
+        before any checkpoint is touched. On PostgreSQL each piece's rows are copied as soon
+        as it is parsed, before the turn (raw rows take no lock another batch waits for), so
+        a batch's memory is one piece's rows however large the batch. SQLite has one writer
+        at a time: there the batch is parsed, then waits for its turn, then is written."""
         moved = batch.moved()
         db = self.db
         now = batch.now or self.now()
-        rows_first = db.dialect == POSTGRESQL
-        if wait_turn is not None and not rows_first:
-            wait_turn()
-        with db.transaction():
-            if rows_first:
-                self._write_rows(batch)
+        if db.dialect == POSTGRESQL:
+            with db.transaction():
+                while self._parse_next(batch):
+                    self._write_rows(batch)
+                self._write_rows(batch)  # the coordinator's unparsed long lines, if alone
+                batch.rollups.postings().write(db)
                 if wait_turn is not None:
                     wait_turn()
-            for adv in moved:
-                if not db.execute(
-                        "UPDATE segments SET read_to = ?, lines = lines + ?, "
-                        "unparsed = unparsed + ?, finished = ?, updated = ? "
-                        "WHERE id = ? AND read_to = ? RETURNING id",
-                        (adv.read_to, adv.lines, adv.unparsed, int(adv.finished), now,
-                         adv.segment.id, adv.read_from)):
-                    raise CheckpointMoved(f"segment {adv.segment.name}")
-            for sid, kind in batch.kinds.items():
-                db.execute("UPDATE streams SET kind = ? WHERE id = ?", (kind, sid))
-            if not rows_first:
+                self._write_state(batch, moved, number, now)
+        else:
+            while self._parse_next(batch):
+                pass
+            if wait_turn is not None:
+                wait_turn()
+            with db.transaction():
                 self._write_rows(batch)
-            batch.rollups.write(db)
-            newest = batch.rollups.newest
-            for proxy_id in batch.received - set(newest):
-                db.execute("UPDATE proxies SET last_received = ? WHERE id = ?",
-                           (now, proxy_id))
-            for proxy_id, ts in newest.items():
-                db.execute(
-                    "UPDATE proxies SET last_received = ?, last_line_ts = CASE WHEN "
-                    "last_line_ts IS NULL OR last_line_ts < ? THEN ? ELSE last_line_ts END "
-                    "WHERE id = ?", (now, ts, ts, proxy_id))
-            if self.crash_at and number >= self.crash_at:
-                if self.kill_parent:  # a worker: the whole ingest dies, as with kill -9
-                    os.kill(os.getppid(), signal.SIGKILL)
-                os.kill(os.getpid(), signal.SIGKILL)
+                batch.rollups.postings().write(db)
+                self._write_state(batch, moved, number, now)
         unparsed = sum(a.unparsed for a in moved)
         return sum(a.lines for a in moved) - unparsed, unparsed
 
     def _write_rows(self, batch: Batch) -> None:
-        """The batch's raw rows, search postings, events and unparsed lines."""
+        """Store the rows parsed so far (raw rows, events, unparsed lines) and let them go."""
         db = self.db
         for table, rows in (("access", batch.access), ("decisions", batch.decisions)):
             # ids come from reserve_ids; another writer's rows above them: start again
             if rows and db.scalar(f"SELECT coalesce(max(id), 0) FROM {table}") >= rows[0][0]:
                 raise CheckpointMoved(f"the {table} table's ids")
-        db.insert_rows("access", ACCESS_COLUMNS, batch.access)
-        db.insert_rows("decisions", DECISION_COLUMNS, batch.decisions)
-        batch.rollups.postings().write(db)
-        db.insert_rows("events", EVENT_COLUMNS, batch.events)
-        db.insert_rows("unparsed", UNPARSED_COLUMNS, batch.unparsed)
+        for table, columns, rows in (("access", ACCESS_COLUMNS, batch.access),
+                                     ("decisions", DECISION_COLUMNS, batch.decisions),
+                                     ("events", EVENT_COLUMNS, batch.events),
+                                     ("unparsed", UNPARSED_COLUMNS, batch.unparsed)):
+            db.insert_rows(table, columns, rows)
+            rows.clear()
 
-
+    def _write_state(self, batch: Batch, moved: list[Advance], number: int, now: float
+                     ) -> None:
+        """The checkpoint moves, stream kinds, rollups and proxies' freshness of batch."""
+        db = self.db
+        for adv in moved:
+            if not db.execute(
+                    "UPDATE segments SET read_to = ?, lines = lines + ?, "
+                    "unparsed = unparsed + ?, finished = ?, updated = ? "
+                    "WHERE id = ? AND read_to = ? RETURNING id",
+                    (adv.read_to, adv.lines, adv.unparsed, int(adv.finished), now,
+                     adv.segment.id, adv.read_from)):
+                raise CheckpointMoved(f"segment {adv.segment.name}")
+        for sid, kind in batch.kinds.items():
+            db.execute("UPDATE streams SET kind = ? WHERE id = ?", (kind, sid))
+        batch.rollups.write(db)
+        newest = batch.rollups.newest
+        for proxy_id in batch.received - set(newest):
+            db.execute("UPDATE proxies SET last_received = ? WHERE id = ?", (now, proxy_id))
+        for proxy_id, ts in newest.items():
+            db.execute(
+                "UPDATE proxies SET last_received = ?, last_line_ts = CASE WHEN "
+                "last_line_ts IS NULL OR last_line_ts < ? THEN ? ELSE last_line_ts END "
+                "WHERE id = ?", (now, ts, ts, proxy_id))
+        if self.crash_at and number >= self.crash_at:
+            if self.kill_parent:  # a worker: the whole ingest dies, as with kill -9
+                os.kill(os.getppid(), signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)

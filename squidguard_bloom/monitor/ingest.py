@@ -367,8 +367,8 @@ class Ingest:
 
     def _take(self, st: _Stream, seg: Segment, adv: Advance, data: bytes, batch: Batch,
               tail: bool) -> None:
-        """Whole lines of seg (with tail, the last one has no newline) into batch: parsed
-        here, or with workers kept as a piece for the worker that stores the batch."""
+        """Whole lines of seg (with tail, the last one has no newline) into batch, as a piece
+        that is parsed when the batch is stored (here, or in a worker)."""
         if st.kind is None:
             for raw in data.split(b"\n", 20)[:20]:
                 kind = sniff(raw.decode("utf-8", "replace"), st.name)
@@ -379,11 +379,8 @@ class Ingest:
         first_id = 0
         if table is not None:  # ids of its rows, given here so that they rise with the batches
             first_id = self.db.reserve_ids(table, data.count(b"\n") + (1 if tail else 0))
-        piece = Piece(st.proxy_id, st.id, st.kind, seg.id, adv.read_to, data, tail, first_id)
-        if self._pool is None:
-            self.store.parse(piece, adv, batch)
-        else:
-            batch.pieces.append(piece)
+        batch.pieces.append(Piece(st.proxy_id, st.id, st.kind, seg.id, adv.read_to, data, tail,
+                                  first_id))
         adv.read_to += len(data)
         batch.bytes += len(data)
 
@@ -397,7 +394,7 @@ class Ingest:
             return True
         if self._pool is None:
             try:
-                lines, unparsed = self.store.commit(batch, self.stats.transactions + 1)
+                lines, unparsed = self.store.store(batch, self.stats.transactions + 1)
             except CheckpointMoved as exc:
                 self._conflict(str(exc))
                 return False

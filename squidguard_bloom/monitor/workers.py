@@ -143,8 +143,7 @@ def _store(store: BatchStore, number: int, batch: Batch, turn: Any, settled: Any
         waited.append(True)
 
     try:
-        store.parse_pieces(batch)
-        lines, unparsed = store.commit(batch, number, wait_turn)
+        lines, unparsed = store.store(batch, number, wait_turn)
         return number, OK, lines, unparsed, ""
     except CheckpointMoved as exc:
         return number, MOVED, 0, 0, str(exc)
