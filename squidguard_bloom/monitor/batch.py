@@ -222,11 +222,12 @@ class BatchStore:
         else:
             while self._parse_next(batch):
                 pass
+            postings = batch.rollups.postings()  # built before the turn: Python work only
             if wait_turn is not None:
                 wait_turn()
             with db.transaction():
                 self._write_rows(batch)
-                batch.rollups.postings().write(db)
+                postings.write(db)
                 self._write_state(batch, moved, number, now)
         unparsed = sum(a.unparsed for a in moved)
         return sum(a.lines for a in moved) - unparsed, unparsed

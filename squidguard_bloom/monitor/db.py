@@ -95,6 +95,14 @@ class Database:
         """Take the named exclusive lock for this connection's life; False if someone has it."""
         raise NotImplementedError
 
+    def defer_checkpoints(self) -> None:
+        """Leave the write-ahead log's checkpoints to :meth:`checkpoint` on another
+        connection (SQLite; nothing to do on PostgreSQL, whose server does them)."""
+
+    def checkpoint(self) -> None:
+        """Copy committed pages from the write-ahead log to the database without waiting
+        for or blocking the writer (SQLite's passive checkpoint; PostgreSQL: nothing)."""
+
     def minute(self, column: str) -> str:
         """SQL for the start of the minute of an epoch-seconds column."""
         return self.bucket(column, 60)
@@ -192,6 +200,14 @@ class SqliteDatabase(Database):
             return False
         self._locks.append(fd)
         return True
+
+    def defer_checkpoints(self) -> None:
+        # A writer's COMMIT otherwise copies the log back into the database once it holds
+        # 1,000 pages, while it holds the write lock.
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")
+
+    def checkpoint(self) -> None:
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def bucket(self, column: str, seconds: int) -> str:
         return f"(CAST({column} / {seconds} AS INTEGER) * {seconds})"

@@ -428,6 +428,8 @@ class Ingest:
 
     def _settle(self, outcomes: list[Outcome]) -> None:
         """Take in what the workers report about the batches handed to them."""
+        if outcomes:
+            self.db.checkpoint()  # the workers leave it to this process (workers.py)
         for number, status, lines, unparsed, message in outcomes:
             moved = self._handed.pop(number)
             if status == OK:

@@ -127,6 +127,7 @@ def _serve(url: str, tz: tzinfo | None, crash_at: int, parent: int, tasks: Any, 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     gc.set_threshold(100000, 50, 100)  # as in Ingest.run: a tuple per line, no cycles
     db = open_database(url, migrate=False)
+    db.defer_checkpoints()  # the coordinator does them, while the next batch is written
     store = BatchStore(db, Clock(tz), crash_at=crash_at, kill_parent=True)
     try:
         for number, batch in iter(tasks.get, None):
