@@ -6,7 +6,9 @@ One run, side by side:
    clients, 20,000 hosts with Zipf-like popularity, a realistic mix of result
    codes) parsed by GoAccess (Debian's, the command of ../shared/docs/monitor.md)
    and stored by ``squidguard-bloom-monitor ingest --once`` into SQLite and into
-   PostgreSQL (a private server started here, default durability settings);
+   PostgreSQL (a private server started here, default durability settings),
+   once for each ``--workers`` value (default: 1, all in one process, and this
+   machine's default, one worker process per CPU up to 4);
 2. the same for ``--helper-lines`` helper decision lines (squidGuard format:
    blocks, passes, welcomes), into SQLite and PostgreSQL (GoAccess cannot read
    them);
@@ -21,12 +23,14 @@ One run, side by side:
 
 Each ingest is a separate process, timed from start to exit (start-up,
 migrations and the final commit included); CPU is that process's user+system
-time, and for PostgreSQL the server's CPU is shown too. The machine's cores
+time (its workers included), and for PostgreSQL the server's CPU is shown too.
+Peak RSS is the largest sum of resident memory over the ingest process and its
+workers (GoAccess: its process), sampled every 20 ms. The machine's cores
 are shared, so wall-clock figures move with its load: the load average is
 printed, and lines per CPU second are the steadier comparison.
 
     python bench/monitor_ingest.py [--lines N] [--helper-lines N] [--no-postgresql]
-                                   [--stages [--stage-lines N]]
+                                   [--workers 1,2] [--stages [--stage-lines N]]
 """
 
 from __future__ import annotations
