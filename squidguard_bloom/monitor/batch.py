@@ -203,10 +203,13 @@ class BatchStore:
         first: nothing of the batch is stored then.
 
         wait_turn (workers): returns once the batches before this one are settled; called
-        before any checkpoint is touched. On PostgreSQL each piece's rows are copied as soon
-        as it is parsed, before the turn (raw rows take no lock another batch waits for), so
-        a batch's memory is one piece's rows however large the batch. SQLite has one writer
-        at a time: there the batch is parsed, then waits for its turn, then is written."""
+        before any checkpoint is touched. On PostgreSQL each piece's access and decisions
+        rows are copied as soon as it is parsed, before the turn (raw rows take no lock
+        another batch waits for, and their ids are given in read order), so a batch's memory
+        is one piece's rows however large the batch; its events and unparsed lines take
+        their ids as they are inserted, so they wait for the turn (ids in read order).
+        SQLite has one writer at a time: there the batch is parsed, then waits for its
+        turn, then is written."""
         moved = batch.moved()
         db = self.db
         now = batch.now or self.now()
@@ -214,10 +217,10 @@ class BatchStore:
             with db.transaction():
                 while self._parse_next(batch):
                     self._write_rows(batch)
-                self._write_rows(batch)  # the coordinator's unparsed long lines, if alone
                 batch.rollups.postings().write(db)
                 if wait_turn is not None:
                     wait_turn()
+                self._write_logged(batch)
                 self._write_state(batch, moved, number, now)
         else:
             while self._parse_next(batch):
@@ -228,23 +231,36 @@ class BatchStore:
             with db.transaction():
                 self._write_rows(batch)
                 postings.write(db)
+                self._write_logged(batch)
                 self._write_state(batch, moved, number, now)
         unparsed = sum(a.unparsed for a in moved)
         return sum(a.lines for a in moved) - unparsed, unparsed
 
     def _write_rows(self, batch: Batch) -> None:
-        """Store the rows parsed so far (raw rows, events, unparsed lines) and let them go."""
+        """Store the access and decisions rows parsed so far (ids given by the coordinator)
+        and let them go."""
         db = self.db
         for table, rows in (("access", batch.access), ("decisions", batch.decisions)):
             # ids come from reserve_ids; another writer's rows above them: start again
             if rows and db.scalar(f"SELECT coalesce(max(id), 0) FROM {table}") >= rows[0][0]:
                 raise CheckpointMoved(f"the {table} table's ids")
         for table, columns, rows in (("access", ACCESS_COLUMNS, batch.access),
-                                     ("decisions", DECISION_COLUMNS, batch.decisions),
-                                     ("events", EVENT_COLUMNS, batch.events),
-                                     ("unparsed", UNPARSED_COLUMNS, batch.unparsed)):
+                                     ("decisions", DECISION_COLUMNS, batch.decisions)):
             db.insert_rows(table, columns, rows)
             rows.clear()
+
+    def _write_logged(self, batch: Batch) -> None:
+        """Store the batch's events and unparsed lines, in read order (their ids are given
+        as they are inserted)."""
+        if len(batch.unparsed) > 1:
+            # the coordinator's too-long lines came first, the lines the parsers refused after
+            # them: segments in the order read, then by offset
+            order = {seg_id: i for i, seg_id in enumerate(batch.advances)}
+            batch.unparsed.sort(key=lambda row: (order[row[2]], row[3]))
+        self.db.insert_rows("events", EVENT_COLUMNS, batch.events)
+        self.db.insert_rows("unparsed", UNPARSED_COLUMNS, batch.unparsed)
+        batch.events.clear()
+        batch.unparsed.clear()
 
     def _write_state(self, batch: Batch, moved: list[Advance], number: int, now: float
                      ) -> None:
