@@ -115,6 +115,9 @@ class WorkerPool:
                 proc.kill()
                 proc.join()
         self._procs = []
+        # What no worker took (a worker died) stays unread: at exit, the queue's feeder
+        # thread must not wait to write it into a full pipe (ingest would hang, not exit).
+        self._tasks.cancel_join_thread()
         self._tasks.close()
         self._results.close()
 
