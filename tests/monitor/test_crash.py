@@ -9,13 +9,20 @@ random delay, again and again; every other run also kills itself inside a
 transaction, after writing its rows and before COMMIT (a fault-injection
 setting of the ingest). Afterwards one ``--once`` run catches up, and
 every table must hold each written line exactly once, with rollups and
-checkpoints agreeing with the rows.
+checkpoints agreeing with the rows. It runs with everything in the ingest
+process (``--workers 1``) and with two worker processes.
+
+With workers, two more: a SIGKILL of the ingest process on a big backlog
+leaves none of its workers running (Linux's parent-death signal), and SIGTERM
+to a following ingest makes it exit 0 with its workers stopped; in both cases
+a later ``--once`` run stores exactly the rest.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -112,22 +119,25 @@ class Writer(threading.Thread):
         self.pending.clear()
 
 
-def _ingest(db_url: str, root: Path, *extra: str, crash_at: int = 0
-            ) -> subprocess.Popen[bytes]:
+def _ingest(db_url: str, root: Path, *extra: str, crash_at: int = 0, workers: int = 1,
+            batch_mb: float = 0.004, session: bool = False) -> subprocess.Popen[bytes]:
+    """squidguard-bloom-monitor ingest (with session: in a process group of its own)."""
     env = dict(os.environ)
     env.pop(CRASH_ENV, None)
     if crash_at:
         env[CRASH_ENV] = str(crash_at)
     return subprocess.Popen(
         [sys.executable, "-m", "squidguard_bloom.monitor", "--db", db_url, "ingest", "--root",
-         str(root), "--poll-interval", "0.01", "--batch-mb", "0.004", *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+         str(root), "--poll-interval", "0.01", "--batch-mb", str(batch_mb), "--workers",
+         str(workers), *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=session)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1])
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "2-workers"])
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
-        db_url: str, tmp_path: Path, seed: int) -> None:
+        db_url: str, tmp_path: Path, seed: int, workers: int) -> None:
     root = tmp_path / "srv"
     root.mkdir()
     open_database(db_url).close()  # schema first, so kills do not all land in migration
@@ -141,7 +151,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
         # the others are SIGKILLed from outside after a random delay
         crash_at = rng.randint(1, 4) if cycle % 2 == 0 and not writer.done.is_set() else 0
         cycle += 1
-        proc = _ingest(db_url, root, crash_at=crash_at)
+        proc = _ingest(db_url, root, crash_at=crash_at, workers=workers)
         deadline = time.monotonic() + (20.0 if crash_at else rng.uniform(0.05, 0.6))
         while proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -157,7 +167,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
             proc.stderr.close()
     writer.join()
     for _attempt in range(50):
-        proc = _ingest(db_url, root, "--once")
+        proc = _ingest(db_url, root, "--once", workers=workers)
         _out, err = proc.communicate(timeout=300)
         if proc.returncode != EXIT_BUSY:
             break
@@ -185,3 +195,186 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
         assert db.scalar("SELECT sum(unparsed) FROM segments") == len(garbage)
         assert_postings_match_rows(db)  # the search index: each row once, too
     assert kills >= 12 and inside >= 1  # the first run had the backlog to crash in
+
+
+def _backlog(root: Path, first: int, count: int) -> list[str]:
+    """Append count numbered access.log lines to one segment; their URLs."""
+    d = root / "logship-p1" / "incoming" / "access"
+    d.mkdir(parents=True, exist_ok=True)
+    urls = [f"http://www.example.com/{n}" for n in range(first, first + count)]
+    with (d / "00000001-fe01-1.log").open("a") as fh:
+        fh.writelines(f"{1796320000 + n % 7200}.000     5 10.0.{n % 3}.{n % 7} TCP_MISS/200 {n} "
+                      f"GET {url} - HIER_DIRECT/192.0.2.1 text/html\n"
+                      for n, url in enumerate(urls, first))
+    return urls
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, parent pid, start time) of a process, None if there is none."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rpartition(")")[2].split()  # after "pid (comm)": state, ppid, ...
+    return fields[0], int(fields[1]), int(fields[19])  # fields 3, 4 and 22 of proc(5)
+
+
+def _children(parent: int) -> dict[tuple[int, int], str]:
+    """(pid, start time) -> command line of every live process whose parent is parent."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        stat = _stat(int(entry))
+        if stat is None or stat[1] != parent or stat[0] in ("Z", "X"):
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        found[(int(entry), stat[2])] = cmdline.replace(b"\0", b" ").decode(errors="replace")
+    return found
+
+
+def _running(pid: int, start: int) -> bool:
+    """Whether the process pid that started at start still runs (not gone, not a zombie)."""
+    stat = _stat(pid)
+    return stat is not None and stat[2] == start and stat[0] not in ("Z", "X")
+
+
+def _workers_of(proc: subprocess.Popen[bytes]) -> dict[tuple[int, int], str]:
+    """The running ingest's children once its two workers are up (and its other helper
+    processes, such as multiprocessing's resource tracker)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        children = _children(proc.pid)
+        if sum("spawn_main" in cmd for cmd in children.values()) == 2:
+            return children
+        time.sleep(0.05)
+    raise AssertionError(f"ingest's two workers did not start (exit status {proc.poll()})")
+
+
+def _wait_committed(db_url: str) -> None:
+    """Wait for ingest's first committed batch."""
+    with open_database(db_url, migrate=False) as db:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if db.scalar("SELECT coalesce(sum(lines), 0) FROM segments"):
+                return
+            time.sleep(0.05)
+    raise AssertionError("ingest committed nothing in 120 s")
+
+
+def _assert_gone(children: dict[tuple[int, int], str]) -> None:
+    """Every one of children ends within 10 s."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = {k: cmd for k, cmd in children.items() if _running(*k)}
+        if not left:
+            return
+        time.sleep(0.05)
+    for pid, _start in left:  # leave no writer behind the failed test
+        os.kill(pid, signal.SIGKILL)
+    raise AssertionError(f"still running 10 s after ingest ended: {left}")
+
+
+def _once(db_url: str, root: Path) -> None:
+    """One --once run with workers, to the end (after a previous session is gone)."""
+    for _attempt in range(50):
+        proc = _ingest(db_url, root, "--once", workers=2, batch_mb=0.5)
+        _out, err = proc.communicate(timeout=300)
+        if proc.returncode != EXIT_BUSY:
+            break
+        time.sleep(0.2)
+    assert proc.returncode == 0, err.decode()
+
+
+def _assert_exactly(db_url: str, urls: list[str]) -> None:
+    """The access table holds urls, once each, ids in file order; checkpoints and rollups
+    count them once."""
+    with open_database(db_url) as db:
+        assert [u for (u,) in db.execute("SELECT url FROM access ORDER BY id")] == urls
+        assert db.execute("SELECT lines, unparsed FROM segments") == [(len(urls), 0)]
+        assert db.scalar("SELECT sum(n) FROM rollup_cache") == len(urls)
+        assert_postings_match_rows(db)
+
+
+@pytest.mark.slow
+def test_workers_die_with_a_killed_ingest(db_url: str, tmp_path: Path) -> None:
+    """kill -9 of a busy ingest (a backlog of 200,000 lines): its worker processes end with it,
+    none is left writing; a --once run afterwards stores every line exactly once."""
+    root = tmp_path / "srv"
+    urls = _backlog(root, 0, 200_000)
+    open_database(db_url).close()
+    proc = _ingest(db_url, root, workers=2, batch_mb=0.5)
+    try:
+        children = _workers_of(proc)
+        _wait_committed(db_url)  # busy: batches committed, more in flight
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
+    _assert_gone(children)
+    _once(db_url, root)
+    _assert_exactly(db_url, urls)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_ingest_and_its_workers_cleanly(db_url: str, tmp_path: Path) -> None:
+    """SIGTERM to a following ingest and its workers (as systemd stops a service: every
+    process of it) while they store a backlog: the workers go on, ingest settles the batches
+    handed out, stops its workers and exits 0; a --once run later stores exactly the lines
+    it had not stored, and those written since."""
+    root = tmp_path / "srv"
+    urls = _backlog(root, 0, 50_000)
+    open_database(db_url).close()
+    proc = _ingest(db_url, root, workers=2, batch_mb=0.1, session=True)
+    try:
+        children = _workers_of(proc)
+        _wait_committed(db_url)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert "Traceback" not in err.decode()
+    _assert_gone(children)
+    with open_database(db_url) as db:  # what it stored, it stored whole, in file order
+        k = int(db.scalar("SELECT count(*) FROM access"))
+        assert [u for (u,) in db.execute("SELECT url FROM access ORDER BY id")] == urls[:k]
+        assert db.execute("SELECT lines FROM segments") == [(k,)]
+    urls += _backlog(root, 50_000, 1_000)
+    _once(db_url, root)
+    _assert_exactly(db_url, urls)
+
+
+@pytest.mark.slow
+def test_ingest_whose_workers_are_killed_exits_with_the_error(
+        db_url: str, tmp_path: Path) -> None:
+    """Both workers of a busy ingest are SIGKILLed (as by the OOM killer): ingest says so and
+    exits 1, so that systemd starts it again, instead of hanging with batches nobody reads;
+    a --once run afterwards stores every line exactly once."""
+    root = tmp_path / "srv"
+    urls = _backlog(root, 0, 200_000)
+    open_database(db_url).close()
+    proc = _ingest(db_url, root, workers=2, batch_mb=0.5)
+    try:
+        children = _workers_of(proc)
+        _wait_committed(db_url)
+        for (pid, _start), cmd in children.items():
+            if "spawn_main" in cmd:
+                os.kill(pid, signal.SIGKILL)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 1, err.decode()
+    assert re.search(r"squidguard-bloom-monitor: ingest's ingest-worker-\d died \(exit status "
+                     r"-9\)", err.decode()), err.decode()
+    _assert_gone(children)
+    _once(db_url, root)
+    _assert_exactly(db_url, urls)
