@@ -44,6 +44,7 @@ from squidguard_bloom.monitor.migrate import open_database
 from squidguard_bloom.monitor.parse import Clock
 
 _PR_SET_PDEATHSIG = 1
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # the coordinator's to answer, not a worker's
 
 
 class WorkerPool:
@@ -63,8 +64,15 @@ class WorkerPool:
                         args=(url, tz, crash_at, os.getpid(), self._tasks, self._results,
                               self._turn, self._settled))
             for i in range(size)]
-        for proc in self._procs:
-            proc.start()
+        # A terminal's Ctrl-C and systemd's stop reach the workers too: they start with
+        # SIGINT and SIGTERM blocked until _serve ignores them, else one arriving while a
+        # worker starts up kills it (and ingest exits 1 saying a worker died)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            for proc in self._procs:
+                proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def submit(self, batch: Batch) -> int:
         """Hand batch to the next free worker; its number (outcomes name it)."""
@@ -126,8 +134,9 @@ def _serve(url: str, tz: tzinfo | None, crash_at: int, parent: int, tasks: Any, 
            turn: Any, settled: Any) -> None:
     """A worker's life: store each batch handed to it, in its turn."""
     _die_with(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by WorkerPool
     gc.set_threshold(100000, 50, 100)  # as in Ingest.run: a tuple per line, no cycles
     db = open_database(url, migrate=False)
     db.defer_checkpoints()  # the coordinator does them, while the next batch is written
