@@ -378,3 +378,41 @@ def test_ingest_whose_workers_are_killed_exits_with_the_error(
     _assert_gone(children)
     _once(db_url, root)
     _assert_exactly(db_url, urls)
+
+
+@pytest.mark.slow
+def test_workers_starting_up_survive_sigterm(tmp_path: Path) -> None:
+    """SIGTERM to the workers again and again from the moment they exist, while they are
+    still starting up (before they could ignore it themselves), as when a stop follows a
+    start: they live on (it is ingest's to answer); then a stop of all of them is a clean
+    one, and a --once run afterwards stores every line once."""
+    root = tmp_path / "srv"
+    db_url = str(tmp_path / "monitor.db")
+    urls = _backlog(root, 0, 20_000)
+    open_database(db_url).close()
+    proc = _ingest(db_url, root, workers=2, batch_mb=0.1, session=True)
+    try:
+        deadline = time.monotonic() + 120
+        workers: list[tuple[int, int]] = []
+        while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            workers = [k for k, cmd in _children(proc.pid).items() if "spawn_main" in cmd]
+            time.sleep(0.002)
+        assert len(workers) == 2, proc.poll()
+        until = time.monotonic() + 1.5
+        while time.monotonic() < until:
+            for pid, start in workers:
+                if _running(pid, start):
+                    os.kill(pid, signal.SIGTERM)
+            time.sleep(0.002)
+        assert [k for k in workers if _running(*k)] == workers
+        children = _children(proc.pid)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err.decode()
+    _assert_gone(children)
+    _once(db_url, root)
+    _assert_exactly(db_url, urls)
