@@ -116,6 +116,7 @@ class Ingest:
         self._handed: dict[int, list[Advance]] = {}  # batch number -> its checkpoint moves
         self._failure: str | None = None  # a handed-out batch's checkpoint had moved
         self._error: str | None = None  # a worker could not store a batch
+        self._stop = threading.Event()  # set: run_pass reads no further (see run)
         self._load()
 
     # -- state -------------------------------------------------------------------------
@@ -269,6 +270,8 @@ class Ingest:
         batch: Batch | None = Batch()
         try:
             for st, seg, path, finished in self._work():
+                if self._stop.is_set():  # stopping: what is left waits for the next start
+                    break
                 assert batch is not None
                 batch = self._read_segment(st, seg, path, finished, batch)
                 if batch is None:
@@ -309,7 +312,7 @@ class Ingest:
                              f"{adv.read_to} already ingested; waiting for the shipper to "
                              "re-send the rest")
                 return batch
-            while adv.read_to < size:
+            while adv.read_to < size and not self._stop.is_set():
                 data = os.pread(fd, min(self.chunk, size - adv.read_to), adv.read_to)
                 if not data:
                     break
@@ -460,7 +463,7 @@ class Ingest:
             stop: threading.Event | None = None,
             every_pass: Callable[[], None] | None = None) -> Stats:
         """Ingest until stop is set (or, with once, until nothing is left)."""
-        stop = stop or threading.Event()
+        stop = self._stop = stop or threading.Event()
         # Batches allocate a tuple per line and no cycles: collect rarely (5-10 % faster).
         gc.set_threshold(100000, 50, 100)
         try:

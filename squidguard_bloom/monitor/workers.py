@@ -13,8 +13,10 @@ batch before its own to be settled (the *turn*) before it begins its
 transaction, so checkpoints advance in order and row ids rise with them.
 Parsing, the bulk of the work, overlaps with the writing of the batch before.
 
-Workers die with the coordinator (Linux's parent-death signal), so a kill -9
-of ingest leaves no writer behind; they ignore SIGINT and SIGTERM, which the
+Workers die with the coordinator (Linux's parent-death signal, which follows
+the thread that started them: start the pool from a thread that lives as long
+as it, as the command's main thread does), so a kill -9 of ingest leaves no
+writer behind; they ignore SIGINT and SIGTERM, which the
 coordinator answers by finishing the batches it handed out and closing them.
 """
 
@@ -84,6 +86,7 @@ class WorkerPool:
     def collect(self, keep: int) -> list[Outcome]:
         """The outcomes reported so far, waiting until at most keep batches are in flight."""
         out: list[Outcome] = []
+        self._check_alive()  # also an idle one: ingest would go on with fewer workers
         while self._procs:
             try:
                 outcome = self._results.get(block=self.in_flight > keep, timeout=1.0)
@@ -101,9 +104,9 @@ class WorkerPool:
             if not proc.is_alive():
                 self.close(wait=False)  # the others may wait for its turn forever
                 self.in_flight = 0
-                raise MonitorError(f"ingest's {proc.name} died (exit status {proc.exitcode}) "
-                                   "with batches in flight; what it did not commit is read "
-                                   "again when ingest starts again")
+                raise MonitorError(f"ingest's {proc.name} died (exit status {proc.exitcode});"
+                                   " what it did not commit is read again when ingest starts "
+                                   "again")
 
     @property
     def closed(self) -> bool:

@@ -607,7 +607,7 @@ def test_workers_killed_under_ingest_stop_the_pass_with_that_error(
             assert proc.exitcode == -signal.SIGKILL
         tree.write("a", "access", 1, "".join(lines[10:]))
         with pytest.raises(MonitorError, match=r"^ingest's ingest-worker-\d died \(exit "
-                           r"status -9\) with batches in flight"):
+                           r"status -9\); what it did not commit is read again"):
             ing.run_pass()
     finally:
         ing.close()
@@ -616,3 +616,25 @@ def test_workers_killed_under_ingest_stop_the_pass_with_that_error(
                    max_line=1024)
     again.run(once=True)
     assert _stored_prefix(db, lines) == 60
+
+
+def test_stop_ends_a_pass_between_batches(db: Database, tree: Tree, workers: int) -> None:
+    """SIGTERM (run's stop event) takes effect between batches, not after the whole backlog:
+    what was stored is a prefix of the file, and the next start stores exactly the rest."""
+    lines = [access(T0, i) for i in range(200)]
+    tree.write("a", "access", 1, "".join(lines))
+    stop = threading.Event()
+
+    def now() -> float:  # asked once per batch stored: stop once rows are committed
+        if db.scalar("SELECT count(*) FROM access"):
+            stop.set()
+        return T0 + 600
+
+    ing = Ingest(db, roots=[tree.root], clock=Clock(UTC), now=now, batch_bytes=2000,
+                 max_line=1024, workers=workers)
+    ing.run(stop=stop)  # not --once: without the stop it would never return
+    stored = _stored_prefix(db, lines)
+    assert 0 < stored < 100  # the batches stored or handed out before the stop, no more
+    Ingest(db, roots=[tree.root], clock=Clock(UTC), now=lambda: T0 + 600, max_line=1024,
+           workers=workers).run(once=True)
+    assert _stored_prefix(db, lines) == 200
