@@ -401,6 +401,8 @@ class Ingest:
             except CheckpointMoved as exc:
                 self._conflict(str(exc))
                 return False
+            except Exception as exc:  # as a worker reports it (workers.py), and the CLI says
+                raise MonitorError(_cannot_store(f"{type(exc).__name__}: {exc}")) from exc
             self._committed(moved, lines, unparsed)
             return True
         for adv in moved:
@@ -449,9 +451,7 @@ class Ingest:
         self._error = self._failure = None
         if error is not None:
             self._load()
-            raise MonitorError(f"an ingest worker could not store a batch ({error}); nothing "
-                               "of that batch is stored, and it is read again on the next "
-                               "start")
+            raise MonitorError(_cannot_store(error, "an ingest worker"))
         if failure is not None:
             self._conflict(failure)
             return False
@@ -487,6 +487,11 @@ class Ingest:
 
 
 _ID_TABLES = {ACCESS: "access", HELPER: "decisions"}
+
+
+def _cannot_store(error: str, who: str = "ingest") -> str:
+    return (f"{who} could not store a batch ({error}); nothing of that batch is stored, and "
+            "it is read again on the next start")
 
 
 def _what(mode: int) -> str:
