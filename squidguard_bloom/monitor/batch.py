@@ -29,6 +29,7 @@ from squidguard_bloom.monitor.parse import (
     parse_shipper,
 )
 from squidguard_bloom.monitor.rollup import Rollups
+from squidguard_bloom.records import Record
 
 UNPARSED_KEEP = 65536  # bytes of an unparsed line that are kept
 UNPARSED_COLUMNS = ("proxy_id", "stream_id", "segment_id", "at", "length", "received",
@@ -63,23 +64,18 @@ class Advance:
         self.finished = False
 
 
-class Piece:
+class Piece(Record):
     """Whole lines of one segment (at: their offset in it; with tail, the last has no newline;
     their rows get ids from first_id on), to be parsed into a batch."""
 
-    __slots__ = ("at", "data", "first_id", "kind", "proxy_id", "segment_id", "stream_id",
-                 "tail")
-
-    def __init__(self, proxy_id: int, stream_id: int, kind: str | None, segment_id: int,
-                 at: int, data: bytes, tail: bool, first_id: int) -> None:
-        self.proxy_id = proxy_id
-        self.stream_id = stream_id
-        self.kind = kind
-        self.segment_id = segment_id
-        self.at = at
-        self.data = data
-        self.tail = tail
-        self.first_id = first_id
+    proxy_id: int
+    stream_id: int
+    kind: str | None
+    segment_id: int
+    at: int
+    data: bytes
+    tail: bool
+    first_id: int
 
 
 class Batch:
