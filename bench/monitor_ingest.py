@@ -22,17 +22,23 @@ One run, side by side:
    leaves.
 
 Each ingest is a separate process, timed from start to exit (start-up,
-migrations and the final commit included); CPU is that process's user+system
-time (its workers included), and for PostgreSQL the server's CPU is shown too.
-Peak RSS is the largest sum of resident memory over the ingest process and its
-workers (GoAccess: its process), sampled every 20 ms. After each PostgreSQL run (untimed) its
-database is vacuumed and analyzed and a checkpoint written, so that no run
-pays for the autovacuum and checkpoint of the run before it. The machine's cores
-are shared, so wall-clock figures move with its load: the load average is
-printed, and lines per CPU second are the steadier comparison.
+migrations and the final commit included), ``--repeat`` times (default 3), each
+into a fresh database; the table shows the run of median wall time, and its
+notes every run's time. CPU is that process's user+system time (its workers
+included), and for PostgreSQL the server's CPU is shown too. Peak RSS is the
+largest sum of resident memory over the ingest process and its workers
+(GoAccess: its process), sampled every 20 ms. Before each run the dirty pages
+of the last are written out (untimed). After each PostgreSQL run (untimed)
+its database is vacuumed and analyzed and a checkpoint written, so that no run
+pays for the autovacuum and checkpoint of the run before it; a run that the
+server's autovacuum fell into (it vacuums and analyzes the tables a run has
+just filled, on the same two cores, whenever its schedule says) is marked.
+The machine's cores are shared, so wall-clock figures move with its load: the
+load average is printed, and lines per CPU second are the steadier comparison.
 
     python bench/monitor_ingest.py [--lines N] [--helper-lines N] [--no-postgresql]
-                                   [--workers 1,2] [--stages [--stage-lines N]]
+                                   [--workers 1,2] [--repeat N]
+                                   [--stages [--stage-lines N]]
 """
 
 from __future__ import annotations
@@ -130,8 +136,8 @@ class TreeRss:
 
     Each process's parent is read once, when its pid first appears in /proc; a sample then
     reads only the tree's own ``statm``. (Reading every process's ``stat`` at each sample, as
-    this benchmark first did, took about 1 ms of CPU and slowed a busy two-core run by about
-    a tenth, the database server most.)"""
+    this benchmark first did, took about 0.9 ms of CPU a sample here, 50 times a second, on
+    the cores the measured run uses; this takes about 0.2 ms.)"""
 
     def __init__(self, root: int) -> None:
         self.root = root
@@ -196,6 +202,42 @@ def settle(db_url: str) -> None:
     with open_database(db_url) as db:  # autocommit between transactions, as VACUUM needs
         db.execute("VACUUM (ANALYZE)")
         db.execute("CHECKPOINT")
+
+
+def autovacuumed(db_url: str) -> bool:
+    """Whether the server's autovacuum vacuumed or analyzed a table of this database, or is
+    at it now (it shares the cores with the run it falls in)."""
+    with open_database(db_url) as db:
+        done = db.scalar("SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) "
+                         "FROM pg_stat_user_tables")
+        busy = db.scalar("SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
+                         "'autovacuum worker' AND datname = current_database()")
+    return bool(done) or bool(busy)
+
+
+def drop(db_url: str, server: PostgresServer | None) -> None:
+    """Remove a run's database (SQLite: its files; PostgreSQL: DROP DATABASE)."""
+    if server is None or not db_url.startswith("postgresql://"):
+        for suffix in ("", "-wal", "-shm"):
+            Path(db_url + suffix).unlink(missing_ok=True)
+        return
+    with open_database(server.url(), migrate=False) as db:
+        db.execute(f"DROP DATABASE {db_url.rsplit('/', 1)[1]}")
+
+
+def summary(runs: list[tuple[float, float, int, float, bool]], pg: bool
+            ) -> tuple[float, float, int, str]:
+    """(wall, CPU, peak RSS, notes) of repeated runs: the run of median wall time, and in the
+    notes every run's wall time, the server's CPU and in which runs autovacuum ran."""
+    ordered = sorted(runs, key=lambda r: r[0])
+    wall, cpu, rss, used, _ = ordered[(len(ordered) - 1) // 2]
+    notes = []
+    if pg:
+        notes.append(f"server CPU {used:.1f} s")
+    if len(runs) > 1:
+        notes.append("runs " + ", ".join(f"{r[0]:.1f}" + (" (autovacuum)" if r[4] else "")
+                                         for r in runs) + " s")
+    return wall, cpu, rss, "; ".join(notes)
 
 
 def layout(work: Path, name: str, stream: str, source: Path) -> Path:
@@ -269,6 +311,9 @@ def main() -> None:
     p.add_argument("--helper-lines", type=int, default=1_000_000)
     p.add_argument("--no-postgresql", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="runs of each ingest, each into a fresh database; the table shows the "
+                   "run of median wall time (default 3)")
     p.add_argument("--stages", action="store_true",
                    help="also time each ingest stage on the access.log, in this process")
     p.add_argument("--stage-lines", type=int, default=200_000)
@@ -313,27 +358,33 @@ def main() -> None:
                 ("helper log", helper_log, "decisions", "blocked", args.helper_lines)):
             for db_name, make_url in targets:
                 for n in workers:
-                    name = f"{stream}-{db_name.lower()}-{n}"
-                    url = make_url(name)
-                    proxy = layout(work, name, stream, log)
-                    server_cpu0 = proc_cpu(server.server.pid) if (
-                        server and db_name == "PostgreSQL") else 0.0
-                    wall, cpu, rss = ingest(url, proxy, n)
-                    extra = ""
-                    if server and db_name == "PostgreSQL":
-                        time.sleep(0.5)  # let the backends exit, so the postmaster reaped them
-                        used = proc_cpu(server.server.pid) - server_cpu0
-                        extra = f"server CPU {used:.1f} s"
                     how = "1 process" if n == 1 else f"{n} workers"
-                    results.append((label, f"monitor -> {db_name}, {how}", lines, wall, cpu, rss,
-                                    extra))
-                    rows, per_row, index, rollup_bytes, rollup_rows = sizes(url, table)
-                    assert rows == lines, f"{db_name}: {rows} rows for {lines} lines"
-                    if n == workers[-1]:
-                        size_rows.append((label, db_name, rows, per_row, index, rollup_bytes,
-                                          rollup_rows))
-                    if db_name == "PostgreSQL":
-                        settle(url)
+                    runs: list[tuple[float, float, int, float, bool]] = []
+                    for rep in range(args.repeat):
+                        name = f"{stream}-{db_name.lower()}-{n}-{rep}"
+                        url = make_url(name)
+                        proxy = layout(work, name, stream, log)
+                        pg_server = server if db_name == "PostgreSQL" else None
+                        server_cpu0 = proc_cpu(pg_server.server.pid) if pg_server else 0.0
+                        wall, cpu, rss = ingest(url, proxy, n)
+                        used, vacuumed = 0.0, False
+                        if pg_server is not None:
+                            time.sleep(0.5)  # let the backends exit, so the postmaster reaped them
+                            used = proc_cpu(pg_server.server.pid) - server_cpu0
+                            vacuumed = autovacuumed(url)
+                        runs.append((wall, cpu, rss, used, vacuumed))
+                        rows, per_row, index, rollup_bytes, rollup_rows = sizes(url, table)
+                        assert rows == lines, f"{db_name}: {rows} rows for {lines} lines"
+                        last = rep == args.repeat - 1
+                        if last and n == workers[-1]:
+                            size_rows.append((label, db_name, rows, per_row, index,
+                                              rollup_bytes, rollup_rows))
+                        if pg_server is not None:
+                            settle(url)
+                        if not last:  # the next run starts from the same state
+                            drop(url, server)
+                    results.append((label, f"monitor -> {db_name}, {how}", lines,
+                                    *summary(runs, db_name == "PostgreSQL")))
         print(f"load average after: {os.getloadavg()}\n")
 
         print("| log | program | lines | wall s | lines/s | CPU s | lines per CPU s | "
