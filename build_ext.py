@@ -18,8 +18,8 @@ from cffi import FFI
 HERE = Path(__file__).resolve().parent
 CSRC = HERE / "csrc"
 SOURCES = ["bloom.c", "murmur3.c", "listindex.c", "listbuild.c", "fastpath.c", "fp_parse.c",
-           "fp_decide.c", "fp_write.c"]
-HEADERS = ["bloom.h", "listindex.h", "listbuild.h", "fastpath.h"]
+           "fp_decide.c", "fp_write.c", "accesslog.c"]
+HEADERS = ["bloom.h", "listindex.h", "listbuild.h", "fastpath.h", "accesslog.h"]
 
 
 def _cdef() -> str:
@@ -39,7 +39,8 @@ ffibuilder = FFI()
 ffibuilder.cdef(_cdef())
 ffibuilder.set_source(
     "squidguard_bloom.native._bloom",
-    '#include "bloom.h"\n#include "listindex.h"\n#include "listbuild.h"\n#include "fastpath.h"',
+    '#include "bloom.h"\n#include "listindex.h"\n#include "listbuild.h"\n#include "fastpath.h"'
+    '\n#include "accesslog.h"',
     # Relative paths: setuptools refuses absolute ones in an sdist build.
     sources=[os.path.relpath(CSRC / name) for name in SOURCES],
     include_dirs=[os.path.relpath(CSRC)],

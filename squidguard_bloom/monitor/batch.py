@@ -24,9 +24,10 @@ from squidguard_bloom.monitor.parse import (
     HELPER,
     SHIPPER,
     Clock,
-    parse_access,
+    parse_access_data,
     parse_helper,
     parse_shipper,
+    split_lines,
 )
 from squidguard_bloom.monitor.rollup import Rollups
 from squidguard_bloom.records import Record
@@ -150,32 +151,31 @@ class BatchStore:
     def _parse(self, piece: Piece, adv: Advance, batch: Batch) -> None:
         """Parse a piece's lines into batch, counting them on its segment's advance."""
         data = piece.data
-        text = data.decode("utf-8", "replace")
-        if "\x00" in text:  # PostgreSQL text cannot hold NUL; the raw bytes stay in unparsed
-            text = text.replace("\x00", "\ufffd")
-        lines = text.split("\n")
-        if not piece.tail:
-            lines.pop()  # the empty piece after the last newline
         bad: list[tuple[int, str]] = []
         kind = piece.kind
         rollups = batch.rollups
         if kind == ACCESS:
             first = len(batch.access)
-            parse_access(lines, piece.proxy_id, batch.access, bad, piece.first_id)
+            n = parse_access_data(data, piece.tail, piece.proxy_id, batch.access, bad,
+                                  piece.first_id)
             rollups.add_access(batch.access, first)
-        elif kind == HELPER:
-            first, first_event = len(batch.decisions), len(batch.events)
-            parse_helper(lines, piece.proxy_id, piece.stream_id, self.clock, batch.decisions,
-                         batch.events, bad, piece.first_id)
-            rollups.add_decisions(batch.decisions, first)
-            rollups.add_events(batch.events, HELPER, first_event)
-        elif kind == SHIPPER:
-            first_event = len(batch.events)
-            parse_shipper(lines, piece.proxy_id, piece.stream_id, self.clock, batch.events, bad)
-            rollups.add_events(batch.events, SHIPPER, first_event)
         else:
-            bad = [(i, "not a known log format (Squid native access.log, squidGuard-format, "
-                    "shipper log)") for i in range(len(lines))]
+            lines = split_lines(data, piece.tail)
+            n = len(lines)
+            if kind == HELPER:
+                first, first_event = len(batch.decisions), len(batch.events)
+                parse_helper(lines, piece.proxy_id, piece.stream_id, self.clock,
+                             batch.decisions, batch.events, bad, piece.first_id)
+                rollups.add_decisions(batch.decisions, first)
+                rollups.add_events(batch.events, HELPER, first_event)
+            elif kind == SHIPPER:
+                first_event = len(batch.events)
+                parse_shipper(lines, piece.proxy_id, piece.stream_id, self.clock, batch.events,
+                              bad)
+                rollups.add_events(batch.events, SHIPPER, first_event)
+            else:
+                bad = [(i, "not a known log format (Squid native access.log, squidGuard-format, "
+                        "shipper log)") for i in range(n)]
         if bad:
             raw = data.split(b"\n")
             offsets = [piece.at]
@@ -184,7 +184,6 @@ class BatchStore:
             for i, reason in bad:
                 raw_line = raw[i]
                 self.bad_line(piece, batch, offsets[i], len(raw_line), raw_line, reason)
-        n = len(lines)
         adv.lines += n
         adv.unparsed += len(bad)
         batch.count += n

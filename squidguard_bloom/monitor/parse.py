@@ -18,7 +18,11 @@ Formats (see docs/monitor.md, "What each parser reads"):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from datetime import datetime, tzinfo
+from itertools import count, repeat
+
+from squidguard_bloom.native.accesslog import Scanned, scan
 
 ACCESS = "access"
 HELPER = "helper"
@@ -113,32 +117,97 @@ class Clock:
         return base + minute * 60 + second
 
 
+def split_lines(data: bytes, tail: bool) -> list[str]:
+    """A piece's whole lines as text (invalid UTF-8 and NUL as U+FFFD); with tail, the text
+    after the last newline is a line too."""
+    text = data.decode("utf-8", "replace")
+    if "\x00" in text:  # PostgreSQL text cannot hold NUL; the raw bytes stay in unparsed
+        text = text.replace("\x00", "\ufffd")
+    lines = text.split("\n")
+    if not tail:
+        lines.pop()  # the empty piece after the last newline
+    return lines
+
+
 def parse_access(lines: list[str], proxy_id: int, rows: list[tuple], bad: list[tuple[int, str]],
                  first_id: int = 1) -> None:
-    """Squid native access.log lines -> ``access`` rows; line i's row gets id first_id + i."""
+    """Squid native access.log lines -> ``access`` rows; line i's row gets id first_id + i.
+    Python alone: the reference for :func:`parse_access_data`."""
+    _access_rows(lines, None, proxy_id, rows, bad, first_id)
+
+
+def parse_access_data(data: bytes, tail: bool, proxy_id: int, rows: list[tuple],
+                      bad: list[tuple[int, str]], first_id: int = 1) -> int:
+    """:func:`parse_access` of :func:`split_lines` (data, tail), with C reading the lines it
+    can (squidguard_bloom.native.accesslog) and Python the others; the number of lines."""
+    n = data.count(b"\n") + (1 if tail else 0)
+    scanned = scan(data, n)
+    _access_rows(split_lines(data, tail) if 0 in scanned.fast else None, scanned, proxy_id,
+                 rows, bad, first_id)
+    return n
+
+
+_Fields = tuple[float, int, int, int, str, str, str, str, str, str, str, str, str]
+
+
+def _access_fields(line: str) -> _Fields | str:
+    """(ts, elapsed, status, size, client, result, method, url, ident, hierarchy, peer, mime,
+    host) of an access.log line as Python reads it, or why it cannot be read."""
+    f = line.split()
+    if len(f) != 10:
+        return f"Squid native format has 10 fields, this line {len(f)}"
+    result, _, status = f[3].partition("/")
+    try:
+        ts = float(f[0])
+        elapsed = int(f[1])
+        code = int(status)
+        size = int(f[4])
+    except ValueError:
+        return "time, elapsed, status or size is not a number"
+    hierarchy, _, peer = f[8].partition("/")
+    url = f[6]
+    return (ts, elapsed, code, size, f[2], result, f[5], url, f[7], hierarchy, peer, f[9],
+            host_of(url))
+
+
+def _access_rows(lines: list[str] | None, scanned: Scanned | None, proxy_id: int,
+                 rows: list[tuple], bad: list[tuple[int, str]], first_id: int) -> None:
+    """The rows of the lines scanned read (fast) and of the others in lines (slow; all of
+    them when scanned is None), in line order."""
     append = rows.append
-    for i, line in enumerate(lines):
-        f = line.split()
-        if len(f) != 10:
-            bad.append((i, f"Squid native format has 10 fields, this line {len(f)}"))
-            continue
-        result, _, status = f[3].partition("/")
-        try:
-            ts = float(f[0])
-            elapsed = int(f[1])
-            code = int(status)
-            size = int(f[4])
-        except ValueError:
-            bad.append((i, "time, elapsed, status or size is not a number"))
-            continue
+    marks: Iterable[int]
+    tss: Iterable[float]
+    els: Iterable[int]
+    codes: Iterable[int]
+    sizes: Iterable[int]
+    fields: Iterator[str]
+    if scanned is None:
+        assert lines is not None
+        marks = repeat(0, len(lines))
+        tss = repeat(0.0)
+        els = codes = sizes = repeat(0)
+        fields = repeat("")
+    else:
+        marks, tss, els, codes, sizes = (scanned.fast, scanned.ts, scanned.elapsed,
+                                         scanned.status, scanned.size)
+        fields = iter(scanned.fields)
+    f = fields
+    for (i, fast, ts, elapsed, code, size, client, result, method, url, ident, hierarchy, peer,
+         mime, host) in zip(count(), marks, tss, els, codes, sizes, f, f, f, f, f, f, f, f, f):
+        if not fast:
+            assert lines is not None
+            got = _access_fields(lines[i])
+            if isinstance(got, str):
+                bad.append((i, got))
+                continue
+            (ts, elapsed, code, size, client, result, method, url, ident, hierarchy,  # noqa: PLW2901
+             peer, mime, host) = got  # noqa: PLW2901 (a slow line: Python read its fields)
         if not (0.0 < ts < _TS_MAX and 0 <= elapsed <= _INT32 and 0 <= code <= 999
                 and 0 <= size <= _INT64):
             bad.append((i, "time, elapsed, status or size out of range"))
             continue
-        hierarchy, _, peer = f[8].partition("/")
-        url = f[6]
-        append((first_id + i, proxy_id, ts, elapsed, f[2], result, code, size, f[5], url,
-                host_of(url), f[7], hierarchy, peer, f[9]))
+        append((first_id + i, proxy_id, ts, elapsed, client, result, code, size, method, url,
+                host, ident, hierarchy, peer, mime))
 
 
 _HELPER_KINDS = (
