@@ -15,7 +15,9 @@ One run, side by side:
 3. database bytes per raw row (table plus its time index), of the search postings per raw
    row, and the rollups' size;
 4. with ``--stages``: where an access.log line's CPU goes inside one ingest
-   process (decoding and splitting, ``parse_access``, ``Rollups.add_access``,
+   process (``parse_access_data``: the C scanner and the rows built in Python, as
+   ingest parses; next to it, not summed, the Python-only parse: decoding and
+   splitting, ``parse_access``), ``Rollups.add_access``,
    ``executemany`` into the ``access`` table (time index) with its COMMIT, the search
    postings, the rollups' upserts), best of three passes over the log's first ``--stage-lines``
    lines, next to GoAccess's CPU per line and the budget that 3x GoAccess
@@ -44,6 +46,7 @@ load average is printed, and lines per CPU second are the steadier comparison.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import resource
@@ -61,7 +64,12 @@ sys.path.insert(0, str(ROOT))
 from squidguard_bloom.monitor import postings  # noqa: E402
 from squidguard_bloom.monitor.cli import default_workers  # noqa: E402
 from squidguard_bloom.monitor.migrate import open_database  # noqa: E402
-from squidguard_bloom.monitor.parse import ACCESS_COLUMNS, parse_access  # noqa: E402
+from squidguard_bloom.monitor.parse import (  # noqa: E402
+    ACCESS_COLUMNS,
+    parse_access,
+    parse_access_data,
+    split_lines,
+)
 from squidguard_bloom.monitor.rollup import Rollups  # noqa: E402
 from tests.monitor.pgserver import PostgresServer, find_bindir  # noqa: E402
 
@@ -261,12 +269,15 @@ def sizes(db_url: str, table: str) -> tuple[int, float, float, int, int]:
         rollup_rows
 
 
-def stages(access_log: Path, work: Path, lines: int) -> list[tuple[str, float]]:
+def stages(access_log: Path, work: Path, lines: int) -> tuple[list[tuple[str, float]],
+                                                                list[tuple[str, float]]]:
     """CPU seconds per line of each ingest stage over access_log's first lines lines (best
-    of three passes; each pass stores into a fresh SQLite database)."""
+    of three passes; each pass stores into a fresh SQLite database), and of the Python-only
+    parse that the C scanner replaces (not one of the stages)."""
     with access_log.open("rb") as fh:
         data = b"".join(fh.readline() for _ in range(lines))
     best: dict[str, float] = {}
+    python_only = ("decode and split into lines", "parse_access (fields, conversions, host)")
 
     def keep(name: str, start: float, n: int) -> None:
         took = (time.process_time() - start) / max(n, 1)
@@ -274,15 +285,20 @@ def stages(access_log: Path, work: Path, lines: int) -> list[tuple[str, float]]:
 
     for k in range(3):
         t = time.process_time()
-        text = data.decode("utf-8", "replace").split("\n")
-        text.pop()
+        text = split_lines(data, False)
         n = len(text)
-        keep("decode and split into lines", t, n)
+        keep(python_only[0], t, n)
         rows: list[tuple] = []
         bad: list[tuple[int, str]] = []
         t = time.process_time()
         parse_access(text, 1, rows, bad)
-        keep("parse_access (fields, conversions, host)", t, n)
+        keep(python_only[1], t, n)
+        del text, rows
+        gc.collect()
+        rows = []
+        t = time.process_time()
+        parse_access_data(data, False, 1, rows, bad)
+        keep("parse_access_data (C scanner, rows built in Python)", t, n)
         t = time.process_time()
         rollups = Rollups()
         rollups.add_access(rows)
@@ -302,7 +318,8 @@ def stages(access_log: Path, work: Path, lines: int) -> list[tuple[str, float]]:
             with db.transaction():
                 rollups.write(db)
             keep("rollup upserts + COMMIT", t, n)
-    return list(best.items())
+    return ([(name, v) for name, v in best.items() if name not in python_only],
+            [(name, v) for name, v in best.items() if name in python_only])
 
 
 def main() -> None:
@@ -402,13 +419,17 @@ def main() -> None:
                   f"{rollup_bytes:,} | {rollup_rows:,} |")
         if args.stages:
             goaccess_cpu = results[0][4] / args.lines
-            parts = stages(access_log, work, min(args.stage_lines, args.lines))
+            parts, python_only = stages(access_log, work, min(args.stage_lines, args.lines))
             print(f"\n| access.log stage (first {min(args.stage_lines, args.lines):,} lines, "
                   "best of 3) | CPU us per line |")
             print("|---|---:|")
             for name, per_line in parts:
                 print(f"| {name} | {per_line * 1e6:.2f} |")
             print(f"| sum of the stages | {sum(v for _, v in parts) * 1e6:.2f} |")
+            for name, per_line in python_only:
+                print(f"| (Python only, not summed) {name} | {per_line * 1e6:.2f} |")
+            print("| (Python only, not summed) both, against parse_access_data | "
+                  f"{sum(v for _, v in python_only) * 1e6:.2f} |")
             print(f"| GoAccess, whole run | {goaccess_cpu * 1e6:.2f} |")
             print(f"| budget for 3x GoAccess per CPU second | {goaccess_cpu / 3 * 1e6:.2f} |")
     finally:

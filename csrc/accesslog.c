@@ -70,8 +70,8 @@ static const uint8_t *find(const uint8_t *p, const uint8_t *e, uint8_t c) {
 /* the host of a URL, as monitor/parse.py's host_of and _host find it (before lower-casing) */
 static struct span host_of(const uint8_t *u, const uint8_t *ue) {
     const uint8_t *a = u, *ae = ue;
-    for (const uint8_t *q = u; q + 3 <= ue; q++) {
-        if (q[0] == ':' && q[1] == '/' && q[2] == '/') {
+    for (const uint8_t *q = find(u, ue, ':'); q + 3 <= ue; q = find(q + 1, ue, ':')) {
+        if (q[1] == '/' && q[2] == '/') {
             a = q + 3;
             ae = find(a, ue, '/');
             break;
@@ -117,30 +117,16 @@ static int scan_line(const uint8_t *p, const uint8_t *e, double *ts, int64_t *el
                      int64_t *status, int64_t *bytes, uint8_t **w, const uint8_t *end) {
     struct span f[FIELDS];
     int n = 0;
-    const uint8_t *start = NULL;
-    for (const uint8_t *q = p; q < e; q++) {
-        uint8_t c = *q;
-        if (c == ' ' || c == '\t') {
-            if (start) {
-                f[n].p = start;
-                f[n].e = q;
-                n++;
-                start = NULL;
-            }
-        } else if ((uint8_t)(c - 0x21) < 0x7f - 0x21) { /* printable, not a space */
-            if (!start) {
-                if (n == FIELDS) return 0;
-                start = q;
-            }
-        } else {
-            return 0;
-        }
-    }
-    if (start) {
+    const uint8_t *q = p;
+    for (;;) {
+        while (q < e && (*q == ' ' || *q == '\t')) q++;
+        if (q == e) break;
         if (n == FIELDS) return 0;
-        f[n].p = start;
-        f[n].e = e;
+        f[n].p = q;
+        while (q < e && (uint8_t)(*q - 0x21) < 0x7f - 0x21) q++; /* printable, not a space */
+        f[n].e = q;
         n++;
+        if (q < e && *q != ' ' && *q != '\t') return 0; /* a byte no fast line holds */
     }
     if (n != FIELDS) return 0;
     const uint8_t *slash = find(f[3].p, f[3].e, '/');
