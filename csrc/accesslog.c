@@ -4,7 +4,6 @@
  */
 #include "accesslog.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #define FIELDS     10
@@ -29,36 +28,32 @@ static int digits(const uint8_t *p, const uint8_t *e, int64_t *value) {
 /* exact powers of ten as doubles (10^22 is the last one a double holds exactly) */
 static const double POW10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+_Static_assert(sizeof POW10 / sizeof POW10[0] > SGB_AL_TS_DIGITS, "POW10 too short");
 
 /*
- * [p, e) as [0-9]+ or [0-9]+.[0-9]+, correctly rounded as Python's float() does; 0 if it is
- * not one.  With at most 15 digits the digits are an integer m < 2^53 and the value is
- * m / 10^k with both exact doubles, so one IEEE division rounds it correctly; longer ones go
- * to strtod.
+ * [p, e) as [0-9]+ or [0-9]+.[0-9]+ of at most SGB_AL_TS_DIGITS digits, correctly rounded as
+ * Python's float() does; 0 if it is not one.  The digits are an integer m < 10^15 < 2^53 and
+ * the value is m / 10^k with both exact doubles, so one IEEE division rounds it correctly
+ * (no strtod: it would read the decimal point of the process's locale).
  */
 static int timestamp(const uint8_t *p, const uint8_t *e, double *value) {
-    size_t n = (size_t)(e - p);
-    if (n == 0 || n > SGB_AL_MAX_TS) return 0;
     const uint8_t *q = p;
     uint64_t m = 0;
-    while (q < e && *q >= '0' && *q <= '9') m = m * 10 + (uint64_t)(*q++ - '0');
-    if (q == p) return 0;
-    size_t k = 0;
+    size_t n = 0, k = 0;
+    while (q < e && *q >= '0' && *q <= '9' && n <= SGB_AL_TS_DIGITS) {
+        m = m * 10 + (uint64_t)(*q++ - '0');
+        n++;
+    }
+    if (n == 0) return 0;
     if (q < e) {
         if (*q != '.' || q + 1 == e) return 0;
-        for (q++; q < e; q++, k++) {
+        for (q++; q < e && n <= SGB_AL_TS_DIGITS; q++, k++, n++) {
             if (*q < '0' || *q > '9') return 0;
             m = m * 10 + (uint64_t)(*q - '0');
         }
     }
-    if (n - (k ? 1 : 0) <= 15) {
-        *value = (double)m / POW10[k];
-        return 1;
-    }
-    char text[SGB_AL_MAX_TS + 1];
-    memcpy(text, p, n);
-    text[n] = '\0';
-    *value = strtod(text, NULL);
+    if (q < e || n > SGB_AL_TS_DIGITS) return 0;
+    *value = (double)m / POW10[k];
     return 1;
 }
 

@@ -15,8 +15,8 @@
  *           line slow (Python's str.split() also splits on some of those);
  *   fields  runs of spaces and tabs split the line into exactly 10 fields
  *           (leading and trailing ones ignored, as str.split() does);
- *   ts      field 1 is [0-9]+ or [0-9]+.[0-9]+, at most SGB_AL_MAX_TS bytes,
- *           converted by strtod (correctly rounded, as Python's float());
+ *   ts      field 1 is [0-9]+ or [0-9]+.[0-9]+ with at most SGB_AL_TS_DIGITS
+ *           digits (Squid writes 13), correctly rounded as Python's float();
  *   numbers field 2 (elapsed), the part of field 4 after its first '/'
  *           (status) and field 5 (size) are [0-9]{1,18}.
  *
@@ -41,7 +41,7 @@
 #include <stdint.h>
 
 /* cdef-begin */
-#define SGB_AL_MAX_TS 40 /* longer time stamps are slow lines */
+#define SGB_AL_TS_DIGITS 15 /* time stamps with more digits are slow lines */
 
 /*
  * Scan the first `lines` lines of buf[0 .. size): line k ends at its '\n'
