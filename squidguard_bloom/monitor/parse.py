@@ -4,7 +4,9 @@ Each parser takes a list of lines (text, without their newlines) and appends
 row tuples, in the column order of its table, to the lists it is given; a
 line it cannot read goes to ``bad`` as ``(index, reason)`` and never stops the
 others. Parsers work on whole batches so the per-line cost stays a split and
-a few conversions: ingest speed is the point.
+a few conversions: ingest speed is the point. Ingest hands access.log over as
+raw bytes (:func:`parse_access_data`): C (native/accesslog.py) reads the
+lines it can, :func:`parse_access`'s Python code the others.
 
 Formats (see docs/monitor.md, "What each parser reads"):
 
