@@ -221,12 +221,29 @@ def test_tls(tmp_path: Path, proxies: list[Proxy]) -> None:
 
 
 def test_something_that_is_not_redis_is_named(tmp_path: Path, proxies: list[Proxy]) -> None:
-    """A server that answers in another protocol (here: an SSH banner)."""
+    """A server that answers in another protocol (here: an SSH banner).
+
+    Like sshd, it sends its banner and then reads what the client sends until the client
+    hangs up: closing right after the banner would make the kernel answer the client's
+    first command with a reset, and the client could see that (down) before the banner."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     port = listener.getsockname()[1]
     stop = threading.Event()
+
+    def talk(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(0.2)
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+            while not stop.is_set():
+                try:
+                    if not conn.recv(4096):
+                        return
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
 
     def serve() -> None:
         listener.settimeout(0.2)
@@ -235,16 +252,17 @@ def test_something_that_is_not_redis_is_named(tmp_path: Path, proxies: list[Prox
                 conn, _ = listener.accept()
             except TimeoutError:
                 continue
-            conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
-            conn.close()
+            threading.Thread(target=talk, args=(conn,), daemon=True).start()
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     try:
+        # connect_timeout: on a loaded machine this thread's answer may take over a second
         p = Proxy(tmp_path, "a", SharedSettings(urls=(f"redis://127.0.0.1:{port}/0",),
-                                                where={"shared": "sg.conf:9: welcome shared U"}))
+                                                where={"shared": "sg.conf:9: welcome shared U"},
+                                                connect_timeout=10.0))
         proxies.append(p)
-        assert p.welcome.link.state == MISCONFIGURED
+        assert p.welcome.link.state == MISCONFIGURED, p.welcome.link.detail
         assert p.welcome.link.detail.startswith(
             "sg.conf:9: welcome shared U: what answers there does not speak the Redis protocol")
     finally:
